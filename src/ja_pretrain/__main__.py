@@ -1,0 +1,5 @@
+import sys
+
+from ja_pretrain.cli import main
+
+sys.exit(main())
