@@ -20,7 +20,6 @@ import dataclasses
 import json
 import os
 from fractions import Fraction
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +120,9 @@ class ModelParameters:
 
 
 def default_parameter_file() -> Path:
-    return Path(str(resources.files("ja_pretrain") / "resources" / DEFAULT_PARAMETER_FILE))
+    from ja_pretrain.resources import resource_path
+
+    return resource_path(DEFAULT_PARAMETER_FILE)
 
 
 def _parse_fraction(preset: str, text: str) -> Fraction:
