@@ -1,0 +1,21 @@
+"""Writing MODEL_DIR/final/: Hugging Face model dirs with tokenizer files, model card and manifest.
+
+`export_final(objective, out_dir, **facts)` picks the exporter by `objective.kind`:
+`ja_pretrain.export.bert.export_bert_final` or `ja_pretrain.export.electra.export_electra_final`,
+both with the same signature (see export.bert)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def export_final(objective: Any, out_dir: str | os.PathLike, **facts: Any) -> Path:
+    if objective.kind == "electra":
+        from ja_pretrain.export.electra import export_electra_final
+
+        return export_electra_final(objective, out_dir, **facts)
+    from ja_pretrain.export.bert import export_bert_final
+
+    return export_bert_final(objective, out_dir, **facts)

@@ -1,0 +1,111 @@
+"""The training objective: the one `nn.Module` the trainer trains, whatever the model family.
+
+The trainer knows nothing of BERT or ELECTRA. It builds an objective with `build_objective`,
+wraps it in DDP, and per optimizer step does:
+
+    inputs  = [objective.prepare(batch, noise) for each micro-batch]   # CPU tensors, masking done
+    counts  = sum of objective.loss_counts(x) over micro-batches, all-reduced over ranks
+    for x in inputs:
+        out  = objective(**x_on_device)                                # ObjectiveOutput
+        loss = sum(w[t] * out.sums[t] / counts[t] for t in terms) * world_size
+        loss.backward()                                                # DDP averages over ranks
+
+so a step equals one single-process step on the union of every rank's samples (the
+`world_size` factor cancels DDP's gradient averaging). Hence the contract:
+
+- `prepare(batch, noise) -> dict[str, Tensor]`: `batch` is what `Samples.batch(indices)` returns
+  (numpy arrays: input_ids, attention_mask, token_type_ids, special_tokens_mask, word_start,
+  next_sentence_label for pairs); `noise` is this micro-batch's rows of a
+  `ja_pretrain.training.masking.MaskNoise`. Returns the keyword arguments of `forward`, as CPU
+  tensors (the trainer moves them to the device). Must be deterministic given (batch, noise).
+- `loss_counts(inputs) -> dict[str, Tensor]`: for each loss term, the number of items its sum
+  runs over (masked tokens, sentence pairs, real tokens...), computed from `inputs` alone,
+  before the forward pass, as int64 scalar tensors.
+- `forward(**inputs) -> ObjectiveOutput`: `sums[term]` is the loss term *summed* (not averaged)
+  over the micro-batch, fp32 scalar; `counts[term]` equals `loss_counts(inputs)[term]`;
+  `metrics[name] = (numerator, denominator)` scalar tensors that add over micro-batches and
+  ranks (e.g. ("correct masked predictions", "masked tokens") for an accuracy). No
+  `.item()`/`.cpu()` inside: the trainer syncs with the host only when it logs.
+- `loss_weights: dict[str, float]`: the weight of each term in the total loss (its keys are the
+  term names).
+- `kind: str` ("bert" or "electra"): picks the exporter in `ja_pretrain.export`.
+- `save_model(directory)`: write the model(s) in Hugging Face form (config.json +
+  model.safetensors via save_pretrained); used for checkpoints.
+- `load_model(directory)`: load weights written by `save_model` (or a final/ export) into this
+  objective, raising UserError naming the directory if the shapes or architecture differ.
+- `flops(inputs) -> float`: model FLOPs of forward + backward for these inputs, counting the
+  work the model needs (e.g. the MLM head at masked positions only); used for MFU.
+
+ELECTRA plugs in by providing `ja_pretrain.models.electra.build_electra_objective(params,
+special_ids, vocab_size, options)` that returns such a module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ja_pretrain.config.parameters import ModelParameters
+
+
+@dataclass
+class ObjectiveOutput:
+    sums: dict[str, torch.Tensor]
+    counts: dict[str, torch.Tensor]
+    metrics: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectiveOptions:
+    """Choices that are not part of the preset (the command line sets them)."""
+
+    whole_word_mask: bool = False
+    next_sentence_prediction: bool = False  # BERT only: BertForPreTraining with the NSP head
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    generator_weight: float = 1.0  # ELECTRA only: weight of the generator's MLM loss
+    discriminator_weight: float = 50.0  # ELECTRA only: weight of the replaced-token BCE loss
+    extra: dict[str, Any] = field(default_factory=dict)  # room for objective-specific settings
+
+
+class Objective(nn.Module):
+    """Base class documenting the contract above; subclasses implement every method."""
+
+    kind: str = ""
+    loss_weights: dict[str, float] = {}
+
+    def prepare(self, batch: dict[str, Any], noise: Any) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss_counts(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, **inputs: torch.Tensor) -> ObjectiveOutput:  # type: ignore[override]
+        raise NotImplementedError
+
+    def save_model(self, directory: str | os.PathLike) -> None:
+        raise NotImplementedError
+
+    def load_model(self, directory: str | os.PathLike) -> None:
+        raise NotImplementedError
+
+    def flops(self, inputs: dict[str, torch.Tensor]) -> float:
+        raise NotImplementedError
+
+
+def build_objective(
+    params: ModelParameters, special_ids: dict[str, int], vocab_size: int, options: ObjectiveOptions | None = None
+) -> Objective:
+    """The objective for preset `params`: ELECTRA for ELECTRA presets, BERT otherwise."""
+    options = options or ObjectiveOptions()
+    if params.is_electra:
+        from ja_pretrain.models.electra import build_electra_objective
+
+        return build_electra_objective(params, special_ids, vocab_size, options)
+    from ja_pretrain.models.bert import build_bert_objective
+
+    return build_bert_objective(params, special_ids, vocab_size, options)
