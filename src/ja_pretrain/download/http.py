@@ -282,14 +282,16 @@ def fetch(
         failures += 1  # a restart from byte 0 also counts, so a misbehaving server cannot loop us
         if failures > retries:
             raise UserError(f"{url}: the server kept sending inconsistent ranges; giving up after {failures} attempts")
-    _finish(url, target, part, transfer, expected)
-    elapsed = time.monotonic() - started
-    size = target.stat().st_size
-    log.info("%s: %s in %.1f s (%s)", target.name, _human(size), elapsed, _describe(expected, transfer.hasher.hexdigests()) + (" verified" if expected else ", no published checksum"))
+    digests = _finish(url, target, part, transfer, expected)
+    checked = "verified" if expected else "no published checksum to verify"
+    log.info(
+        "%s: %s in %.1f s (%s, %s)", target.name, _human(target.stat().st_size),
+        time.monotonic() - started, _describe(expected, digests), checked,
+    )
     return target
 
 
-def _finish(url: str, target: Path, part: Path, transfer: _Transfer, expected: dict[str, str]) -> None:
+def _finish(url: str, target: Path, part: Path, transfer: _Transfer, expected: dict[str, str]) -> dict[str, str]:
     hasher = transfer.hasher if transfer.hasher and transfer.hasher.size == part.stat().st_size else None
     digests = (hasher or MultiHasher.of_file(part, transfer.algorithms)).hexdigests()
     bad = mismatches(expected, digests)
@@ -301,6 +303,7 @@ def _finish(url: str, target: Path, part: Path, transfer: _Transfer, expected: d
         )
     os.replace(part, target)
     _write_record(target, url=url, digests=digests, verified=sorted(expected))
+    return digests
 
 
 def _human(size: float) -> str:
