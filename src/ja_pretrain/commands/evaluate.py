@@ -1,0 +1,65 @@
+"""`ja-pretrain evaluate`: held-out masked-LM and replaced-token-detection figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "evaluate"
+HELP = "held-out masked-LM loss/accuracy/perplexity and ELECTRA replaced-token detection"
+DESCRIPTION = """\
+Score a model on held-out text with a fixed masking seed, so that two models sharing a
+tokenizer are compared on exactly the same masked positions.
+
+MODEL_DIR is a saved model (config.json), a run-pretraining output (its final/), or an
+extract-electra output (generator/ and discriminator/, both evaluated).
+  BERT (BertForMaskedLM / BertForPreTraining) and ELECTRA generators (ElectraForMaskedLM):
+    masked-LM loss, accuracy and perplexity = exp(loss), every hidden token shown as [MASK].
+  ELECTRA discriminators (ElectraForPreTraining): the masked positions are replaced by samples
+    from the generator (--generator, or the generator/ beside it) or, without one, by uniformly
+    random ordinary tokens; then accuracy, precision, recall, F1 and ROC AUC of "replaced".
+
+examples:
+  ja-pretrain evaluate runs/quickstart/bert --corpus runs/quickstart/corpus
+  ja-pretrain evaluate runs/quickstart/electra-extracted --corpus valid.txt --json
+  ja-pretrain evaluate out/discriminator --generator out/generator --corpus valid.txt --out eval/
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="model dir, training output or extract-electra output")
+    parser.add_argument("--corpus", required=True,
+                        help="held-out text: a corpus dir (its valid.txt is used) or a corpus-format text file")
+    parser.add_argument("--generator", default=None, metavar="DIR",
+                        help="ELECTRA generator that corrupts the text for a discriminator")
+    parser.add_argument("--seed", type=int, default=0, help="masking and sampling seed (default 0)")
+    parser.add_argument("--max-sentences", "--max_sentences", dest="max_sentences", type=int, default=20000,
+                        help="evaluate on at most N sentences, whole documents first (default 20000; 0 = all)")
+    parser.add_argument("--sequence-length", "--sequence_length", dest="sequence_length", type=int, default=128,
+                        help="packed sequence length, capped by the model's positions (default 128)")
+    parser.add_argument("--mask-probability", "--mask_probability", dest="mask_probability", type=float,
+                        default=0.15, help="share of tokens hidden (default 0.15)")
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
+    parser.add_argument("--out", default=None, metavar="DIR", help="write DIR/metrics.json (and a manifest)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ja_pretrain.evaluation.evaluate import evaluate_model, summary_lines
+
+    report = evaluate_model(
+        args.model_dir,
+        args.corpus,
+        generator_dir=args.generator,
+        seed=args.seed,
+        max_sentences=args.max_sentences or None,
+        sequence_length=args.sequence_length,
+        mask_probability=args.mask_probability,
+        batch_size=args.batch_size,
+        out_dir=args.out,
+    )
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(summary_lines(report)))
+    return 0

@@ -1,0 +1,167 @@
+"""The held-out evaluation set: documents -> token ids -> packed sequences -> fixed masks.
+
+Masks are chosen by the training masker from noise drawn per sequence with
+`numpy.random.default_rng([seed, sequence_index])`, so they
+depend only on the text, the tokenizer and the seed: never on the model, the batch size or the
+order in which batches run. Two models that share a tokenizer are therefore scored on exactly
+the same masked positions.
+
+Every chosen position is replaced by [MASK] (no 80/10/10 split): the held-out figure measures
+how well the model predicts a hidden token, and keeping random/unchanged replacements out
+makes it comparable between BERT (trained 80/10/10) and ELECTRA generators (trained 85/15).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ja_pretrain.corpus.layout import corpus_files, iter_documents
+from ja_pretrain.errors import UserError
+
+DEFAULT_MAX_SENTENCES = 20000
+DEFAULT_SEQUENCE_LENGTH = 128
+
+
+@dataclass
+class HeldOutSet:
+    """Packed [CLS] ... [SEP] sequences of whole sentences from one document each."""
+
+    sequences: list[np.ndarray]
+    documents: int
+    sentences: int
+    text_sha256: str
+    source: str
+    masked: list[np.ndarray] = field(default_factory=list)  # positions hidden in each sequence
+
+    @property
+    def tokens(self) -> int:
+        return int(sum(len(s) - 2 for s in self.sequences))
+
+    @property
+    def masked_tokens(self) -> int:
+        return int(sum(len(m) for m in self.masked))
+
+
+def read_documents(corpus: str | os.PathLike, max_sentences: int | None) -> tuple[list[list[str]], str, str]:
+    """Documents of `corpus` (a corpus dir's valid.txt, or any corpus-format text file), at most
+    `max_sentences` sentences (whole documents first, the last one cut). Also returns the
+    SHA-256 of the text used and the file it came from."""
+    path = Path(corpus)
+    if not path.exists():
+        raise UserError(f"--corpus {path}: no such file or directory")
+    files = corpus_files(path, split="valid")
+    digest = hashlib.sha256()
+    documents: list[list[str]] = []
+    count = 0
+    for document in iter_documents(files):
+        if max_sentences is not None and count + len(document) > max_sentences:
+            document = document[: max_sentences - count]
+        if document:
+            documents.append(document)
+            count += len(document)
+            for sentence in document:
+                digest.update(sentence.encode("utf-8") + b"\n")
+            digest.update(b"\n")
+        if max_sentences is not None and count >= max_sentences:
+            break
+    if not documents:
+        raise UserError(f"--corpus {files[0]}: no sentences to evaluate on")
+    return documents, digest.hexdigest(), str(files[0])
+
+
+def pack_documents(
+    documents: list[list[list[int]]], sequence_length: int, cls_id: int, sep_id: int
+) -> list[np.ndarray]:
+    """[CLS] + consecutive whole sentences of one document + [SEP], at most `sequence_length`
+    ids; a sentence longer than a sequence is cut into pieces."""
+    room = sequence_length - 2
+    out: list[np.ndarray] = []
+
+    def flush(ids: list[int]) -> None:
+        if ids:
+            out.append(np.asarray([cls_id, *ids, sep_id], dtype=np.int64))
+
+    for document in documents:
+        current: list[int] = []
+        for sentence in document:
+            if not sentence:
+                continue
+            if len(current) + len(sentence) > room:
+                flush(current)
+                current = []
+            while len(sentence) > room:
+                flush(sentence[:room])
+                sentence = sentence[room:]
+            current.extend(sentence)
+        flush(current)
+    return out
+
+
+def choose_masks(sequences: list[np.ndarray], probability: float, seed: int, chunk: int = 1024) -> list[np.ndarray]:
+    """Positions to hide in each sequence, chosen by the training masker
+    (`ja_pretrain.training.masking.mask_tokens`) from noise drawn per sequence with
+    `default_rng([seed, index])`, so a sequence's mask does not depend on its neighbours."""
+    import torch
+
+    from ja_pretrain.training.masking import MaskNoise, mask_tokens
+
+    masks: list[np.ndarray] = []
+    for first in range(0, len(sequences), chunk):
+        group = sequences[first : first + chunk]
+        length = max(len(s) for s in group)
+        noise = np.ones((3, len(group), length), dtype=np.float32)
+        boundary = np.zeros(len(group), dtype=np.float32)
+        special = np.ones((len(group), length), dtype=bool)
+        for row, sequence in enumerate(group):
+            rng = np.random.default_rng([seed, first + row])
+            noise[:, row, : len(sequence)] = rng.random((3, len(sequence)), dtype=np.float32)
+            boundary[row] = rng.random(dtype=np.float32)
+            special[row, 1 : len(sequence) - 1] = False
+        ids = torch.zeros((len(group), length), dtype=torch.long)
+        unit_score, action, random_token = (torch.from_numpy(n) for n in noise)
+        _, labels = mask_tokens(
+            ids, torch.from_numpy(special), None, mask_probability=probability, mask_token_id=0, vocab_size=1,
+            replace_probs=(1.0, 0.0, 0.0),
+            noise=MaskNoise(unit_score, torch.from_numpy(boundary), action, random_token),
+        )
+        chosen = (labels != -100).numpy()
+        masks.extend(np.flatnonzero(row) for row in chosen)
+    return masks
+
+
+def build_heldout_set(
+    tokenizer,
+    corpus: str | os.PathLike,
+    *,
+    sequence_length: int = DEFAULT_SEQUENCE_LENGTH,
+    max_sentences: int | None = DEFAULT_MAX_SENTENCES,
+    mask_probability: float = 0.15,
+    seed: int = 0,
+) -> HeldOutSet:
+    if sequence_length < 8:
+        raise UserError(f"--sequence-length must be at least 8, got {sequence_length}")
+    if not 0 < mask_probability < 1:
+        raise UserError(f"--mask-probability must be in (0, 1), got {mask_probability}")
+    documents, text_hash, source = read_documents(corpus, max_sentences)
+    encoded = [[_encode(tokenizer, s) for s in doc] for doc in documents]
+    sequences = pack_documents(encoded, sequence_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    if not sequences:
+        raise UserError(f"--corpus {source}: the tokenizer gives no tokens for this text")
+    heldout = HeldOutSet(
+        sequences=sequences,
+        documents=len(documents),
+        sentences=sum(len(d) for d in documents),
+        text_sha256=text_hash,
+        source=source,
+    )
+    heldout.masked = choose_masks(sequences, mask_probability, seed)
+    return heldout
+
+
+def _encode(tokenizer, sentence: str) -> list[int]:
+    return tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence))
