@@ -255,6 +255,22 @@ def test_existing_file_without_record_is_verified_by_hash(server, tmp_path):
     assert target.read_bytes().endswith(b"!")  # the user's file is left alone
 
 
+@pytest.mark.skipif(os.name == "nt", reason="advisory locks need fcntl")
+def test_a_second_run_on_the_same_file_is_refused(server, tmp_path):
+    import fcntl
+
+    base, pub = server
+    pub.add("/a.bin", payload())
+    target = tmp_path / "a.bin"
+    with open(tmp_path / ".a.bin.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running download would
+        with pytest.raises(UserError, match="another download of this file is running"):
+            fetch(f"{base}/a.bin", target, **FAST)
+    assert pub.requests == [] and not part_path(target).exists()
+    fetch(f"{base}/a.bin", target, **FAST)  # the lock is gone with its holder
+    assert target.read_bytes() == payload()
+
+
 def test_malformed_digest_option_is_rejected(tmp_path, capsys):
     code = main(["download", "--url", "http://127.0.0.1:9/x", "--sha256", "abc", "--out", str(tmp_path)])
     assert code == 2
@@ -383,6 +399,7 @@ def test_cc100_through_base_url(server, tmp_path):
         (["--url", "http://127.0.0.1:9/a", "--base-url", "http://x"], "--base-url applies"),
         (["jawiki", "--date", "20241301"], "YYYYMMDD"),
         ([], "say what to download"),
+        (["--url", "example.org/ja.txt.xz"], "is not an http:// or https:// URL"),
     ],
 )
 def test_option_errors(argv, message, tmp_path, capsys):

@@ -17,7 +17,10 @@ import re
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -56,6 +59,33 @@ def part_path(target: Path) -> Path:
 
 def record_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.download.json")
+
+
+@contextmanager
+def _exclusive(target: Path) -> Iterator[None]:
+    """Hold an advisory lock on `.NAME.lock`, so two runs never append to the same .part file.
+
+    The kernel drops the lock when the process dies, so a crash never blocks the next run.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; running one download per file is up to the user
+        yield
+        return
+    lock_file = target.with_name(f".{target.name}.lock")
+    with open(lock_file, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"{target}: another download of this file is running (it holds {lock_file}); "
+                "wait for it to finish or stop it, then rerun"
+            ) from None
+        try:
+            yield
+        finally:
+            # Removed while still held; a killed run leaves the empty file, which is harmless.
+            lock_file.unlink(missing_ok=True)
 
 
 def _request(url: str, offset: int = 0) -> urllib.request.Request:
@@ -255,9 +285,22 @@ def fetch(
     """
     target = Path(out_path)
     expected = expected_digests(sha256=sha256, sha1=sha1, md5=md5)
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https") or not urllib.parse.urlsplit(url).netloc:
+        raise UserError(f"{url!r} is not an http:// or https:// URL")
     if _already_complete(target, expected):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(target):
+        # A run that held the lock until a moment ago may have finished the file.
+        if _already_complete(target, expected):
+            return target
+        _download(url, target, expected, retries=retries, backoff=backoff, timeout=timeout,
+                  chunk_size=chunk_size, progress=progress)
+    return target
+
+
+def _download(url: str, target: Path, expected: dict[str, str], *, retries: int, backoff: float,
+              timeout: float, chunk_size: int, progress: bool) -> None:
     part = part_path(target)
     transfer = _Transfer(url, part, set(expected) | {"sha256"}, timeout=timeout, chunk_size=chunk_size, progress=progress)
     if part.exists():
@@ -288,7 +331,6 @@ def fetch(
         "%s: %s in %.1f s (%s, %s)", target.name, _human(target.stat().st_size),
         time.monotonic() - started, _describe(expected, digests), checked,
     )
-    return target
 
 
 def _finish(url: str, target: Path, part: Path, transfer: _Transfer, expected: dict[str, str]) -> dict[str, str]:
