@@ -61,6 +61,11 @@ def record_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.download.json")
 
 
+def _validator_path(part: Path) -> Path:
+    """Where the ETag/Last-Modified of the file being fetched into `part` is kept for If-Range."""
+    return part.with_name(f".{part.name}.json")
+
+
 @contextmanager
 def _exclusive(target: Path) -> Iterator[None]:
     """Hold an advisory lock on `.NAME.lock`, so two runs never append to the same .part file.
@@ -88,17 +93,22 @@ def _exclusive(target: Path) -> Iterator[None]:
             lock_file.unlink(missing_ok=True)
 
 
-def _request(url: str, offset: int = 0) -> urllib.request.Request:
+def _request(url: str, offset: int = 0, if_range: str | None = None) -> urllib.request.Request:
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if if_range:
+            # The server sends the whole (new) file instead of a range if it changed meanwhile.
+            headers["If-Range"] = if_range
     return urllib.request.Request(url, headers=headers)
 
 
-def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse | urllib.error.HTTPError:
+def _open(
+    url: str, offset: int, timeout: float, if_range: str | None = None
+) -> http.client.HTTPResponse | urllib.error.HTTPError:
     """The response, or the HTTPError of a 416 (its headers tell us the full size)."""
     try:
-        return urllib.request.urlopen(_request(url, offset), timeout=timeout)
+        return urllib.request.urlopen(_request(url, offset, if_range), timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416:
             return err
@@ -208,12 +218,30 @@ class _Transfer:
     def _restart(self, why: str) -> None:
         log.warning("%s: %s; starting again from byte 0", self.url, why)
         self.part.unlink(missing_ok=True)
+        _validator_path(self.part).unlink(missing_ok=True)
         self.hasher = None
+
+    def _if_range(self) -> str | None:
+        """The validator saved when this .part was started, if it was started from this URL."""
+        try:
+            saved = json.loads(_validator_path(self.part).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if saved.get("url") != self.url:
+            return None
+        etag = saved.get("etag")
+        # If-Range takes a strong ETag or a date; weak ETags (W/"...") are not allowed there.
+        return etag if etag and not etag.startswith("W/") else saved.get("last_modified")
+
+    def _save_validator(self, response) -> None:
+        etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+        if etag or modified:
+            atomic_write_json(_validator_path(self.part), {"url": self.url, "etag": etag, "last_modified": modified})
 
     def attempt(self) -> bool:
         """Transfer what is missing; True once the .part holds the whole file."""
         offset = self.part.stat().st_size if self.part.exists() else 0
-        response = _open(self.url, offset, self.timeout)
+        response = _open(self.url, offset, self.timeout, self._if_range() if offset else None)
         with response:
             if response.status == 416:
                 _, total = _parse_content_range(response.headers.get("Content-Range"))
@@ -229,8 +257,10 @@ class _Transfer:
                     return False
             else:
                 if offset:
-                    self._restart("server ignored the Range request (HTTP 200)")
+                    self._restart("the server sent the whole file (HTTP 200): it ignores Range requests "
+                                  "or the file changed since the partial download")
                     offset = 0
+                self._save_validator(response)
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
             self.total = total
@@ -339,11 +369,13 @@ def _finish(url: str, target: Path, part: Path, transfer: _Transfer, expected: d
     bad = mismatches(expected, digests)
     if bad:
         part.unlink(missing_ok=True)
+        _validator_path(part).unlink(missing_ok=True)
         raise UserError(
             f"checksum mismatch for {url}: {'; '.join(bad)}. The download was deleted; rerun to fetch it "
             "again, and if it fails again check the expected checksum and the mirror"
         )
     os.replace(part, target)
+    _validator_path(part).unlink(missing_ok=True)
     _write_record(target, url=url, digests=digests, verified=sorted(expected))
     return digests
 
