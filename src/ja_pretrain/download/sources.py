@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime
 import logging
 import re
+import urllib.parse
 from pathlib import Path
 
 from ja_pretrain.download.checksums import parse_sums_file
@@ -58,7 +59,8 @@ def check_date(date: str) -> str:
 
 
 def _hrefs(listing: str) -> list[str]:
-    return re.findall(r'href="([^"?#]+)"', listing)
+    """Link targets of an HTML directory listing (nginx/Apache autoindex), percent-decoded."""
+    return [urllib.parse.unquote(h) for h in re.findall(r'href="([^"?#]+)"', listing)]
 
 
 # --- XML dumps ---------------------------------------------------------------------------------
