@@ -126,7 +126,7 @@ def test_plain_download_verified_and_recorded(server, tmp_path):
     assert not part_path(out).exists()
     record = json.loads(record_path(out).read_text())
     assert record["bytes"] == len(data) and record["sha256"] == sha256(data)
-    assert record["verified_against_publisher"] == ["md5", "sha256"]
+    assert record["verified"] == ["md5", "sha256"]
 
 
 def test_resume_after_cut_connection(server, tmp_path):
@@ -273,6 +273,16 @@ def test_existing_file_without_record_is_verified_by_hash(server, tmp_path):
     assert target.read_bytes().endswith(b"!")  # the user's file is left alone
 
 
+def test_file_changed_after_download_is_reported(server, tmp_path):
+    base, pub = server
+    pub.add("/a.bin", payload())
+    target = fetch(f"{base}/a.bin", tmp_path / "a.bin", **FAST)
+    with open(target, "ab") as f:
+        f.write(b"appended by hand")
+    with pytest.raises(UserError, match="has changed since it was downloaded"):
+        fetch(f"{base}/a.bin", target, **FAST)
+
+
 @pytest.mark.skipif(os.name == "nt", reason="advisory locks need fcntl")
 def test_a_second_run_on_the_same_file_is_refused(server, tmp_path):
     import fcntl
@@ -318,7 +328,7 @@ def test_jawiki_xml_through_base_url_verifies_published_sha1(server, tmp_path, c
     target = tmp_path / "jawiki-20240701-pages-articles.xml.bz2"
     assert target.read_bytes() == data
     record = json.loads(record_path(target).read_text())
-    assert record["verified_against_publisher"] == ["sha1"]
+    assert record["verified"] == ["sha1"]
     assert record["url"] == f"{base}/jawiki/20240701/jawiki-20240701-pages-articles.xml.bz2"
     assert "1 file(s)" in capsys.readouterr().err
 
@@ -328,7 +338,7 @@ def test_jawiki_xml_falls_back_to_md5sums(server, tmp_path):
     data = payload()
     _xml_dump(pub, "20240701", data, algorithms=("md5",))
     [target] = download_jawiki("20240701", tmp_path, dump="xml", base_url=base, **FAST)
-    assert json.loads(record_path(target).read_text())["verified_against_publisher"] == ["md5"]
+    assert json.loads(record_path(target).read_text())["verified"] == ["md5"]
 
 
 def test_jawiki_xml_with_tampered_file_is_rejected(server, tmp_path, capsys):
@@ -406,7 +416,7 @@ def test_cc100_through_base_url(server, tmp_path):
     pub.add("/mirror/cc-100/ja.txt.xz", data)
     target = download_cc100(tmp_path, base_url=f"{base}/mirror/cc-100", **FAST)
     assert target == tmp_path / "ja.txt.xz" and target.read_bytes() == data
-    assert json.loads(record_path(target).read_text())["verified_against_publisher"] == []
+    assert json.loads(record_path(target).read_text())["verified"] == []
 
 
 @pytest.mark.parametrize(

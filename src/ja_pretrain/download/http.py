@@ -160,12 +160,18 @@ def _already_complete(target: Path, expected: dict[str, str]) -> bool:
         return False
     size = target.stat().st_size
     record = _read_record(target)
-    if record and record.get("bytes") == size and all(record.get(a) == h for a, h in expected.items()):
-        log.info("%s: already downloaded and verified (%s); not downloading again", target, _describe(expected, record))
+    if record and record.get("bytes") != size:
+        raise UserError(
+            f"{target} has changed since it was downloaded ({size} bytes, {record.get('bytes')} recorded in "
+            f"{record_path(target).name}); delete it and rerun"
+        )
+    if record and all(record.get(a) == h for a, h in expected.items()):
+        state = f"verified ({_describe(expected, record)})" if expected else "complete; no checksum to verify"
+        log.info("%s: already downloaded, %s; not downloading again", target, state)
         return True
     if not expected:
         # Only complete files are ever renamed to the final name, so one found there is whole,
-        # but with no checksum we can vouch for nothing more.
+        # but with no record and no checksum we can vouch for nothing more.
         log.info("%s: already present; no checksum known to verify it against; not downloading again", target)
         return True
     actual = file_digests(target, set(expected) | {"sha256"})
@@ -176,7 +182,7 @@ def _already_complete(target: Path, expected: dict[str, str]) -> bool:
             "delete it (the publisher may have replaced the file) and rerun"
         )
     _write_record(target, url=(record or {}).get("url"), digests=actual, verified=sorted(expected))
-    log.info("%s: already downloaded; checksum verified (%s); not downloading again", target, _describe(expected, actual))
+    log.info("%s: already downloaded, checksum verified (%s); not downloading again", target, _describe(expected, actual))
     return True
 
 
@@ -194,7 +200,7 @@ def _write_record(target: Path, *, url: str | None, digests: dict[str, str], ver
             "file": target.name,
             "bytes": target.stat().st_size,
             **digests,
-            "verified_against_publisher": verified,
+            "verified": verified,  # algorithms checked against an expected digest
             "completed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
@@ -356,7 +362,7 @@ def _download(url: str, target: Path, expected: dict[str, str], *, retries: int,
         if failures > retries:
             raise UserError(f"{url}: the server kept sending inconsistent ranges; giving up after {failures} attempts")
     digests = _finish(url, target, part, transfer, expected)
-    checked = "verified" if expected else "no published checksum to verify"
+    checked = "verified" if expected else "no checksum to verify against"
     log.info(
         "%s: %s in %.1f s (%s, %s)", target.name, _human(target.stat().st_size),
         time.monotonic() - started, _describe(expected, digests), checked,
