@@ -385,6 +385,17 @@ def test_jawiki_cirrus_latest_takes_newest_finished_run(server, tmp_path):
     assert [p.read_bytes() for p in paths] == [payload(2000, seed=2), payload(3000, seed=3)]
 
 
+def test_jawiki_cirrus_shards_option_takes_the_first_n(server, tmp_path, capsys):
+    base, pub = server
+    _cirrus_run(pub, "20261025", [payload(2000, seed=2), payload(3000, seed=3), payload(1000, seed=4)])
+    code = main(["download", "jawiki", "--date", "20261025", "--shards", "2", "--base-url", base,
+                 "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.glob("*.bz2")) == [
+        "jawiki_content-20261025-00000.json.bz2", "jawiki_content-20261025-00001.json.bz2"]
+    assert "2 file(s)" in capsys.readouterr().err
+
+
 def test_jawiki_cirrus_unfinished_date_is_refused(server, tmp_path):
     base, pub = server
     _cirrus_run(pub, "20261101", [payload(4000)], finished=False)
@@ -426,6 +437,7 @@ def test_cc100_through_base_url(server, tmp_path):
         (["cc100-ja", "--sha256", "0" * 64], "--sha256 applies to --url only"),
         (["--url", "http://127.0.0.1:9/a", "--base-url", "http://x"], "--base-url applies"),
         (["jawiki", "--date", "20241301"], "YYYYMMDD"),
+        (["jawiki", "--date", "20240701", "--dump", "xml", "--shards", "1"], "--dump cirrus only"),
         ([], "say what to download"),
         (["--url", "example.org/ja.txt.xz"], "is not an http:// or https:// URL"),
     ],

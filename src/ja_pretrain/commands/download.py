@@ -30,6 +30,7 @@ sources:
 
 examples:
   ja-pretrain download jawiki --date latest --out raw/
+  ja-pretrain download jawiki --date latest --shards 1 --out raw/     # a ~0.6 GB sample
   ja-pretrain download jawiki --date 20240701 --dump xml --out raw/
   ja-pretrain download cc100-ja --out raw/
   ja-pretrain download --url https://example.org/corpus.txt.gz --sha256 9f86d0... --out raw/
@@ -43,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to download into")
     parser.add_argument("--date", help="jawiki: dump date YYYYMMDD, or 'latest' (the newest finished run)")
     parser.add_argument("--dump", choices=("cirrus", "xml"), default="cirrus", help="jawiki: which dump (default: cirrus)")
+    parser.add_argument(
+        "--shards", type=int, metavar="N",
+        help="jawiki cirrus: only the first N shards (each about 0.6 GB compressed), for a sample",
+    )
     parser.add_argument("--url", help="download this URL instead of a named source")
     parser.add_argument("--name", help="--url: file name to save as (default: the last part of the URL path)")
     parser.add_argument("--sha256", metavar="HEX", help="--url: expected SHA-256")
@@ -77,8 +82,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError("--base-url applies to jawiki and cc100-ja; with --url, give the mirror's URL itself")
     if args.source == "jawiki" and not args.date:
         raise UserError("jawiki needs --date YYYYMMDD (a dump date) or --date latest")
-    if args.source != "jawiki" and args.date:
-        raise UserError("--date applies to jawiki only")
+    if args.source != "jawiki" and (args.date or args.shards):
+        raise UserError("--date and --shards apply to jawiki only")
     if args.retries < 0:
         raise UserError(f"--retries {args.retries}: must be 0 or more")
 
@@ -93,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         paths = [fetch(args.url, args.out / (args.name or _name_from_url(args.url)),
                        sha256=args.sha256, sha1=args.sha1, md5=args.md5, **options)]
     elif args.source == "jawiki":
-        paths = download_jawiki(args.date, args.out, dump=args.dump, base_url=args.base_url, **options)
+        paths = download_jawiki(args.date, args.out, dump=args.dump, base_url=args.base_url,
+                                max_shards=args.shards, **options)
     else:
         paths = [download_cc100(args.out, base_url=args.base_url, **options)]
     total = sum(p.stat().st_size for p in paths)

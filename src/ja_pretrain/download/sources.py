@@ -155,13 +155,18 @@ def legacy_cirrus_url(date: str, base_url: str | None) -> str:
     return rebase(f"other/cirrussearch/{date}/jawiki-{date}-cirrussearch-content.json.gz", WIKIMEDIA_BASE, base_url)
 
 
-def download_cirrus(date: str, out_dir: Path, *, base_url: str | None = None, **fetch_options) -> list[Path]:
+def download_cirrus(
+    date: str, out_dir: Path, *, base_url: str | None = None, max_shards: int | None = None, **fetch_options
+) -> list[Path]:
     if date == "latest":
         date, shards = _resolve_latest_cirrus(base_url)
         log.info("latest finished jawiki CirrusSearch dump: %s (%d shards)", date, len(shards))
     else:
         shards = cirrus_shards(date, base_url)
     if shards is not None:
+        if max_shards is not None and max_shards < len(shards):
+            log.info("taking the first %d of %d shards (--shards)", max_shards, len(shards))
+            shards = shards[:max_shards]
         return [fetch(url, out_dir / url.rsplit("/", 1)[-1], **fetch_options) for url in shards]
     # Before 2026 the dump was one .json.gz in other/cirrussearch/ (kept by mirrors and archives).
     legacy = legacy_cirrus_url(date, base_url)
@@ -180,16 +185,27 @@ def download_cirrus(date: str, out_dir: Path, *, base_url: str | None = None, **
 # --- public entry points -----------------------------------------------------------------------
 
 def download_jawiki(
-    date: str, out_dir: str | Path, *, dump: str = "cirrus", base_url: str | None = None, **fetch_options
+    date: str,
+    out_dir: str | Path,
+    *,
+    dump: str = "cirrus",
+    base_url: str | None = None,
+    max_shards: int | None = None,
+    **fetch_options,
 ) -> list[Path]:
-    """Download a Japanese Wikipedia dump into `out_dir`; returns the files (several for sharded dumps)."""
+    """Download a Japanese Wikipedia dump into `out_dir`; returns the files (several for sharded dumps).
+
+    `max_shards` keeps only the first shards of a sharded CirrusSearch dump, for a smaller sample.
+    """
     date = check_date(date)
     if dump not in DUMP_KINDS:
         raise UserError(f"--dump {dump!r}: choose one of {', '.join(DUMP_KINDS)}")
+    if max_shards is not None and (max_shards < 1 or dump != "cirrus"):
+        raise UserError(f"--shards {max_shards}: must be 1 or more, and applies to --dump cirrus only")
     out_dir = Path(out_dir)
     if dump == "xml":
         return download_xml(date, out_dir, base_url=base_url, **fetch_options)
-    return download_cirrus(date, out_dir, base_url=base_url, **fetch_options)
+    return download_cirrus(date, out_dir, base_url=base_url, max_shards=max_shards, **fetch_options)
 
 
 def download_cc100(out_dir: str | Path, *, base_url: str | None = None, **fetch_options) -> Path:
