@@ -1,0 +1,85 @@
+"""`ja-pretrain corpus`: raw dumps and text files -> clean sentence-per-line corpus."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "corpus"
+HELP = "clean, sentence-split, de-duplicate and shard raw text into a corpus directory"
+DESCRIPTION = """\
+Read jawiki CirrusSearch or MediaWiki XML dumps, CC-100, plain text or JSONL (optionally
+.gz/.xz/.bz2/.zst) and write OUT/train-NNNNN.txt shards, OUT/valid.txt and OUT/manifest.json:
+one NFKC-normalised sentence per line, a blank line between documents.
+
+Cleaning: NFKC, invisible/control characters, whitespace, Wikipedia residue ([1], [要出典],
+template leftovers); sentences split after 。!? (not inside 「」『』() quotes/brackets), kept
+when --min-chars..--max-chars long; exact duplicate sentences dropped (first copy kept).
+Documents are kept whole: a document goes entirely to train or to valid.
+
+examples:
+  ja-pretrain corpus jawiki-20240701-cirrussearch-content.json.gz --out run/corpus --workers 8
+  ja-pretrain corpus jawiki-20210601-pages-articles.xml.bz2 --out run/corpus --valid-ratio 0.005
+  ja-pretrain corpus ja.txt.xz --format cc100 --max-sentences 128000000 --valid-sentences 1000000 --out run/cc100
+  ja-pretrain corpus reports/*.jsonl --text-field body --out run/fin-corpus
+  # on machine i of 4, then on one machine:
+  ja-pretrain corpus dump.json.gz --shard-index i --num-shards 4 --out parts/part-i
+  ja-pretrain corpus --merge parts/part-0 parts/part-1 parts/part-2 parts/part-3 --out run/corpus
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="dump or text files, read in this order")
+    parser.add_argument("--out", "--output_dir", "--output-dir", dest="out", required=True, help="output directory")
+    parser.add_argument("--format", default="auto", choices=("auto", "cirrus", "xml", "text", "cc100", "jsonl"),
+                        help="input format (default: detected from the content)")
+    parser.add_argument("--text_field", "--text-field", dest="text_field", default="text",
+                        help="JSONL field holding the text (default: text)")
+    parser.add_argument("--min_chars", "--min-chars", dest="min_chars", type=int, default=10,
+                        help="drop sentences shorter than this (default: 10)")
+    parser.add_argument("--max_chars", "--max-chars", dest="max_chars", type=int, default=1000,
+                        help="drop sentences longer than this (default: 1000)")
+    parser.add_argument("--valid_ratio", "--valid-ratio", dest="valid_ratio", type=float, default=None,
+                        help="fraction of documents drawn for valid.txt (default: 0.01)")
+    parser.add_argument("--valid_sentences", "--valid-sentences", dest="valid_sentences", type=int, default=None,
+                        help="stop adding documents to valid.txt once it holds this many sentences; 0 = no valid set")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the train/valid draw (default: 42)")
+    parser.add_argument("--shard_size_mb", "--shard-size-mb", dest="shard_size_mb", type=float, default=256,
+                        help="start a new train shard after this many MB (default: 256)")
+    parser.add_argument("--max_sentences", "--max-sentences", dest="max_sentences", type=int, default=None,
+                        help="stop after writing this many sentences (whole documents), like the first-128M cap on CC-100")
+    parser.add_argument("--dedup_memory_mb", "--dedup-memory-mb", dest="dedup_memory_mb", type=float, default=256,
+                        help="memory for the duplicate-sentence table: 131072 sentences per MB (default: 256)")
+    parser.add_argument("--allow_truncated", "--allow-truncated", dest="allow_truncated", action="store_true",
+                        help="use the complete documents of a truncated input instead of stopping with an error")
+    parser.add_argument("--workers", type=int, default=1, help="cleaning processes; output is identical for any number")
+    parser.add_argument("--shard_index", "--shard-index", dest="shard_index", type=int, default=None,
+                        help="with --num-shards: clean only documents i mod n into a part directory")
+    parser.add_argument("--num_shards", "--num-shards", dest="num_shards", type=int, default=None)
+    parser.add_argument("--merge", nargs="+", metavar="PART_DIR", default=None,
+                        help="merge the part directories of a sharded run into --out (no INPUT)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if --out is up to date")
+    parser.add_argument("--no_progress", "--no-progress", dest="progress", action="store_false", default=None,
+                        help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ja_pretrain.corpus.build import build_corpus
+    from ja_pretrain.corpus.summary import format_summary
+    from ja_pretrain.errors import UserError
+
+    if args.merge:
+        from ja_pretrain.corpus.parts import merge_parts
+
+        if args.inputs:
+            raise UserError("--merge takes part directories only; give INPUT files in the part runs")
+        manifest = merge_parts(args.merge, args.out)
+    else:
+        manifest = build_corpus(
+            args.inputs, args.out, format=args.format, text_field=args.text_field, min_chars=args.min_chars,
+            max_chars=args.max_chars, valid_ratio=args.valid_ratio, valid_sentences=args.valid_sentences,
+            seed=args.seed, shard_size_mb=args.shard_size_mb, max_sentences=args.max_sentences,
+            dedup_memory_mb=args.dedup_memory_mb, allow_truncated=args.allow_truncated, workers=args.workers,
+            shard_index=args.shard_index, num_shards=args.num_shards, force=args.force, progress=args.progress,
+        )
+    print(format_summary(manifest, args.out))
+    return 0

@@ -1,0 +1,317 @@
+"""The corpus stage: raw inputs -> clean sentence-per-line corpus directory.
+
+Data flow (one process reads, N workers clean, one process writes):
+
+    inputs --read--> raw documents (index, kind, text)          [this process, streaming]
+           --clean-> sentences per document, length-filtered    [worker pool, in order]
+           --dedup-> drop sentences seen before                 [this process, fixed memory]
+           --split-> train-NNNNN.txt / valid.txt by hash(seed, index)
+
+Cleaning is a pure function of one document, so `--workers N` writes exactly the bytes that
+`--workers 1` writes. The output is built in a temporary sibling directory, `manifest.json` is
+written last and the directory is renamed into place: an interrupted run leaves nothing that
+looks finished, and the rerun starts over.
+
+Across machines (`--shard-index i --num-shards n`), machine i cleans the documents whose index
+is i mod n and writes them, unfiltered by duplication, to a part directory (see parts.py).
+`merge_parts` then reads the parts round-robin, which restores the original document order,
+and runs de-duplication and the split there; so the merged corpus is byte-identical to a
+single-machine run and duplicates across parts are removed as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ja_pretrain.corpus.compression import InputStream
+from ja_pretrain.corpus.dedup import SentenceDeduplicator
+from ja_pretrain.corpus.output import CorpusWriter
+from ja_pretrain.corpus.process import DIGEST_SIZE, CleanOptions, init_worker, process_batch, sentence_digest
+from ja_pretrain.corpus.readers import FORMATS, InputTruncated, RawDocument, ReadStats, iter_documents
+from ja_pretrain.errors import UserError
+from ja_pretrain.utils.atomic import atomic_directory
+from ja_pretrain.utils.manifest import file_sha256, read_manifest, write_manifest
+
+log = logging.getLogger(__name__)
+
+STAGE = "corpus"
+CORPUS_FILES = ("train-*.txt", "valid.txt", "manifest.json")
+BATCH_CHARS = 1 << 18  # text per task sent to a worker: big enough to amortise pickling
+BATCH_DOCUMENTS = 512
+
+# (index, sentences, too_short, too_long, digests or None)
+Cleaned = tuple[int, list[str], int, int, bytes | None]
+
+
+def build_corpus(
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    *,
+    format: str = "auto",
+    text_field: str = "text",
+    min_chars: int = 10,
+    max_chars: int = 1000,
+    valid_ratio: float | None = None,
+    valid_sentences: int | None = None,
+    seed: int = 42,
+    shard_size_mb: float = 256,
+    max_sentences: int | None = None,
+    dedup_memory_mb: float = 256,
+    allow_truncated: bool = False,
+    workers: int = 1,
+    shard_index: int | None = None,
+    num_shards: int | None = None,
+    force: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Build a corpus directory (or, with shard_index/num_shards, one part of it).
+
+    Returns the manifest. See `ja-pretrain corpus --help` for the options.
+    """
+    inputs = [Path(p) for p in inputs]
+    out_dir = Path(out_dir)
+    options = _check_options(
+        inputs, format=format, text_field=text_field, min_chars=min_chars, max_chars=max_chars,
+        valid_ratio=valid_ratio, valid_sentences=valid_sentences, seed=seed, shard_size_mb=shard_size_mb,
+        max_sentences=max_sentences, dedup_memory_mb=dedup_memory_mb, allow_truncated=allow_truncated,
+        workers=workers,
+    )
+    partial = shard_index is not None or num_shards is not None
+    if partial:
+        from ja_pretrain.corpus import parts
+
+        parts.check_shard_options(shard_index, num_shards)
+        check_output_dir(out_dir, parts.PART_FILES)
+    else:
+        check_output_dir(out_dir, CORPUS_FILES)
+        if not force and (done := _finished_manifest(out_dir, inputs, options)) is not None:
+            log.info("%s is up to date (same inputs and options); pass --force to rebuild", out_dir)
+            return done
+
+    started = time.perf_counter()
+    reader = DocumentReader(inputs, options["format"], text_field, allow_truncated, progress)
+    clean = CleanOptions(min_chars=min_chars, max_chars=max_chars)
+    documents = reader.documents()
+    if partial:
+        documents = ((i, raw) for i, raw in documents if i % num_shards == shard_index)
+    with atomic_directory(out_dir) as tmp:
+        cleaned = clean_in_order(documents, clean, workers)
+        if partial:
+            counts = parts.write_part(cleaned, tmp)
+        else:
+            counts = write_corpus(cleaned, tmp, options)
+        reader.close()
+        counts.update(reader.counts())
+        timings = {"seconds": round(time.perf_counter() - started, 3)}
+        if partial:
+            manifest = write_manifest(
+                tmp, stage=parts.PART_STAGE, inputs=reader.input_records(), options=options, counts=counts,
+                timings=timings, extra={"shard_index": shard_index, "num_shards": num_shards},
+            )
+        else:
+            if counts["train_sentences"] == 0:
+                raise UserError(_nothing_left_message(inputs, counts, options))
+            manifest = write_manifest(
+                tmp, stage=STAGE, inputs=reader.input_records(), options=options, counts=counts, timings=timings
+            )
+    return manifest
+
+
+def _check_options(inputs: list[Path], **options: Any) -> dict[str, Any]:
+    if not inputs:
+        raise UserError("no INPUT given; name one or more dump or text files")
+    for path in inputs:
+        if not path.is_file():
+            raise UserError(f"{path}: no such file; check the path")
+    if options["format"] not in FORMATS:
+        raise UserError(f"--format {options['format']!r}: choose one of {', '.join(FORMATS)}")
+    if not 0 < options["min_chars"] <= options["max_chars"]:
+        raise UserError("--min-chars must be at least 1 and at most --max-chars")
+    if options["valid_ratio"] is None:
+        options["valid_ratio"] = 0.01
+    if not 0 <= options["valid_ratio"] < 1:
+        raise UserError(f"--valid-ratio {options['valid_ratio']}: must be in [0, 1)")
+    if options["valid_sentences"] is not None and options["valid_sentences"] < 0:
+        raise UserError("--valid-sentences must be >= 0")
+    if options["valid_sentences"] == 0:
+        options["valid_ratio"] = 0.0
+    for name in ("shard_size_mb", "dedup_memory_mb"):
+        if options[name] <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive")
+    if options["max_sentences"] is not None and options["max_sentences"] <= 0:
+        raise UserError("--max-sentences must be positive")
+    if options["workers"] < 1:
+        raise UserError("--workers must be at least 1")
+    options.pop("workers")  # does not change the output, so not part of the fingerprint
+    options["split_limit"] = CleanOptions().split_limit
+    return options
+
+
+def check_output_dir(out_dir: Path, allowed: tuple[str, ...]) -> None:
+    """Refuse to replace a directory that holds anything but a previous output of this stage."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: exists and is not a directory")
+    if not out_dir.is_dir():
+        return
+    foreign = [p.name for p in sorted(out_dir.iterdir()) if not any(p.match(pattern) for pattern in allowed)]
+    if foreign:
+        raise UserError(
+            f"--out {out_dir}: holds files that are not output of this stage ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new directory"
+        )
+
+
+def _finished_manifest(out_dir: Path, inputs: list[Path], options: dict[str, Any]) -> dict[str, Any] | None:
+    manifest = read_manifest(out_dir)
+    if manifest is None or manifest.get("stage") != STAGE or manifest.get("options") != options:
+        return None
+    recorded = manifest.get("inputs", {}).get("files", [])
+    if [(r.get("path"), r.get("bytes")) for r in recorded] != [(str(p), p.stat().st_size) for p in inputs]:
+        return None
+    if [r.get("sha256") for r in recorded] != [file_sha256(p) for p in inputs]:
+        return None
+    return manifest
+
+
+class DocumentReader:
+    """Raw documents of all inputs in order, numbered; records hashes and read statistics."""
+
+    def __init__(self, inputs: list[Path], fmt: str, text_field: str, allow_truncated: bool, progress: bool | None):
+        self.inputs = inputs
+        self.format = fmt
+        self.text_field = text_field
+        self.allow_truncated = allow_truncated
+        self.stats = ReadStats()
+        self.hashes: dict[int, str] = {}
+        self.truncated: list[str] = []
+        self.documents_read = 0
+        total = sum(p.stat().st_size for p in inputs)
+        self._bar = tqdm(total=total, unit="B", unit_scale=True, desc="corpus", disable=None if progress is None else not progress)
+
+    def documents(self) -> Iterator[tuple[int, RawDocument]]:
+        done_bytes = 0
+        for number, path in enumerate(self.inputs):
+            with InputStream(path) as source:
+                shown = 0
+                try:
+                    for raw in iter_documents(source, self.format, self.stats, self.text_field):
+                        yield self.documents_read, raw
+                        self.documents_read += 1
+                        if self.documents_read % 256 == 0:
+                            self._bar.update(source.position - shown)
+                            shown = source.position
+                except InputTruncated as err:
+                    if not self.allow_truncated:
+                        raise UserError(f"{err}. To use the complete documents before the cut, pass --allow-truncated.") from err
+                    log.warning("%s; keeping the complete documents read before it", err)
+                    self.truncated.append(str(path))
+                self.hashes[number] = source.sha256()
+                done_bytes += source.size
+                self._bar.update(done_bytes - self._bar.n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def input_records(self) -> dict[str, Any]:
+        files = []
+        for number, path in enumerate(self.inputs):
+            sha = self.hashes.get(number) or file_sha256(path)  # inputs left unread by --max-sentences
+            files.append({"path": str(path), "bytes": path.stat().st_size, "sha256": sha})
+        return {"files": files}
+
+    def counts(self) -> dict[str, Any]:
+        return {"documents_read": self.documents_read, **asdict(self.stats), "truncated_inputs": self.truncated}
+
+
+def _batches(documents: Iterator[tuple[int, RawDocument]]) -> Iterator[tuple[list[int], list[RawDocument]]]:
+    indices: list[int] = []
+    raws: list[RawDocument] = []
+    size = 0
+    for index, raw in documents:
+        indices.append(index)
+        raws.append(raw)
+        size += len(raw[1])
+        if size >= BATCH_CHARS or len(raws) >= BATCH_DOCUMENTS:
+            yield indices, raws
+            indices, raws, size = [], [], 0
+    if raws:
+        yield indices, raws
+
+
+def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanOptions, workers: int) -> Iterator[Cleaned]:
+    """Clean documents, in `workers` processes when > 1, yielding results in input order.
+
+    At most 2 * workers + 2 batches are in flight: reading never runs far ahead of cleaning,
+    so memory stays flat however large the input is.
+    """
+    if workers <= 1:
+        for indices, raws in _batches(documents):
+            for index, doc in zip(indices, process_batch(raws, options)):
+                yield index, doc.sentences, doc.too_short, doc.too_long, doc.digests
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process with tqdm's threads
+    with context.Pool(workers, initializer=init_worker, initargs=(options,)) as pool:
+        pending: deque = deque()
+        batches = _batches(documents)
+        while True:
+            while len(pending) < 2 * workers + 2 and (batch := next(batches, None)) is not None:
+                pending.append((batch[0], pool.apply_async(process_batch, (batch[1],))))
+            if not pending:
+                break
+            indices, result = pending.popleft()
+            for index, doc in zip(indices, result.get()):
+                yield index, doc.sentences, doc.too_short, doc.too_long, doc.digests
+
+
+def write_corpus(cleaned: Iterable[Cleaned], directory: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """De-duplicate, split and write; the order of `cleaned` decides which copy of a duplicate stays."""
+    dedup = SentenceDeduplicator(options["dedup_memory_mb"])
+    writer = CorpusWriter(
+        directory,
+        shard_bytes=int(options["shard_size_mb"] * (1 << 20)),
+        valid_ratio=options["valid_ratio"],
+        valid_sentences=options["valid_sentences"],
+        seed=options["seed"],
+    )
+    dropped = {"too_short": 0, "too_long": 0, "duplicate": 0, "empty_documents": 0}
+    limit = options["max_sentences"]
+    written = 0
+    for index, sentences, too_short, too_long, digests in cleaned:
+        dropped["too_short"] += too_short
+        dropped["too_long"] += too_long
+        if digests is None:
+            digests = b"".join(map(sentence_digest, sentences))
+        kept = [s for k, s in enumerate(sentences) if dedup.add(digests[k * DIGEST_SIZE : (k + 1) * DIGEST_SIZE])]
+        dropped["duplicate"] += len(sentences) - len(kept)
+        if not kept:
+            dropped["empty_documents"] += 1
+            continue
+        writer.add(index, kept)
+        written += len(kept)
+        if limit is not None and written >= limit:
+            break  # --max-sentences: stop reading; the document in progress was kept whole
+    counts = writer.close()
+    counts["dropped"] = dropped
+    counts["dedup_capacity"] = dedup.capacity
+    counts["dedup_evictions"] = dedup.evictions
+    return counts
+
+
+def _nothing_left_message(inputs: list[Path], counts: dict[str, Any], options: dict[str, Any]) -> str:
+    d = counts.get("dropped", {})
+    names = ", ".join(str(p) for p in inputs[:3]) + (", ..." if len(inputs) > 3 else "")
+    return (
+        f"{names}: no sentence left after filtering ({counts.get('documents_read', 0)} documents read; dropped "
+        f"{d.get('too_short', 0)} shorter than --min-chars {options['min_chars']}, {d.get('too_long', 0)} longer "
+        f"than --max-chars {options['max_chars']}, {d.get('duplicate', 0)} duplicates). "
+        "Check --format/--text-field and the length limits."
+    )

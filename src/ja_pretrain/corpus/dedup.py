@@ -1,0 +1,51 @@
+"""Exact sentence de-duplication in a fixed amount of memory.
+
+Each sentence is represented by an 8-byte BLAKE2b digest. Digests live in a preallocated
+table of 4-slot buckets (`memory_mb` MiB, so memory_mb * 131072 digests); a digest goes to
+bucket `digest mod buckets`. A new digest is put first in its bucket and the bucket's oldest
+entry falls out.
+
+Trade-off, chosen on purpose over an exact set (Python sets cost ~60 bytes per entry and grow
+without bound) and over a Bloom filter (which would drop *unseen* sentences as false
+positives):
+- a sentence is never dropped unless an identical one was seen (a different sentence is
+  dropped only on a 64-bit digest collision: probability about n^2 / 2^65, ~3e-4 for 10^8
+  distinct sentences);
+- while the number of distinct sentences stays well below capacity, nearly every duplicate
+  is caught; beyond it, entries of crowded buckets are forgotten and an old sentence can come
+  back once. `evictions` counts forgotten entries, and the manifest reports it, so a user can
+  see when to raise `--dedup-memory-mb`.
+"""
+
+from __future__ import annotations
+
+WAYS = 4
+SLOT = 8
+_EMPTY = bytes(SLOT)
+
+
+class SentenceDeduplicator:
+    def __init__(self, memory_mb: float):
+        self.buckets = max(1, int(memory_mb * (1 << 20)) // (WAYS * SLOT))
+        self.table = bytearray(self.buckets * WAYS * SLOT)
+        self.evictions = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.buckets * WAYS
+
+    def add(self, digest: bytes) -> bool:
+        """Record `digest`; True if it was not seen before (the sentence is kept)."""
+        if digest == _EMPTY:  # the empty-slot marker; shift it to a valid digest
+            digest = b"\x01" + _EMPTY[1:]
+        start = (int.from_bytes(digest, "little") % self.buckets) * WAYS * SLOT
+        bucket = self.table[start : start + WAYS * SLOT]
+        found = bucket.find(digest)
+        while found != -1:
+            if found % SLOT == 0:
+                return False
+            found = bucket.find(digest, found + 1)
+        if bucket[-SLOT:] != _EMPTY:
+            self.evictions += 1
+        self.table[start : start + WAYS * SLOT] = digest + bucket[: -SLOT]
+        return True
