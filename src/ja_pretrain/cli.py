@@ -18,6 +18,7 @@ from ja_pretrain.errors import UserError
 # Order is the order of the stages; `ja-pretrain --help` lists them so.
 COMMAND_MODULES = (
     "download",
+    "corpus",
     "evaluate",
 )
 
