@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "download",
     "corpus",
     "evaluate",
+    "pipeline",
+    "report",
 )
 
 

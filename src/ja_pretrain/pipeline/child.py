@@ -1,0 +1,37 @@
+"""Child-process entry of one pipeline stage: `python -m ja_pretrain.pipeline.child SPEC ARGV...`.
+
+SPEC is a command module (`ja_pretrain.commands.corpus`) or `module:object`; the object has the
+subcommand interface (NAME, add_arguments, run). Errors print as the CLI prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ja_pretrain.errors import UserError
+from ja_pretrain.pipeline.stages import load_command
+
+
+def main(argv: list[str]) -> int:
+    spec, *args = argv
+    command = load_command(spec)
+    name = getattr(command, "NAME", spec)
+    parser = argparse.ArgumentParser(prog=f"ja-pretrain {name}")
+    command.add_arguments(parser)
+    parsed = parser.parse_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        return int(command.run(parsed) or 0)
+    except UserError as err:
+        print(f"ja-pretrain {name}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ja-pretrain {name}: interrupted; rerun the pipeline to finish.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

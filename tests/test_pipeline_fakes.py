@@ -1,0 +1,106 @@
+"""Small fake stages with the subcommand interface, for the pipeline tests (no tests here).
+
+Each appends "NAME ARGV" to the file named by $FAKE_CALLS, so tests can see what ran.
+FakeTokenize crashes half-way (output half written, no manifest) while $FAKE_CRASH names a
+file that does not exist yet, and creates it: the first run "is killed", the rerun works.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ja_pretrain.utils.manifest import file_sha256, write_manifest
+
+
+def _record(name: str) -> None:
+    calls = os.environ.get("FAKE_CALLS")
+    if calls:
+        with open(calls, "a", encoding="utf-8") as f:
+            f.write(f"{name} {' '.join(sys.argv[2:])}\n")
+
+
+class FakeCorpus:
+    NAME = "fake-corpus"
+    HELP = DESCRIPTION = "copy text files, keeping every Nth line"
+    PIPELINE_OUTPUT = "out"
+    PIPELINE_INPUTS = ("inputs",)
+
+    @staticmethod
+    def add_arguments(parser):
+        parser.add_argument("inputs", nargs="+")
+        parser.add_argument("--out", required=True)
+        parser.add_argument("--every", type=int, default=1)
+
+    @staticmethod
+    def run(args):
+        _record("fake-corpus")
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        lines = [line for path in args.inputs for line in Path(path).read_text(encoding="utf-8").splitlines()]
+        (out / "text.txt").write_text("\n".join(lines[:: args.every]) + "\n", encoding="utf-8")
+        print(f"fake-corpus: {len(lines[:: args.every])} lines")
+        write_manifest(out, stage="fake-corpus", inputs={p: file_sha256(p) for p in args.inputs},
+                       options={"every": args.every}, counts={"lines": len(lines[:: args.every])})
+        return 0
+
+
+class FakeTokenize:
+    NAME = "fake-tokenize"
+    HELP = DESCRIPTION = "count characters"
+    PIPELINE_OUTPUT = "model_dir"
+    PIPELINE_INPUTS = ("input_file",)
+
+    @staticmethod
+    def add_arguments(parser):
+        parser.add_argument("--input_file", "--input-file", required=True)
+        parser.add_argument("--model_dir", required=True)
+        parser.add_argument("--vocab_size", type=int, default=100)
+        parser.add_argument("--kind", choices=["wordpiece", "sentencepiece"], default="wordpiece")
+
+    @staticmethod
+    def run(args):
+        _record("fake-tokenize")
+        out = Path(args.model_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        text = (Path(args.input_file) / "text.txt").read_text(encoding="utf-8")
+        (out / "vocab.txt").write_text("\n".join(sorted(set(text)))[: args.vocab_size], encoding="utf-8")
+        crash = os.environ.get("FAKE_CRASH")
+        if crash and not Path(crash).exists():
+            Path(crash).touch()
+            raise RuntimeError("simulated crash half-way through the stage")
+        print(f"fake-tokenize: vocab of {len(set(text))}")
+        write_manifest(out, stage="fake-tokenize", inputs={"text": file_sha256(Path(args.input_file) / "text.txt")},
+                       options={"vocab_size": args.vocab_size, "kind": args.kind}, counts={"chars": len(set(text))})
+        return 0
+
+
+class FakeTrain:
+    NAME = "fake-train"
+    HELP = DESCRIPTION = "pretend to train"
+    PIPELINE_OUTPUT = "model_dir"
+    PIPELINE_INPUTS = ("input_file", "tokenizer_dir")
+
+    @staticmethod
+    def add_arguments(parser):
+        parser.add_argument("--input_file", required=True)
+        parser.add_argument("--tokenizer_dir", required=True)
+        parser.add_argument("--model_dir", required=True)
+        parser.add_argument("--steps", type=int, default=3)
+        parser.add_argument("--lr", type=float, default=0.1)
+        parser.add_argument("--do_whole_word_mask", action="store_true")
+
+    @staticmethod
+    def run(args):
+        _record("fake-train")
+        out = Path(args.model_dir) / "final"
+        out.mkdir(parents=True, exist_ok=True)
+        for step in range(1, args.steps + 1):
+            print(f"\rstep {step}/{args.steps}", end="", file=sys.stderr)
+        print(file=sys.stderr)
+        (out / "weights.txt").write_text(str(args.steps * args.lr), encoding="utf-8")
+        print(f"fake-train: {args.steps} steps")
+        write_manifest(out, stage="fake-train", inputs={}, options={"steps": args.steps, "lr": args.lr,
+                                                                    "wwm": args.do_whole_word_mask})
+        return 0

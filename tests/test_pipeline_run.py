@@ -1,0 +1,139 @@
+"""The pipeline runner with fake stages: skip on rerun, rerun from the changed stage, resume
+after a crash, --stage/--from, logs and the saved config."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from ja_pretrain.errors import UserError
+from ja_pretrain.pipeline import run_pipeline
+
+TESTS = Path(__file__).parent
+FAKES = "test_pipeline_fakes"
+
+CONFIG = f"""\
+run_dir: RUN
+stages:
+  corpus:
+    command: {FAKES}:FakeCorpus
+    args:
+      inputs: ["TEXT"]
+      every: 1
+  tokenizer:
+    command: {FAKES}:FakeTokenize
+    args:
+      input_file: ${{corpus}}
+      vocab_size: 50
+  model:
+    command: {FAKES}:FakeTrain
+    args:
+      input_file: ${{corpus}}
+      tokenizer_dir: ${{tokenizer}}
+      steps: 4
+"""
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("FAKE_CALLS", str(calls))
+    text = tmp_path / "input.txt"
+    text.write_text("一行目の文。\n二行目の文。\n三行目の文。\n", encoding="utf-8")
+    config = tmp_path / "pipe.yaml"
+    config.write_text(CONFIG.replace("RUN", str(tmp_path / "run")).replace("TEXT", str(text)), encoding="utf-8")
+    return tmp_path, config, calls
+
+
+def _run(config, *overrides, **kwargs):
+    stream = io.StringIO()
+    results = run_pipeline(config, list(overrides), echo=False, stream=stream, registry={}, **kwargs)
+    return {r.name: r.status for r in results}, stream.getvalue()
+
+
+def _calls(calls: Path) -> list[str]:
+    return [line.split()[0] for line in calls.read_text(encoding="utf-8").splitlines()] if calls.exists() else []
+
+
+def test_rerun_does_no_work_and_says_so(env):
+    tmp, config, calls = env
+    statuses, _ = _run(config)
+    assert statuses == {"corpus": "ran", "tokenizer": "ran", "model": "ran"}
+    assert _calls(calls) == ["fake-corpus", "fake-tokenize", "fake-train"]
+    statuses, text = _run(config)
+    assert set(statuses.values()) == {"skipped: up to date"}
+    assert text.count("skipped: up to date") == 3
+    assert len(_calls(calls)) == 3  # nothing ran again
+    # The resolved config, the plan and a log per stage are in the run dir.
+    run = tmp / "run"
+    assert "vocab_size: 50" in (run / "pipeline.yaml").read_text(encoding="utf-8")
+    plan = json.loads((run / "pipeline-plan.json").read_text())
+    assert [p["stage"] for p in plan] == ["corpus", "tokenizer", "model"]
+    assert plan[2]["upstream"] == ["corpus", "tokenizer"]
+    log = (run / "logs" / "model.log").read_text(encoding="utf-8")
+    assert "fake-train: 4 steps" in log and "step 4/4" in log and "step 1/4" not in log  # \r redraws collapsed
+
+
+def test_changing_one_option_reruns_from_that_stage(env):
+    tmp, config, calls = env
+    _run(config)
+    statuses, _ = _run(config, "tokenizer.vocab_size=60")
+    assert statuses == {"corpus": "skipped: up to date", "tokenizer": "ran", "model": "ran"}
+    statuses, _ = _run(config, "tokenizer.vocab_size=60", "model.steps=5")
+    assert statuses == {"corpus": "skipped: up to date", "tokenizer": "skipped: up to date", "model": "ran"}
+    assert (tmp / "run" / "model" / "final" / "weights.txt").read_text() == str(5 * 0.1)
+
+
+def test_changed_input_file_reruns_everything(env):
+    tmp, config, calls = env
+    _run(config)
+    (tmp / "input.txt").write_text("別の文章。\n", encoding="utf-8")
+    statuses, _ = _run(config)
+    assert statuses == {"corpus": "ran", "tokenizer": "ran", "model": "ran"}
+
+
+def test_deleted_output_is_rebuilt(env):
+    tmp, config, calls = env
+    _run(config)
+    (tmp / "run" / "tokenizer" / "manifest.json").unlink()
+    statuses, _ = _run(config)
+    assert statuses["corpus"] == "skipped: up to date" and statuses["tokenizer"] == "ran"
+
+
+def test_run_killed_mid_stage_completes_on_rerun(env, monkeypatch):
+    tmp, config, calls = env
+    monkeypatch.setenv("FAKE_CRASH", str(tmp / "crashed-once"))
+    with pytest.raises(UserError, match=r"stage 'tokenizer' failed .*simulated crash"):
+        _run(config)
+    assert _calls(calls) == ["fake-corpus", "fake-tokenize"]
+    assert not (tmp / "run" / ".pipeline" / "tokenizer.json").exists()
+    assert "RuntimeError" in (tmp / "run" / "logs" / "tokenizer.log").read_text(encoding="utf-8")
+    statuses, _ = _run(config)
+    assert statuses == {"corpus": "skipped: up to date", "tokenizer": "ran", "model": "ran"}
+    assert (tmp / "run" / "tokenizer" / "manifest.json").is_file()
+    assert (tmp / "run" / "model" / "final" / "weights.txt").is_file()
+
+
+def test_stage_and_from(env):
+    tmp, config, calls = env
+    with pytest.raises(UserError, match="needs stage 'corpus'"):
+        _run(config, stage="tokenizer")
+    _run(config)
+    statuses, _ = _run(config, stage="model", force=True)
+    assert statuses == {"model": "ran"}
+    statuses, _ = _run(config, start="tokenizer")
+    assert statuses == {"corpus": "skipped: up to date", "tokenizer": "ran", "model": "ran"}
+    with pytest.raises(UserError, match="--from 'nope': no such stage"):
+        _run(config, start="nope")
+
+
+def test_dry_run_runs_nothing(env):
+    tmp, config, calls = env
+    stream = io.StringIO()
+    run_pipeline(config, [], dry_run=True, echo=False, stream=stream, registry={})
+    assert stream.getvalue().count("would run") == 3
+    assert not (tmp / "run").exists() and not calls.exists()
