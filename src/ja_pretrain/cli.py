@@ -19,6 +19,7 @@ from ja_pretrain.errors import UserError
 COMMAND_MODULES = (
     "download",
     "corpus",
+    "run_pretraining",
     "evaluate",
     "pipeline",
     "report",

@@ -2,7 +2,14 @@
 
 `export_final(objective, out_dir, **facts)` picks the exporter by `objective.kind`:
 `ja_pretrain.export.bert.export_bert_final` or `ja_pretrain.export.electra.export_electra_final`,
-both with the same signature (see export.bert)."""
+both with the same signature:
+
+    export_X_final(objective, out_dir, *, tokenizer_dir, params, options, dataset_dir, train_state,
+                   last_train, last_valid, facts=None) -> Path
+
+`params` is the ModelParameters, `options` the ObjectiveOptions, `train_state` the trainer's
+checkpoint state (step, tokens_seen, global_batch, precision...), `last_train`/`last_valid` the
+last train_log.jsonl records, `facts` extra lines for the model card (input_file, init_from)."""
 
 from __future__ import annotations
 

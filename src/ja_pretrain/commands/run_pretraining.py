@@ -1,0 +1,207 @@
+"""`ja-pretrain run-pretraining`: pretrain BERT (or ELECTRA) from a corpus or a built dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ja_pretrain.errors import UserError
+
+NAME = "run-pretraining"
+HELP = "pretrain BERT (masked LM, optional NSP) or ELECTRA on a corpus or dataset; single process or torchrun"
+DESCRIPTION = """\
+Pretrain a model of a parameter.json preset (--model_type) on --input_file, which is a corpus
+directory (built into a cached dataset first) or a dataset directory from `build-dataset`.
+Writes MODEL_DIR/checkpoint-STEP/ every save-steps, MODEL_DIR/train_log.jsonl and TensorBoard
+events in MODEL_DIR/runs/, and at the end MODEL_DIR/final/ (loads with AutoModelForMaskedLM /
+AutoModelForPreTraining and AutoTokenizer).
+
+--fp16_type (the first seed's Apex levels): 0 = fp32; 1 = fp16 mixed precision (autocast +
+GradScaler, fp32 master weights). 2 ("almost fp16", Apex O2) and 3 (pure fp16, Apex O3) run as
+1, since our mixed precision already keeps fp32 master weights and pure fp16 is unstable; a
+warning says so. --precision bf16 is usually the better choice on recent GPUs and CPUs.
+
+batch-size in the preset is per node and per micro-step (a dict gives each --node_rank its
+own); it is split evenly over the node's processes. A step uses batch x accumulation-steps
+sequences per node. The loss of a step is weighted over all ranks' masked tokens, so a step
+equals a single process on the union of the samples.
+
+examples:
+  ja-pretrain run-pretraining --input_file run/corpus --tokenizer_dir run/tokenizer \\
+      --model_dir run/model --model_type bert-small --precision bf16 --do_whole_word_mask
+  ja-pretrain run-pretraining --input_file run/dataset --tokenizer_dir run/tokenizer \\
+      --model_dir run/model --model_type bert-small --do_continue
+  torchrun --nnodes 2 --node_rank 0 --nproc_per_node 4 --master_addr 10.0.0.1 --master_port 29500 \\
+      -m ja_pretrain run-pretraining --input_file run/dataset --tokenizer_dir run/tokenizer \\
+      --model_dir run/model --model_type bert-base-dist --fp16_type 1
+"""
+
+FP16_TYPES = {0: "fp32", 1: "fp16", 2: "fp16", 3: "fp16"}
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    io = p.add_argument_group("input and output")
+    io.add_argument("--input_file", "--input-file", required=True,
+                    help="corpus directory (or text file) to build a dataset from, or a built dataset directory")
+    io.add_argument("--tokenizer_dir", "--tokenizer-dir", required=True, help="tokenizer from `train-tokenizer`")
+    io.add_argument("--model_dir", "--model-dir", required=True, help="output: checkpoints, logs, final/")
+    io.add_argument("--parameter_file", "--parameter-file", help="parameter.json with presets (default: built-in)")
+    io.add_argument("--model_type", "--model-type", default="bert-small", help="preset name (default bert-small)")
+    io.add_argument("--cache_dir", "--cache-dir", help="where a corpus is built into a dataset (default MODEL_DIR/dataset_cache)")
+    io.add_argument("--disable_overwrite_cache", "--disable-overwrite-cache", action="store_true",
+                    help="reuse a cached dataset without checking it against the corpus")
+    io.add_argument("--workers", type=int, default=1, help="processes for building the dataset")
+    io.add_argument("--tokenizer_type", "--tokenizer-type", choices=("wordpiece", "sentencepiece"),
+                    help="seed flag: checked against the tokenizer directory")
+    io.add_argument("--mecab_dic_type", "--mecab-dic-type", choices=("ipadic", "unidic_lite", "unidic"),
+                    help="seed flag: checked against the tokenizer directory")
+
+    obj = p.add_argument_group("objective")
+    obj.add_argument("--do_whole_word_mask", "--do-whole-word-mask", action="store_true",
+                     help="mask whole MeCab words instead of single subword tokens")
+    obj.add_argument("--nsp", action="store_true",
+                     help="add next-sentence prediction (BertForPreTraining; builds a 'pairs' dataset); implied by a pairs dataset")
+
+    run = p.add_argument_group("run")
+    run.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="default fp32 (or from --fp16_type)")
+    run.add_argument("--fp16_type", "--fp16-type", type=int, choices=(0, 1, 2, 3),
+                     help="seed flag: 0 fp32, 1 fp16 mixed precision, 2 and 3 run as 1")
+    run.add_argument("--do_continue", "--do-continue", action="store_true",
+                     help="resume from the latest MODEL_DIR/checkpoint-* exactly")
+    run.add_argument("--init_from", "--init-from", help="start from this model's weights (final/ or checkpoint) with a fresh optimizer")
+    run.add_argument("--seed", type=int, default=42)
+    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    run.add_argument("--node_rank", "--node-rank", type=int, help="seed flag: this node's rank (torchrun's GROUP_RANK wins)")
+    run.add_argument("--local_rank", "--local-rank", type=int, help="seed flag: accepted; torchrun's LOCAL_RANK wins")
+    run.add_argument("--save_total_limit", "--save-total-limit", type=int, help="keep only the last N checkpoints")
+    run.add_argument("--eval_steps", "--eval-steps", type=int, help="held-out evaluation every N steps (default save-steps)")
+    run.add_argument("--eval_samples", "--eval-samples", type=int, default=1024, help="valid samples per evaluation")
+    run.add_argument("--stop_after_steps", "--stop-after-steps", type=int,
+                     help="checkpoint and stop after this step (continue later with --do_continue)")
+    run.add_argument("--max_nonfinite_steps", "--max-nonfinite-steps", type=int, default=10,
+                     help="stop with an error after this many non-finite steps in a row")
+    run.add_argument("--peak_tflops", "--peak-tflops", type=float,
+                     help="per-device peak for MFU (default: measured matmul throughput)")
+    run.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar")
+
+    over = p.add_argument_group("preset overrides")
+    over.add_argument("--train_steps", "--train-steps", "--max_steps", type=int)
+    over.add_argument("--batch_size", "--batch-size", help='per-node batch: N or a JSON dict {"0": 80, "1": 48}')
+    over.add_argument("--learning_rate", "--learning-rate", type=float)
+    over.add_argument("--warmup_steps", "--warmup-steps", type=int)
+    over.add_argument("--save_steps", "--save-steps", type=int)
+    over.add_argument("--logging_steps", "--logging-steps", type=int)
+    over.add_argument("--accumulation_steps", "--accumulation-steps", type=int)
+
+
+def resolve_precision(precision: str | None, fp16_type: int | None) -> str:
+    if fp16_type is None:
+        return precision or "fp32"
+    mapped = FP16_TYPES[fp16_type]
+    if fp16_type in (2, 3):
+        log.warning("--fp16_type %d (Apex O%d) runs as fp16 mixed precision with fp32 master weights (as 1)",
+                    fp16_type, fp16_type)
+    if precision is not None and precision != mapped:
+        raise UserError(f"--precision {precision} contradicts --fp16_type {fp16_type} ({mapped}); give one of them")
+    return mapped
+
+
+def apply_overrides(params: Any, **overrides: Any) -> Any:
+    """The preset with command-line overrides, validated like the parameter file."""
+    from ja_pretrain.config.parameters import parse_preset
+
+    raw = params.to_json_dict()
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "batch-size" and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as err:
+                raise UserError(f'--batch_size {value!r}: give an integer or a JSON dict such as {{"0": 80, "1": 48}}') from err
+        raw[key] = value
+    return parse_preset(params.model_type, raw)
+
+
+def check_tokenizer_flags(tokenizer_dir: Path, tokenizer_type: str | None, mecab_dic_type: str | None) -> None:
+    config_file = tokenizer_dir / "tokenizer_config.json"
+    if not config_file.is_file():
+        raise UserError(f"--tokenizer_dir {tokenizer_dir}: no tokenizer_config.json; run `ja-pretrain train-tokenizer`")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    subword = config.get("subword_tokenizer_type", "wordpiece")
+    if tokenizer_type and tokenizer_type != subword:
+        raise UserError(f"--tokenizer_type {tokenizer_type}: {config_file} is a {subword} tokenizer")
+    dic = (config.get("mecab_kwargs") or {}).get("mecab_dic")
+    if mecab_dic_type and dic and mecab_dic_type != dic:
+        raise UserError(f"--mecab_dic_type {mecab_dic_type}: {config_file} uses {dic}")
+
+
+def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathLike, model_dir: str | os.PathLike, *,
+                    model_type: str = "bert-small", parameter_file: str | os.PathLike | None = None,
+                    precision: str = "fp32", whole_word_mask: bool = False, nsp: bool = False,
+                    do_continue: bool = False, init_from: str | os.PathLike | None = None, seed: int = 42,
+                    cache_dir: str | os.PathLike | None = None, overwrite_cache: bool = True, workers: int = 1,
+                    device: str = "auto", node_rank: int | None = None, local_rank: int | None = None,
+                    overrides: dict[str, Any] | None = None, **train_options: Any):
+    """The command as a function; returns the TrainResult (see ja_pretrain.training.trainer)."""
+    from ja_pretrain.config.parameters import load_parameters
+    from ja_pretrain.dataset import prepare_dataset
+    from ja_pretrain.training.distributed import setup_distributed, teardown_distributed
+    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.training.trainer import TrainConfig, train
+
+    params = apply_overrides(load_parameters(model_type, parameter_file), **(overrides or {}))
+    model_dir, tokenizer_dir = Path(model_dir), Path(tokenizer_dir)
+    if init_from is not None and not Path(init_from).is_dir():
+        raise UserError(f"--init_from {init_from}: no such model directory")
+    ctx = setup_distributed(device, node_rank=node_rank, local_rank=local_rank)
+    try:
+        dataset_dir = prepare_dataset(
+            input_file, tokenizer_dir, sequence_length=params.sequence_length, form="pairs" if nsp else "packed",
+            cache_dir=Path(cache_dir) if cache_dir else model_dir / "dataset_cache",
+            overwrite_cache=overwrite_cache, workers=workers,
+        )
+        cfg = TrainConfig(
+            dataset_dir=Path(dataset_dir), tokenizer_dir=tokenizer_dir, model_dir=model_dir, params=params,
+            options=ObjectiveOptions(whole_word_mask=whole_word_mask, next_sentence_prediction=nsp),
+            precision=precision, seed=seed, do_continue=do_continue,
+            init_from=Path(init_from) if init_from else None,
+            facts={"input_file": str(input_file), "init_from": str(init_from) if init_from else None},
+            **train_options,
+        )
+        result = train(cfg, ctx)
+    finally:
+        teardown_distributed()
+    return result, ctx
+
+
+def run(args: argparse.Namespace) -> int:
+    check_tokenizer_flags(Path(args.tokenizer_dir), args.tokenizer_type, args.mecab_dic_type)
+    if args.peak_tflops is not None and args.peak_tflops <= 0:
+        raise UserError("--peak_tflops must be positive")
+    result, ctx = run_pretraining(
+        args.input_file, args.tokenizer_dir, args.model_dir,
+        model_type=args.model_type, parameter_file=args.parameter_file,
+        precision=resolve_precision(args.precision, args.fp16_type),
+        whole_word_mask=args.do_whole_word_mask, nsp=args.nsp, do_continue=args.do_continue,
+        init_from=args.init_from, seed=args.seed, cache_dir=args.cache_dir,
+        overwrite_cache=not args.disable_overwrite_cache, workers=args.workers, device=args.device,
+        node_rank=args.node_rank, local_rank=args.local_rank,
+        overrides={"train-steps": args.train_steps, "batch-size": args.batch_size, "learning-rate": args.learning_rate,
+                   "warmup-steps": args.warmup_steps, "save-steps": args.save_steps,
+                   "logging-steps": args.logging_steps, "accumulation-steps": args.accumulation_steps},
+        save_total_limit=args.save_total_limit, eval_steps=args.eval_steps, eval_samples=args.eval_samples,
+        stop_after_steps=args.stop_after_steps, max_nonfinite_steps=args.max_nonfinite_steps,
+        peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None, progress=not args.no_progress,
+    )
+    if ctx.is_main:
+        valid = result.last_valid
+        figures = f"; held-out loss {valid['loss']:.4f}, MLM accuracy {valid.get('mlm_accuracy', float('nan')):.4f}" if valid else ""
+        where = f"model in {result.final_dir}" if result.final_dir else f"checkpoint in {args.model_dir}"
+        print(f"run-pretraining: step {result.step}, {result.tokens_seen} tokens{figures}; {where}")
+    return 0

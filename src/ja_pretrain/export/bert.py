@@ -1,0 +1,128 @@
+"""MODEL_DIR/final/ for BERT: save_pretrained + the tokenizer files + README.md model card + manifest.
+
+The directory loads with `AutoModelForMaskedLM` (`AutoModelForPreTraining` when trained with
+NSP) and `AutoTokenizer` and nothing of ours. It is written under a temporary name and renamed
+when complete; manifest.json is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
+from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
+
+TOKENIZER_SKIP = {"manifest.json"}  # the tokenizer's own manifest stays with the tokenizer
+
+
+def copy_tokenizer_files(tokenizer_dir: str | os.PathLike, out_dir: Path) -> list[str]:
+    copied = []
+    for path in sorted(Path(tokenizer_dir).iterdir()):
+        if path.is_file() and path.name not in TOKENIZER_SKIP and not path.name.startswith("."):
+            shutil.copy2(path, out_dir / path.name)
+            copied.append(path.name)
+    return copied
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return "n/a" if value is None else str(value)
+
+
+def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config: dict, train_state: dict,
+               dataset_manifest: dict | None, last_train: dict, last_valid: dict, facts: dict) -> str:
+    auto = "AutoModelForPreTraining" if architecture == "BertForPreTraining" else "AutoModelForMaskedLM"
+    data = facts.get("input_file") or (dataset_manifest or {}).get("inputs", {}).get("corpus_dir", "n/a")
+    counts = (dataset_manifest or {}).get("counts", {})
+    word = tokenizer_config.get("word_tokenizer_type", "mecab")
+    dic = (tokenizer_config.get("mecab_kwargs") or {}).get("mecab_dic", "")
+    lines = [
+        f"# Japanese BERT ({params.model_type}) pretrained with ja-pretrain",
+        "",
+        f"A `{architecture}` trained from scratch by `ja-pretrain run-pretraining`"
+        + (f", starting from the weights of `{facts['init_from']}`" if facts.get("init_from") else "") + ".",
+        "",
+        "```python",
+        f"from transformers import AutoTokenizer, {auto}",
+        "tokenizer = AutoTokenizer.from_pretrained(PATH)  # BertJapaneseTokenizer: needs fugashi + its dictionary",
+        f"model = {auto}.from_pretrained(PATH)",
+        "```",
+        "",
+        "## Data",
+        f"- input: `{data}`",
+        f"- dataset: form `{train_state.get('form', 'packed')}`, sequence length {params.sequence_length}"
+        + "".join(f", {k.replace('_', ' ')} {v}" for k, v in counts.items() if isinstance(v, (int, float))),
+        "",
+        "## Tokenizer",
+        f"- words: {word}{' (' + dic + ')' if dic else ''}; subwords: {tokenizer_config.get('subword_tokenizer_type', 'wordpiece')}",
+        f"- vocabulary: {facts.get('vocab_size', 'n/a')} entries, [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4",
+        "",
+        "## Model and training",
+        "| setting | value |",
+        "| :-- | :-- |",
+        f"| preset | {params.model_type} |",
+        f"| layers / hidden / heads / FFN | {params.number_of_layers} / {params.hidden_size} / "
+        f"{params.attention_heads} / {params.ffn_inner_hidden_size} |",
+        f"| steps | {train_state.get('step')} |",
+        f"| global batch (sequences per step) | {train_state.get('global_batch', 0) * train_state.get('accumulation_steps', 1)} |",
+        f"| tokens seen | {train_state.get('tokens_seen')} |",
+        f"| peak learning rate / warmup | {params.learning_rate} / {params.warmup_steps} |",
+        f"| masking | {params.mask_percent:g}% dynamic, 80/10/10"
+        + (", whole-word (MeCab words)" if options.whole_word_mask else "") + " |",
+        f"| next-sentence prediction | {'yes' if architecture == 'BertForPreTraining' else 'no'} |",
+        f"| precision | {train_state.get('precision')} |",
+        f"| processes | {train_state.get('world_size')} |",
+        "",
+        "## Held-out figures (final step)",
+        "| split | loss | MLM loss | MLM accuracy |" + (" NSP accuracy |" if "nsp_accuracy" in last_valid else ""),
+        "| :-- | --: | --: | --: |" + (" --: |" if "nsp_accuracy" in last_valid else ""),
+    ]
+    for name, record in (("valid (held out)", last_valid), ("train (last log window)", last_train)):
+        if record:
+            row = f"| {name} | {_fmt(record.get('loss'))} | {_fmt(record.get('mlm_loss'))} | {_fmt(record.get('mlm_accuracy'))} |"
+            if "nsp_accuracy" in last_valid:
+                row += f" {_fmt(record.get('nsp_accuracy'))} |"
+            lines.append(row)
+    if last_valid:
+        lines.append(f"\nHeld-out: the first {last_valid.get('samples')} samples of the valid split, with fixed masks.")
+    lines.append("\nLicense: choose one compatible with your training data before publishing.")
+    return "\n".join(lines) + "\n"
+
+
+def export_bert_final(objective: Any, out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike, params: Any,
+                      options: Any, dataset_dir: str | os.PathLike, train_state: dict, last_train: dict,
+                      last_valid: dict, facts: dict | None = None) -> Path:
+    """Write `out_dir` (normally MODEL_DIR/final) for a trained BertObjective; returns the path."""
+    facts = dict(facts or {})
+    model = objective.model
+    architecture = type(model).__name__
+    tokenizer_config_path = Path(tokenizer_dir) / "tokenizer_config.json"
+    tokenizer_config = json.loads(tokenizer_config_path.read_text(encoding="utf-8")) if tokenizer_config_path.is_file() else {}
+    dataset_manifest = read_manifest(dataset_dir)
+    facts.setdefault("vocab_size", model.config.vocab_size)
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer_names = copy_tokenizer_files(tokenizer_dir, tmp)
+        atomic_write_text(tmp / "README.md", model_card(
+            architecture=architecture, params=params, options=options, tokenizer_config=tokenizer_config,
+            train_state=train_state, dataset_manifest=dataset_manifest, last_train=last_train,
+            last_valid=last_valid, facts=facts))
+        write_manifest(
+            tmp, stage="pretrain",
+            inputs={"dataset": (dataset_manifest or {}).get("fingerprint", str(dataset_dir)),
+                    "tokenizer_files": tokenizer_names, "init_from": str(facts.get("init_from") or "")},
+            options={"parameters": params.to_json_dict(), "model_type": params.model_type,
+                     "objective": {k: v for k, v in vars(options).items() if k != "extra"},
+                     "architecture": architecture},
+            counts={"steps": train_state.get("step"), "tokens_seen": train_state.get("tokens_seen"),
+                    "samples_seen": train_state.get("samples_seen")},
+            extra={"final_valid": last_valid, "final_train": last_train,
+                   "train_state_fingerprint": fingerprint(train_state)},
+        )
+    return Path(out_dir)

@@ -1,0 +1,372 @@
+"""The pretraining loop: `train(TrainConfig)` trains an objective on a built dataset.
+
+One optimizer step, on every rank:
+  1. read this rank's rows of each global micro-batch (a run of the job's sample order) and
+     mask them with noise drawn for the whole global micro-batch (rank-independent masks);
+  2. all-reduce the per-term item counts of the step (masked tokens, pairs...) over ranks;
+  3. forward/backward each micro-batch with loss = sum_t w_t * sum_t / global_count_t * world,
+     syncing gradients (DDP's mean) only on the last micro-batch;
+  4. clip to 1.0, AdamW (skipping the update on the device if anything is not finite), schedule.
+So a step equals one single-process step over the union of all ranks' samples, whatever the
+per-node batch sizes. The host waits for the device only at log, eval and checkpoint steps.
+
+Launch (see `ja-pretrain run-pretraining --help`):
+    ja-pretrain run-pretraining --input_file corpus/ --tokenizer_dir tok/ --model_dir out/ --model_type bert-small
+    torchrun --nproc_per_node 2 -m ja_pretrain run-pretraining ...            # one node, 2 GPUs
+    torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 --master_addr HOST --master_port 29500 \
+        -m ja_pretrain run-pretraining ...                                     # node 0 of 2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ja_pretrain.config.parameters import ModelParameters
+from ja_pretrain.errors import UserError
+from ja_pretrain.training import checkpoint as ckpt
+from ja_pretrain.training.distributed import DistContext, all_reduce_sum, barrier, batch_layout
+from ja_pretrain.training.masking import draw_mask_noise
+from ja_pretrain.training.metrics import MetricWindow, TrainLogger, measure_matmul_peak, summarize
+from ja_pretrain.training.objective import Objective, ObjectiveOptions, build_objective
+from ja_pretrain.training.optim import build_optimizer, build_scheduler
+from ja_pretrain.training.sampler import SampleOrder
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+TRAIN_NOISE, EVAL_NOISE = 0, 1
+MAX_GRAD_NORM = 1.0
+
+
+@dataclass
+class TrainConfig:
+    dataset_dir: Path
+    tokenizer_dir: Path
+    model_dir: Path
+    params: ModelParameters
+    options: ObjectiveOptions = field(default_factory=ObjectiveOptions)
+    precision: str = "fp32"
+    seed: int = 42
+    do_continue: bool = False
+    init_from: Path | None = None
+    save_total_limit: int | None = None
+    eval_steps: int | None = None  # default: save-steps
+    eval_samples: int = 1024
+    max_nonfinite_steps: int = 10
+    stop_after_steps: int | None = None  # checkpoint and stop early (e.g. to split a run into jobs)
+    peak_flops: float | None = None  # per device; measured when None
+    progress: bool = True
+    export: bool = True
+    facts: dict[str, Any] = field(default_factory=dict)  # for the model card (input data etc.)
+
+
+@dataclass
+class TrainResult:
+    step: int
+    tokens_seen: int
+    last_train: dict[str, Any]
+    last_valid: dict[str, Any]
+    final_dir: Path | None
+
+
+def noise_generator(seed: int, purpose: int, position: int) -> torch.Generator:
+    """A generator fixed by (seed, purpose, job position), the same on every rank."""
+    state = np.random.SeedSequence([seed, purpose, position]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def to_device(inputs: dict[str, torch.Tensor | None], device: torch.device) -> dict[str, torch.Tensor | None]:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, ctx: DistContext):
+        from ja_pretrain.dataset import open_samples
+
+        self.cfg, self.ctx = cfg, ctx
+        params = cfg.params
+        if cfg.precision not in PRECISIONS:
+            raise UserError(f"--precision {cfg.precision!r}: choose fp32, fp16 or bf16")
+        self.train_set = open_samples(cfg.dataset_dir, "train")
+        try:
+            self.valid_set = open_samples(cfg.dataset_dir, "valid")
+        except UserError:
+            self.valid_set = None
+        if self.train_set.sequence_length != params.sequence_length:
+            raise UserError(f"{cfg.dataset_dir}: built for sequence length {self.train_set.sequence_length}, "
+                            f"but preset '{params.model_type}' has {params.sequence_length}")
+        options = cfg.options
+        if self.train_set.form == "pairs" and not options.next_sentence_prediction:
+            options = ObjectiveOptions(**{**options.__dict__, "next_sentence_prediction": True})
+        elif options.next_sentence_prediction and self.train_set.form != "pairs":
+            raise UserError(f"{cfg.dataset_dir}: next-sentence prediction needs a dataset of form 'pairs' "
+                            f"(this one is {self.train_set.form!r}); rebuild it with --form pairs or drop --nsp")
+        self.options = options
+        self.layout = batch_layout(params, ctx)
+        self.accumulation = params.accumulation_steps
+
+        # The same initial weights on every rank; dropout then differs per rank.
+        torch.manual_seed(cfg.seed)
+        self.objective: Objective = build_objective(params, self.train_set.special_ids, self.train_set.vocab_size, options)
+        if cfg.init_from is not None:
+            self.objective.load_model(cfg.init_from)
+            log.info("initialised the weights from %s", cfg.init_from)
+        self.objective.to(ctx.device)
+        torch.manual_seed(cfg.seed + 1_000_003 * ctx.rank)
+
+        self.optimizer = build_optimizer(self.objective, params.learning_rate)
+        self.scheduler = build_scheduler(self.optimizer, params.warmup_steps, params.train_steps)
+        self.dtype = PRECISIONS[cfg.precision]
+        self.scaler = torch.amp.GradScaler(ctx.device.type) if cfg.precision == "fp16" else None
+        self.order = SampleOrder(len(self.train_set), cfg.seed)
+        self.step = 0
+        self.samples_seen = 0
+        self.tokens_seen = 0  # over all ranks, as of the last resume
+        self.local_tokens = 0.0  # this rank's real (non-padding) tokens since then
+        self.nonfinite_total = 0
+        self.consecutive_nonfinite = torch.zeros((), dtype=torch.long, device=ctx.device)
+        self.skipped = torch.zeros((), dtype=torch.long, device=ctx.device)
+
+        if cfg.peak_flops is None and ctx.is_main:
+            self.peak_flops = measure_matmul_peak(ctx.device, self.dtype, seconds=0.5)
+        else:
+            self.peak_flops = cfg.peak_flops or float("nan")
+        self._resume_or_check_fresh()
+        if ctx.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.objective, device_ids=ids)
+        else:
+            self.model = self.objective
+        self.logger = TrainLogger(cfg.model_dir, resume_step=self.step, enabled=ctx.is_main)
+
+    # -- state -------------------------------------------------------------------------------------
+    def global_tokens(self) -> int:
+        """Tokens seen by all ranks (a collective: call it on every rank)."""
+        local = torch.tensor(self.local_tokens, dtype=torch.float64, device=self.ctx.device)
+        return self.tokens_seen + int(all_reduce_sum(local, self.ctx).item())
+
+    def state(self, tokens_seen: int) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "samples_seen": self.samples_seen,
+            "tokens_seen": tokens_seen,
+            "nonfinite_steps": self.nonfinite_total,
+            "seed": self.cfg.seed,
+            "global_batch": self.layout.global_rows,
+            "accumulation_steps": self.accumulation,
+            "world_size": self.ctx.world_size,
+            "precision": self.cfg.precision,
+            "model_type": self.cfg.params.model_type,
+            "parameters": self.cfg.params.to_json_dict(),
+        }
+
+    def _resume_or_check_fresh(self) -> None:
+        cfg = self.cfg
+        latest = ckpt.latest_checkpoint(cfg.model_dir)
+        if not cfg.do_continue:
+            if latest is not None:
+                raise UserError(f"--model_dir {cfg.model_dir} already has {latest.name}; pass --do_continue to resume "
+                                "it or choose an empty --model_dir")
+            return
+        if latest is None:
+            log.info("--do_continue: no checkpoint in %s yet; starting at step 0", cfg.model_dir)
+            return
+        state = ckpt.load_checkpoint(latest, self.ctx, objective=self.objective, optimizer=self.optimizer,
+                                     scheduler=self.scheduler, scaler=self.scaler)
+        for key, ours in (("seed", cfg.seed), ("global_batch", self.layout.global_rows),
+                          ("accumulation_steps", self.accumulation)):
+            if state.get(key) != ours:
+                log.warning("%s: %s was %s, now %s; the data order will differ from the interrupted run",
+                            latest, key, state.get(key), ours)
+        self.step = int(state["step"])
+        self.samples_seen = int(state["samples_seen"])
+        self.tokens_seen = int(state["tokens_seen"])
+        self.nonfinite_total = int(state.get("nonfinite_steps", 0))
+        log.info("resumed %s: step %d, %d samples seen", latest, self.step, self.samples_seen)
+
+    # -- one step --------------------------------------------------------------------------------------
+    def _micro_batches(self) -> tuple[list[dict], float, float]:
+        layout, objective = self.layout, self.objective
+        length = self.train_set.sequence_length
+        inputs, tokens, flops = [], 0.0, 0.0
+        for micro in range(self.accumulation):
+            start = self.samples_seen + micro * layout.global_rows
+            indices = self.order.indices(start + layout.offset, layout.per_rank)
+            batch = self.train_set.batch(indices)
+            noise = draw_mask_noise(layout.global_rows, length, noise_generator(self.cfg.seed, TRAIN_NOISE, start))
+            x = objective.prepare(batch, noise[layout.offset:layout.offset + layout.per_rank])
+            tokens += float(batch["attention_mask"].sum())
+            flops += objective.flops(x)
+            inputs.append(x)
+        return inputs, tokens, flops
+
+    def _autocast(self):
+        return torch.autocast(self.ctx.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    def train_step(self, window: MetricWindow) -> torch.Tensor:
+        """One optimizer step; returns the gradient norm (a device tensor)."""
+        ctx, objective = self.ctx, self.objective
+        inputs, tokens, flops = self._micro_batches()
+        terms = list(objective.loss_weights)
+        counts = torch.stack([sum(objective.loss_counts(x)[t] for x in inputs) for t in terms]).to(ctx.device)
+        counts = all_reduce_sum(counts.to(torch.float32), ctx).clamp_min(1.0)
+        weights = torch.tensor([objective.loss_weights[t] for t in terms], device=ctx.device) * ctx.world_size / counts
+        finite = torch.ones((), dtype=torch.bool, device=ctx.device)
+        for micro, x in enumerate(inputs):
+            last = micro == len(inputs) - 1
+            sync = contextlib.nullcontext() if last or not ctx.distributed else self.model.no_sync()
+            with sync:
+                with self._autocast():
+                    out = self.model(**to_device(x, ctx.device))
+                loss = sum(weights[i] * out.sums[t] for i, t in enumerate(terms))
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
+            finite &= torch.isfinite(loss.detach())
+            window.add_output(out)
+        window.add_host("tokens", tokens)
+        window.add_host("flops", flops)
+        window.add_host("samples", self.layout.per_rank * self.accumulation)
+
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.objective.parameters(), MAX_GRAD_NORM, foreach=True)
+        if self.scaler is not None:  # the scaler skips overflowing steps itself
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            bad = ~finite
+        else:
+            bad = ~(finite & torch.isfinite(grad_norm))
+            self.optimizer.found_inf = bad.to(torch.float32)  # the fused AdamW skips on the device
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.consecutive_nonfinite = (self.consecutive_nonfinite + 1) * bad
+        self.skipped += bad
+        self.step += 1
+        self.samples_seen += self.layout.global_rows * self.accumulation
+        self.local_tokens += tokens
+        return grad_norm
+
+    # -- evaluation --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, Any]:
+        """Held-out loss and accuracies on the first `eval_samples` valid samples, fixed masks."""
+        if self.valid_set is None or len(self.valid_set) == 0:
+            return {}
+        ctx, objective = self.ctx, self.objective
+        total = min(len(self.valid_set), self.cfg.eval_samples)
+        length = self.valid_set.sequence_length
+        noise = draw_mask_noise(total, length, noise_generator(self.cfg.seed, EVAL_NOISE, 0))
+        mine = np.array_split(np.arange(total), ctx.world_size)[ctx.rank]
+        window = MetricWindow()
+        objective.eval()
+        try:
+            chunk = max(1, self.layout.per_rank)
+            for begin in range(0, len(mine), chunk):
+                rows = mine[begin:begin + chunk]
+                x = objective.prepare(self.valid_set.batch(rows), noise[int(rows[0]):int(rows[-1]) + 1])
+                with self._autocast():
+                    window.add_output(objective(**to_device(x, ctx.device)))
+        finally:
+            objective.train()
+        record = summarize(window.reduce(ctx, ctx.device), objective.loss_weights)
+        return {"split": "valid", "step": self.step, "tokens_seen": self.global_tokens(), **record,
+                "samples": total}
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def _log_train(self, window: MetricWindow, grad_norm: torch.Tensor, elapsed: float) -> dict[str, Any]:
+        values = window.reduce(self.ctx, self.ctx.device)
+        skipped = torch.stack([self.consecutive_nonfinite, self.skipped]).float()
+        consecutive, skipped_here = skipped.tolist()
+        self.nonfinite_total += int(skipped_here)
+        self.skipped.zero_()
+        record = summarize(values, self.objective.loss_weights)
+        tokens = values.get("tokens", 0.0)
+        per_s = tokens / elapsed if elapsed > 0 else float("nan")
+        mfu = values.get("flops", 0.0) / elapsed / (self.peak_flops * self.ctx.world_size) if elapsed > 0 else float("nan")
+        out = {"split": "train", "step": self.step, "tokens_seen": self.global_tokens(), **record,
+               "lr": self.scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
+               "tokens_per_s": per_s, "mfu": mfu, "nonfinite_steps": self.nonfinite_total}
+        if consecutive >= self.cfg.max_nonfinite_steps:
+            raise UserError(
+                f"the loss or gradients were not finite for {int(consecutive)} steps in a row (up to step {self.step}); "
+                "lower the learning rate, use --precision bf16 or fp32, or resume from an earlier checkpoint"
+            )
+        return out
+
+    def run(self) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        cfg, params = self.cfg, self.params
+        end = params.train_steps if cfg.stop_after_steps is None else min(params.train_steps, cfg.stop_after_steps)
+        eval_every = cfg.eval_steps or params.save_steps
+        last_train: dict[str, Any] = {}
+        last_valid: dict[str, Any] = {}
+        bar = tqdm(total=params.train_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                   disable=not (self.ctx.is_main and cfg.progress), desc="pretraining")
+        window = MetricWindow()
+        window_start = time.perf_counter()
+        grad_norm = torch.zeros(())
+        try:
+            while self.step < end:
+                grad_norm = self.train_step(window)
+                bar.update(1)
+                finished = self.step == params.train_steps  # (not a --stop_after_steps stop: logs stay on schedule)
+                if self.step % params.logging_steps == 0 or finished:
+                    last_train = self._log_train(window, grad_norm, time.perf_counter() - window_start)
+                    self.logger.log(last_train)
+                    bar.set_postfix(loss=f"{last_train['loss']:.3f}", tok_s=f"{last_train['tokens_per_s']:.0f}")
+                if self.step % eval_every == 0 or finished:
+                    last_valid = self.evaluate() or last_valid
+                    if last_valid:
+                        self.logger.log(last_valid)
+                if self.step % params.save_steps == 0 or self.step == end:
+                    ckpt.save_checkpoint(cfg.model_dir, self.ctx, objective=self.objective, optimizer=self.optimizer,
+                                         scheduler=self.scheduler, scaler=self.scaler, state=self.state(self.global_tokens()),
+                                         keep=cfg.save_total_limit)
+                if self.step % params.logging_steps == 0 or finished:
+                    window_start = time.perf_counter()  # exclude eval and checkpoint time from tokens/s
+        finally:
+            bar.close()
+            self.logger.close()
+        final_dir = None
+        if self.step >= params.train_steps and cfg.export:
+            final_dir = self._export(last_train, last_valid)
+        return TrainResult(self.step, int(last_train.get("tokens_seen", 0)), last_train, last_valid, final_dir)
+
+    @property
+    def params(self) -> ModelParameters:
+        return self.cfg.params
+
+    def _export(self, last_train: dict[str, Any], last_valid: dict[str, Any]) -> Path | None:
+        from ja_pretrain.export import export_final
+
+        tokens = self.global_tokens()
+        path = None
+        if self.ctx.is_main:
+            path = export_final(
+                self.objective, Path(self.cfg.model_dir) / "final",
+                tokenizer_dir=self.cfg.tokenizer_dir, params=self.params, options=self.options,
+                dataset_dir=self.cfg.dataset_dir, train_state=self.state(tokens),
+                last_train=last_train, last_valid=last_valid, facts=self.cfg.facts,
+            )
+        barrier(self.ctx)
+        return path
+
+
+def train(cfg: TrainConfig, ctx: DistContext | None = None) -> TrainResult:
+    """Train per `cfg` (the dataset already built); returns the last step's figures."""
+    from ja_pretrain.training.distributed import setup_distributed
+
+    ctx = ctx or setup_distributed()
+    return Trainer(cfg, ctx).run()
