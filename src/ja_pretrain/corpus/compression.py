@@ -12,11 +12,11 @@ A compressed stream that stops before its end marker (an interrupted download) i
 from __future__ import annotations
 
 import bz2
-import gzip
 import hashlib
 import io
 import lzma
 import os
+import zlib
 from pathlib import Path
 
 import zstandard
@@ -74,16 +74,32 @@ class HashingReader(io.RawIOBase):
         super().close()
 
 
-class ZstdReader(io.RawIOBase):
-    """Decompress a (possibly multi-frame) zstd stream; `zstandard.stream_reader` returns a cut
-    stream's prefix without complaint, so frame completion is checked here."""
+def _new_decompressor(kind: str):
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31)  # gzip header and CRC-checked trailer
+    if kind == "xz":
+        return lzma.LZMADecompressor()
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    return zstandard.ZstdDecompressor().decompressobj()
 
-    def __init__(self, raw: io.RawIOBase):
+
+class Decompressor(io.RawIOBase):
+    """Decompress a gzip/xz/bz2/zstd stream (also several concatenated members or frames).
+
+    Written over the one-shot decompressor objects rather than gzip.GzipFile & co. for two
+    reasons: data is handed on as soon as it is decompressed, so a cut file yields everything
+    before the cut (GzipFile loses the whole read that hits the end); and zstandard's stream
+    reader returns a cut stream's prefix without any error, so completion is checked here, the
+    same way for all four formats.
+    """
+
+    def __init__(self, raw: io.RawIOBase, kind: str):
         self._raw = raw
-        self._dctx = zstandard.ZstdDecompressor()
-        self._obj = self._dctx.decompressobj()
+        self._kind = kind
+        self._obj = _new_decompressor(kind)
         self._pending = b""
-        self._frame_open = False
+        self._member_open = False
 
     def readable(self) -> bool:
         return True
@@ -92,20 +108,20 @@ class ZstdReader(io.RawIOBase):
         while not self._pending:
             chunk = self._raw.read(READ_BUFFER)
             if not chunk:
-                if self._frame_open:
-                    raise TruncatedInput("zstd stream ends inside a frame")
+                if self._member_open:
+                    raise TruncatedInput(f"the {self._kind} stream ends before its end marker")
                 return 0
             out = []
             while chunk:
-                self._frame_open = True
+                self._member_open = True
                 try:
                     out.append(self._obj.decompress(chunk))
-                except zstandard.ZstdError as err:
-                    raise TruncatedInput(f"corrupt zstd data ({err})") from err
+                except (zlib.error, lzma.LZMAError, OSError, EOFError, zstandard.ZstdError) as err:
+                    raise TruncatedInput(f"corrupt {self._kind} data ({err})") from err
                 if self._obj.eof:
-                    self._frame_open = False
+                    self._member_open = False
                     chunk = self._obj.unused_data
-                    self._obj = self._dctx.decompressobj()
+                    self._obj = _new_decompressor(self._kind)
                 else:
                     chunk = b""
             self._pending = b"".join(out)
@@ -128,17 +144,10 @@ class InputStream:
         f.seek(0)
         self._hashing = HashingReader(f)
         raw = io.BufferedReader(self._hashing, READ_BUFFER)
-        if self.compression == "gzip":
-            decompressed: io.IOBase = gzip.GzipFile(fileobj=raw, mode="rb")
-        elif self.compression == "xz":
-            decompressed = lzma.LZMAFile(raw)
-        elif self.compression == "bz2":
-            decompressed = bz2.BZ2File(raw)
-        elif self.compression == "zstd":
-            decompressed = ZstdReader(raw)
+        if self.compression:
+            self.stream = io.BufferedReader(Decompressor(raw, self.compression), READ_BUFFER)
         else:
-            decompressed = raw
-        self.stream = io.BufferedReader(decompressed, READ_BUFFER) if self.compression else raw
+            self.stream = raw
 
     @property
     def position(self) -> int:
@@ -158,5 +167,3 @@ class InputStream:
         self.close()
 
 
-# What the decompressors raise for a cut or damaged stream.
-DECOMPRESSION_ERRORS = (EOFError, gzip.BadGzipFile, lzma.LZMAError, zstandard.ZstdError, TruncatedInput, OSError)

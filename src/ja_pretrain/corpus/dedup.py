@@ -19,6 +19,8 @@ positives):
 
 from __future__ import annotations
 
+import mmap
+
 WAYS = 4
 SLOT = 8
 _EMPTY = bytes(SLOT)
@@ -27,7 +29,9 @@ _EMPTY = bytes(SLOT)
 class SentenceDeduplicator:
     def __init__(self, memory_mb: float):
         self.buckets = max(1, int(memory_mb * (1 << 20)) // (WAYS * SLOT))
-        self.table = bytearray(self.buckets * WAYS * SLOT)
+        # An anonymous mapping: the OS hands out zero pages as they are first touched, so a
+        # small corpus does not pay for (or hold) the whole table.
+        self.table = mmap.mmap(-1, self.buckets * WAYS * SLOT)
         self.evictions = 0
 
     @property
@@ -39,13 +43,13 @@ class SentenceDeduplicator:
         if digest == _EMPTY:  # the empty-slot marker; shift it to a valid digest
             digest = b"\x01" + _EMPTY[1:]
         start = (int.from_bytes(digest, "little") % self.buckets) * WAYS * SLOT
-        bucket = self.table[start : start + WAYS * SLOT]
-        found = bucket.find(digest)
+        end = start + WAYS * SLOT
+        found = self.table.find(digest, start, end)
         while found != -1:
-            if found % SLOT == 0:
+            if (found - start) % SLOT == 0:
                 return False
-            found = bucket.find(digest, found + 1)
-        if bucket[-SLOT:] != _EMPTY:
+            found = self.table.find(digest, found + 1, end)
+        if self.table[end - SLOT : end] != _EMPTY:
             self.evictions += 1
-        self.table[start : start + WAYS * SLOT] = digest + bucket[: -SLOT]
+        self.table[start:end] = digest + self.table[start : end - SLOT]
         return True

@@ -52,6 +52,10 @@ _SEPARATOR_BEFORE_CLOSE = re.compile(r"\s*[、,;]\s*\)")
 _SPACES = re.compile(r"\s+")
 
 
+def _markup_replacement(match: re.Match) -> str:
+    return " " if match.group().lower().startswith("<br") else ""
+
+
 def normalize_line(line: str) -> str:
     """One paragraph line, normalised; the empty string if nothing is left."""
     line = unicodedata.normalize("NFKC", line)
@@ -65,7 +69,7 @@ def normalize_line(line: str) -> str:
         previous = None
         while previous != line:
             previous, line = line, _TEMPLATE.sub("", line)
-        line = _MARKUP_LEFTOVER.sub(" ", line)
+        line = _MARKUP_LEFTOVER.sub(_markup_replacement, line)
     if "(" in line or "「" in line or "『" in line or "[" in line:
         line = _EMPTY_BRACKETS.sub("", line)
         line = _SEPARATOR_AFTER_OPEN.sub("(", line)

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ja_pretrain.corpus.compression import DECOMPRESSION_ERRORS, InputStream
+from ja_pretrain.corpus.compression import InputStream, TruncatedInput
 from ja_pretrain.errors import UserError
 
 FORMATS = ("auto", "cirrus", "xml", "text", "cc100", "jsonl")
@@ -78,9 +78,9 @@ def detect_format(head: bytes) -> str:
 
 def iter_documents(source: InputStream, fmt: str, stats: ReadStats, text_field: str = "text") -> Iterator[RawDocument]:
     """Raw documents of one input. Raises InputTruncated for a cut file, UserError for bad content."""
-    if fmt == "auto":
-        fmt = detect_format(source.stream.peek(1 << 16)[: 1 << 16])
     try:
+        if fmt == "auto":
+            fmt = detect_format(source.stream.peek(1 << 16)[: 1 << 16])
         if fmt == "xml":
             yield from _xml_documents(source, stats)
         elif fmt == "cirrus":
@@ -91,13 +91,8 @@ def iter_documents(source: InputStream, fmt: str, stats: ReadStats, text_field: 
             yield from _text_documents(source, stats)
         else:
             raise ValueError(f"unknown format {fmt!r}")
-    except DECOMPRESSION_ERRORS as err:
-        if isinstance(err, OSError) and not source.compression and not isinstance(err, EOFError):
-            raise UserError(f"{source.path}: cannot read ({err})") from err
-        raise InputTruncated(
-            f"{source.path}: the {source.compression or 'compressed'} data is truncated or corrupt ({err}); "
-            "download the file again"
-        ) from err
+    except TruncatedInput as err:
+        raise InputTruncated(f"{source.path}: truncated or corrupt: {err}; download the file again") from err
 
 
 def _lines(source: InputStream, stats: ReadStats) -> Iterator[tuple[int, str]]:
