@@ -7,9 +7,9 @@ are never chosen). The unit that crosses the target is taken with the probabilit
 the expected count exactly `mask_probability * real tokens`, so the rate is unbiased whatever
 the word lengths, and a long word is never cut in half.
 
-What happens to a chosen token: `replace_probs = (mask, random, keep)`; BERT uses
-(0.8, 0.1, 0.1), ELECTRA (0.85, 0.15, 0.0). The decision is made per token, as in BERT's
-reference data generator.
+What happens to a chosen token: `replace_probs = (mask, keep, random)`, the probabilities of
+[MASK], of keeping the token, and of a random token; BERT uses (0.8, 0.1, 0.1), ELECTRA
+(0.85, 0.15, 0.0). The decision is made per token, as in BERT's reference data generator.
 
 All randomness is drawn up front as a `MaskNoise` of uniform numbers whose shape depends only
 on the batch shape. The trainer draws the noise of a whole *global* micro-batch from one
@@ -71,6 +71,7 @@ def mask_tokens(
 
     input_ids: int [B, L]; special_tokens_mask: bool [B, L], True on [CLS]/[SEP]/[PAD] (never
     chosen); word_start: bool [B, L], True where a MeCab word begins (needed for whole_word).
+    replace_probs: (mask, keep, random) probabilities for a chosen token.
     The randomness comes from `noise` if given (see `draw_mask_noise`), else from `generator`.
     Random replacements are drawn uniformly from [random_token_low, vocab_size).
     """
@@ -81,7 +82,7 @@ def mask_tokens(
         raise ValueError(f"mask noise has shape {tuple(noise.action.shape)}, the batch {(rows, length)}")
     if not 0.0 <= mask_probability <= 1.0:
         raise ValueError(f"mask_probability must be in [0, 1], got {mask_probability}")
-    p_mask, p_random, p_keep = replace_probs
+    p_mask, p_keep, p_random = replace_probs
     if min(replace_probs) < 0 or abs(p_mask + p_random + p_keep - 1.0) > 1e-6:
         raise ValueError(f"replace_probs must be three non-negative numbers summing to 1, got {replace_probs}")
     if whole_word and word_start is None:
@@ -93,7 +94,7 @@ def mask_tokens(
 
     action = noise.action
     to_mask = chosen & (action < p_mask)
-    to_random = chosen & (action >= p_mask) & (action < p_mask + p_random)
+    to_random = chosen & (action >= p_mask + p_keep)
     span = vocab_size - random_token_low
     random_ids = (random_token_low + (noise.random_token * span).long()).clamp_(max=vocab_size - 1)
     masked = torch.where(to_mask, torch.full_like(input_ids, mask_token_id), input_ids)
