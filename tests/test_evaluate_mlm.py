@@ -161,6 +161,18 @@ def test_detection_metrics_against_direct_counts():
     assert math.isnan(roc_auc(scores, np.zeros(400, dtype=bool)))
 
 
+def test_several_model_dirs_share_masks_in_one_report(setup, tmp_path):
+    root, tok, corpus = setup
+    random_bert(tok, tmp_path / "a" / "final", seed=1)
+    random_bert(tok, tmp_path / "b" / "final", seed=2)
+    pair = _electra_pair(tok, tmp_path / "electra")
+    report = evaluate_model([tmp_path / "a", tmp_path / "b", pair], corpus, show_progress=False)
+    models = report["models"]
+    assert list(models) == ["a", "b", "generator", "discriminator"]
+    assert models["a"]["masked_tokens"] == models["b"]["masked_tokens"] == models["generator"]["masked_tokens"]
+    assert models["discriminator"]["corruption"] == f"generator:{pair / 'generator'}"
+
+
 def test_cli_json_and_bad_model_dir(setup, tmp_path, capsys):
     root, tok, corpus = setup
     model = random_bert(tok, tmp_path / "m")

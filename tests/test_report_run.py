@@ -72,7 +72,7 @@ def test_report_tables_match_their_sources(run_dir):
     assert stats["unk_rate"] == pytest.approx(tokens.count("[UNK]") / len(tokens))
     assert stats["vocabulary_used"] == pytest.approx(len(set(tokens)) / len(tok))
     # Model and evaluation figures.
-    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())["models"]["final"]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())["models"]["bert"]
     assert "BertForMaskedLM" in text and f"{metrics['loss']:.4g}" in text
     assert f"{metrics['perplexity']:.4g}" in text
     # Training summary: last step 60 and the last held-out loss.

@@ -12,7 +12,8 @@ Score a model on held-out text with a fixed masking seed, so that two models sha
 tokenizer are compared on exactly the same masked positions.
 
 MODEL_DIR is a saved model (config.json), a run-pretraining output (its final/), or an
-extract-electra output (generator/ and discriminator/, both evaluated).
+extract-electra output (generator/ and discriminator/, both evaluated); give several to score
+them on the same masks into one metrics.json.
   BERT (BertForMaskedLM / BertForPreTraining) and ELECTRA generators (ElectraForMaskedLM):
     masked-LM loss, accuracy and perplexity = exp(loss), every hidden token shown as [MASK].
   ELECTRA discriminators (ElectraForPreTraining): the masked positions are replaced by samples
@@ -21,13 +22,15 @@ extract-electra output (generator/ and discriminator/, both evaluated).
 
 examples:
   ja-pretrain evaluate runs/quickstart/bert --corpus runs/quickstart/corpus
+  ja-pretrain evaluate runs/q/bert runs/q/electra-extracted --corpus runs/q/corpus --out runs/q/evaluation
   ja-pretrain evaluate runs/quickstart/electra-extracted --corpus valid.txt --json
   ja-pretrain evaluate out/discriminator --generator out/generator --corpus valid.txt --out eval/
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", metavar="MODEL_DIR", help="model dir, training output or extract-electra output")
+    parser.add_argument("model_dir", nargs="+", metavar="MODEL_DIR",
+                        help="model dir, training output or extract-electra output (several: one metrics.json)")
     parser.add_argument("--corpus", required=True,
                         help="held-out text: a corpus dir (its valid.txt is used) or a corpus-format text file")
     parser.add_argument("--generator", default=None, metavar="DIR",

@@ -96,7 +96,7 @@ def ordinary_token_ids(tokenizer) -> np.ndarray:
 
 
 def evaluate_model(
-    model_dir: str | os.PathLike,
+    model_dir: str | os.PathLike | list[str | os.PathLike],
     corpus: str | os.PathLike,
     *,
     generator_dir: str | os.PathLike | None = None,
@@ -108,8 +108,10 @@ def evaluate_model(
     out_dir: str | os.PathLike | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate every model under `model_dir` on `corpus` (a corpus dir's valid.txt or a text
-    file); return the figures and, with `out_dir`, write OUT/metrics.json and OUT/manifest.json."""
+    """Evaluate every model under `model_dir` (one dir or a list) on `corpus` (a corpus dir's
+    valid.txt or a text file); return the figures and, with `out_dir`, write OUT/metrics.json
+    and OUT/manifest.json. Models are keyed by their dir name ("final" becomes its parent's
+    name); a name seen twice is prefixed with its parent's."""
     import torch
     from tqdm import tqdm
 
@@ -118,15 +120,20 @@ def evaluate_model(
     started = time.time()
     if batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
-    targets = resolve_model_dirs(model_dir)
-    generator_path = resolve_model_dirs(generator_dir)[0][1] if generator_dir else None
-    if generator_path is None:
-        generator_path = next((p for label, p in targets if label == "generator"), None)
-
-    loaded = [(label, path, *load_model(path)) for label, path in targets]
+    model_dirs = model_dir if isinstance(model_dir, (list, tuple)) else [model_dir]
+    loaded = []
+    for directory in model_dirs:
+        targets = resolve_model_dirs(directory)
+        pair_generator = next((p for label, p in targets if label == "generator"), None)
+        for label, path in targets:
+            model, architecture, kind = load_model(path)
+            label = _unique_label(label, path, [entry[0] for entry in loaded])
+            loaded.append((label, path, model, architecture, kind, pair_generator))
+    given_generator = resolve_model_dirs(generator_dir)[0][1] if generator_dir else None
     heldout_sets: dict[str, tuple[HeldOutSet, Any]] = {}
     results: dict[str, Any] = {}
-    for label, path, model, architecture, kind in loaded:
+    for label, path, model, architecture, kind, pair_generator in loaded:
+        generator_path = given_generator or pair_generator
         key = tokenizer_key(path)
         if key not in heldout_sets:
             tokenizer = load_tokenizer(path)
@@ -182,8 +189,16 @@ def evaluate_model(
         "seconds": round(time.time() - started, 3),
     }
     if out_dir is not None:
-        write_metrics(out_dir, report, model_dir=model_dir, generator_dir=generator_dir)
+        write_metrics(out_dir, report, model_dir=[str(d) for d in model_dirs], generator_dir=generator_dir)
     return report
+
+
+def _unique_label(label: str, path: Path, taken: list[str]) -> str:
+    if label == "final":
+        label = path.parent.name
+    if label in taken:
+        label = f"{path.parent.name}/{label}"
+    return label
 
 
 def write_metrics(out_dir: str | os.PathLike, report: dict[str, Any], **inputs: Any) -> None:
@@ -198,7 +213,8 @@ def write_metrics(out_dir: str | os.PathLike, report: dict[str, Any], **inputs: 
     write_manifest(
         out,
         stage="evaluate",
-        inputs={**{k: str(v) for k, v in inputs.items() if v}, "corpus_sha256": report["corpus_sha256"]},
+        inputs={**{k: v if isinstance(v, list) else str(v) for k, v in inputs.items() if v},
+                "corpus_sha256": report["corpus_sha256"]},
         options=options,
         counts={k: report[k] for k in ("documents", "sentences", "sequences", "tokens")},
         timings={"seconds": report["seconds"]},
