@@ -77,10 +77,15 @@ class FakeTokenize:
 
 
 class FakeTrain:
+    """Checkpoints every step into MODEL_DIR/checkpoint-N; like run-pretraining it refuses a
+    model dir with checkpoints unless --do_continue, which resumes from the latest. While
+    $FAKE_CRASH_TRAIN names a missing file it creates it and crashes after step 2."""
+
     NAME = "fake-train"
     HELP = DESCRIPTION = "pretend to train"
     PIPELINE_OUTPUT = "model_dir"
     PIPELINE_INPUTS = ("input_file", "tokenizer_dir")
+    PIPELINE_RESUME = ("--do_continue", "checkpoint-*")
 
     @staticmethod
     def add_arguments(parser):
@@ -90,15 +95,27 @@ class FakeTrain:
         parser.add_argument("--steps", type=int, default=3)
         parser.add_argument("--lr", type=float, default=0.1)
         parser.add_argument("--do_whole_word_mask", action="store_true")
+        parser.add_argument("--do_continue", action="store_true")
 
     @staticmethod
     def run(args):
         _record("fake-train")
-        out = Path(args.model_dir) / "final"
-        out.mkdir(parents=True, exist_ok=True)
-        for step in range(1, args.steps + 1):
+        model_dir = Path(args.model_dir)
+        done = sorted(int(p.name.split("-")[1]) for p in model_dir.glob("checkpoint-*"))
+        if done and not args.do_continue:
+            raise RuntimeError("model dir has checkpoints; pass --do_continue")
+        first = done[-1] + 1 if done else 1
+        crash = os.environ.get("FAKE_CRASH_TRAIN")
+        for step in range(first, args.steps + 1):
+            (model_dir / f"checkpoint-{step}").mkdir(parents=True)
             print(f"\rstep {step}/{args.steps}", end="", file=sys.stderr)
+            if crash and step == 2 and not Path(crash).exists():
+                Path(crash).touch()
+                raise RuntimeError("simulated kill during training")
         print(file=sys.stderr)
+        print(f"fake-train: started at step {first}")
+        out = model_dir / "final"
+        out.mkdir(parents=True, exist_ok=True)
         (out / "weights.txt").write_text(str(args.steps * args.lr), encoding="utf-8")
         print(f"fake-train: {args.steps} steps")
         write_manifest(out, stage="fake-train", inputs={}, options={"steps": args.steps, "lr": args.lr,

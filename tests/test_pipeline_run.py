@@ -118,13 +118,32 @@ def test_run_killed_mid_stage_completes_on_rerun(env, monkeypatch):
     assert (tmp / "run" / "model" / "final" / "weights.txt").is_file()
 
 
+def test_killed_training_resumes_from_its_checkpoints(env, monkeypatch):
+    tmp, config, calls = env
+    monkeypatch.setenv("FAKE_CRASH_TRAIN", str(tmp / "train-crashed-once"))
+    with pytest.raises(UserError, match="simulated kill during training"):
+        _run(config)
+    statuses, text = _run(config)
+    assert statuses["model"] == "ran" and "resuming the interrupted run" in text
+    last = calls.read_text(encoding="utf-8").splitlines()[-1]
+    assert last.startswith("fake-train") and "--do_continue" in last
+    assert "started at step 3" in (tmp / "run" / "logs" / "model.log").read_text(encoding="utf-8")
+    # Other options: the old checkpoints are removed and training starts over.
+    statuses, text = _run(config, "model.steps=6")
+    assert statuses["model"] == "ran" and "trained with other options" in text
+    assert "--do_continue" not in calls.read_text(encoding="utf-8").splitlines()[-1]
+    assert "started at step 1" in (tmp / "run" / "logs" / "model.log").read_text(encoding="utf-8")
+    assert sorted(p.name for p in (tmp / "run" / "model").glob("checkpoint-*")) == [f"checkpoint-{i}" for i in range(1, 7)]
+
+
 def test_stage_and_from(env):
     tmp, config, calls = env
     with pytest.raises(UserError, match="needs stage 'corpus'"):
         _run(config, stage="tokenizer")
     _run(config)
-    statuses, _ = _run(config, stage="model", force=True)
-    assert statuses == {"model": "ran"}
+    statuses, text = _run(config, stage="model", force=True)
+    assert statuses == {"model": "ran"} and "to run it again" in text
+    assert "started at step 1" in (tmp / "run" / "logs" / "model.log").read_text(encoding="utf-8")
     statuses, _ = _run(config, start="tokenizer")
     assert statuses == {"corpus": "skipped: up to date", "tokenizer": "ran", "model": "ran"}
     with pytest.raises(UserError, match="--from 'nope': no such stage"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ja_pretrain.errors import UserError
-from ja_pretrain.pipeline.stages import StagePlan
+from ja_pretrain.pipeline.stages import StagePlan, expand_globs
 from ja_pretrain.utils.atomic import atomic_write_json
 from ja_pretrain.utils.manifest import file_sha256, fingerprint, read_manifest
 
@@ -166,11 +167,36 @@ class PipelineRunner:
             results.append(self._run_stage(plan, fp, index, total))
         return results
 
+    def _prepare_resume(self, plan: StagePlan, fp: str, finished: bool, index: int, total: int) -> list[str]:
+        """The argv to run now: with the resume flag when an interrupted run of the same stage left
+        checkpoints; after removing them when they belong to other options or to a finished run
+        that is forced to run again."""
+        if plan.resume is None or not plan.out.is_dir():
+            return plan.argv
+        flag, pattern = plan.resume
+        if not any(plan.out.glob(pattern)):
+            return plan.argv
+        started_path = self.state_path(plan.name).with_suffix(".started.json")
+        try:
+            started = json.loads(started_path.read_text(encoding="utf-8")).get("fingerprint")
+        except (OSError, ValueError):
+            started = None
+        if started == fp and not finished:
+            self._say(f"[{index + 1}/{total}] {plan.name}: resuming the interrupted run from its checkpoints")
+            return plan.argv if flag in plan.argv else [*plan.argv, flag]
+        why = "to run it again" if started == fp else "trained with other options"
+        self._say(f"[{index + 1}/{total}] {plan.name}: removing {plan.out}, {why}")
+        shutil.rmtree(plan.out)
+        return plan.argv
+
     def _run_stage(self, plan: StagePlan, fp: str, index: int, total: int) -> StageResult:
+        finished = (self.read_state(plan.name) or {}).get("fingerprint") == fp
         self.state_path(plan.name).unlink(missing_ok=True)
-        self._say(f"[{index + 1}/{total}] {plan.name}: ja-pretrain {plan.command} {' '.join(plan.argv)}")
+        argv = self._prepare_resume(plan, fp, finished, index, total)
+        atomic_write_json(self.state_path(plan.name).with_suffix(".started.json"), {"fingerprint": fp})
+        self._say(f"[{index + 1}/{total}] {plan.name}: ja-pretrain {plan.command} {' '.join(argv)}")
         started = time.time()
-        code, last_line = self._execute(plan)
+        code, last_line = self._execute(plan, argv)
         seconds = time.time() - started
         if code != 0:
             self._say(f"[{index + 1}/{total}] {plan.name}: FAILED (exit {code}) after {seconds:.1f}s; "
@@ -188,17 +214,17 @@ class PipelineRunner:
                   + (f" | {last_line}" if last_line else ""))
         return StageResult(plan.name, "ran", seconds, last_line)
 
-    def _execute(self, plan: StagePlan) -> tuple[int, str]:
+    def _execute(self, plan: StagePlan, argv: list[str]) -> tuple[int, str]:
         """Run the stage in a child process; echo its output and keep it in the stage log."""
         log = self.log_path(plan.name)
         log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "ja_pretrain.pipeline.child", plan.spec, *plan.argv]
+        cmd = [sys.executable, "-m", "ja_pretrain.pipeline.child", plan.spec, *expand_globs(argv)]
         env = dict(os.environ if self.env is None else self.env)
         env["PYTHONUNBUFFERED"] = "1"
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         last_line = ""
         with open(log, "w", encoding="utf-8") as f:
-            f.write(f"$ ja-pretrain {plan.command} {' '.join(plan.argv)}\n")
+            f.write(f"$ ja-pretrain {plan.command} {' '.join(argv)}\n")
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
             pending = ""
             try:

@@ -4,11 +4,15 @@ A stage's `args` are checked against the subcommand's own argparse parser (the c
 schema): an unknown option, a value of the wrong type or outside its choices, or a missing
 required option stops the run, naming the stage, the option and the config line. Input paths
 that no earlier stage produces must exist.
+
+A word with `*` is a glob pattern, expanded (sorted) when the stage starts, so that a stage can
+take the files an earlier one downloaded: `inputs: ["${download}/jawiki*"]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib
 import re
 from dataclasses import dataclass, field
@@ -39,6 +43,10 @@ INPUT_OPTIONS = {
     "evaluate": ("model_dir", "corpus", "generator"),
     "report": ("run_dir",),
 }
+# Commands that checkpoint: (flag that resumes, checkpoint dir pattern). A rerun of the same
+# stage (same fingerprint) after a kill resumes its checkpoints; with changed options the stale
+# output is removed first, as the command refuses to start over a foreign checkpoint.
+RESUMABLE = {"run-pretraining": ("--do_continue", "checkpoint-*")}
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -59,6 +67,7 @@ class StagePlan:
     argv: list[str]
     out: Path
     upstream: list[str] = field(default_factory=list)
+    resume: tuple[str, str] | None = None  # (resume flag, checkpoint glob) of a checkpointing command
 
 
 def command_registry() -> dict[str, str]:
@@ -245,7 +254,9 @@ def _plan_stage(cfg: PipelineConfig, stage: StageConfig, registry: dict[str, str
                             f"which is not an earlier stage")
     if cli_name == "report" and not stage.after:
         upstream = list(outs)  # a report reads the whole run dir
-    return StagePlan(name=stage.name, command=cli_name, spec=spec, argv=argv, out=out, upstream=upstream)
+    resume = getattr(command, "PIPELINE_RESUME", RESUMABLE.get(cli_name))
+    return StagePlan(name=stage.name, command=cli_name, spec=spec, argv=argv, out=out, upstream=upstream,
+                     resume=resume)
 
 
 def _check_inputs(cfg: PipelineConfig, stage: StageConfig, dests: tuple[str, ...],
@@ -257,7 +268,26 @@ def _check_inputs(cfg: PipelineConfig, stage: StageConfig, dests: tuple[str, ...
         if from_stage:
             continue
         for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item and not Path(item).exists():
+            if isinstance(item, str) and "*" in item:
+                if not glob.glob(item):
+                    key = next((k for k in stage.args if k.replace("-", "_") == dest), dest)
+                    raise UserError(f"{cfg.where('stages', stage.name, 'args', key)}: stage {stage.name!r}: "
+                                    f"input '{key}' {item}: no file matches")
+            elif isinstance(item, str) and item and not Path(item).exists():
                 key = next((k for k in stage.args if k.replace("-", "_") == dest), dest)
                 raise UserError(f"{cfg.where('stages', stage.name, 'args', key)}: stage {stage.name!r}: "
                                 f"input '{key}' {item}: no such file or directory")
+
+
+def expand_globs(argv: list[str]) -> list[str]:
+    """Replace each word holding `*` by the sorted files it matches (at least one)."""
+    out = []
+    for word in argv:
+        if "*" in word and not word.startswith("-"):
+            matches = sorted(glob.glob(word))
+            if not matches:
+                raise UserError(f"{word}: no file matches")
+            out.extend(matches)
+        else:
+            out.append(word)
+    return out
