@@ -49,6 +49,13 @@ def test_split_sentences(text, expected):
 
 def test_unclosed_bracket_does_not_swallow_the_line():
     assert split("括弧が閉じない（例えば。これは文。最後の文。") == ["括弧が閉じない(例えば。", "これは文。", "最後の文。"]
+    # the stray "(" is plain text, but the matched quote after it still holds together
+    assert split("起草(首相によるもので、彼は「退位ではないか!するつもりはない!」と激高した。次の文。") == [
+        "起草(首相によるもので、彼は「退位ではないか!するつもりはない!」と激高した。",
+        "次の文。",
+    ]
+    # a German „…“ quote: “ closes nothing here
+    assert split("写生画(„Skizzenbuch“)に示されている。これは明らかだ。") == ["写生画(„Skizzenbuch“)に示されている。", "これは明らかだ。"]
 
 
 def test_long_quote_is_split_past_the_limit():
@@ -83,6 +90,7 @@ def test_wikitext_to_text_keeps_prose_only():
         "[[ファイル:Yamada.jpg|thumb|山田の写真]]\n"
         "[[東京都]]に生まれる。[http://example.com 公式サイト]で連載した。\n"
         "{| class=\"wikitable\"\n|-\n| 表の中身 || 数字\n|}\n"
+        "{{表の始まり}}\n| 壊れた表の行の中身 || 1\n|2009||rowspan=3|東京||32\n"
         "* [[一覧の項目]]\n"
         "<!-- comment -->\n"
         "[[Category:日本の小説家]]\n[[en:Taro Yamada]]\n"
@@ -96,7 +104,9 @@ def test_wikitext_to_text_keeps_prose_only():
 def test_length_filter_counts():
     doc = process_document(("text", "短い。\nこれは十分に長い文である。\n" + "長" * 50 + "。"), CleanOptions(min_chars=5, max_chars=40))
     assert doc.sentences == ["これは十分に長い文である。"]
-    assert (doc.too_short, doc.too_long) == (1, 1)
+    assert doc.dropped == (1, 1, 0)
+    doc = process_document(("text", "次の式が成り立つとき、\nこれは十分に長い文である。"), CleanOptions(min_chars=5))
+    assert doc.sentences == ["これは十分に長い文である。"] and doc.dropped == (0, 0, 1)
     assert len(doc.digests) == 8 * len(doc.sentences)
 
 

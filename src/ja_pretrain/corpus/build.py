@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ja_pretrain.corpus.compression import InputStream
 from ja_pretrain.corpus.dedup import SentenceDeduplicator
 from ja_pretrain.corpus.output import CorpusWriter
-from ja_pretrain.corpus.process import DIGEST_SIZE, CleanOptions, init_worker, process_batch, sentence_digest
+from ja_pretrain.corpus.process import DIGEST_SIZE, DROP_REASONS, CleanOptions, init_worker, process_batch, sentence_digest
 from ja_pretrain.corpus.readers import FORMATS, InputTruncated, RawDocument, ReadStats, iter_documents
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_directory
@@ -48,8 +48,8 @@ CORPUS_FILES = ("train-*.txt", "valid.txt", "manifest.json")
 BATCH_CHARS = 1 << 18  # text per task sent to a worker: big enough to amortise pickling
 BATCH_DOCUMENTS = 512
 
-# (index, sentences, too_short, too_long, digests or None)
-Cleaned = tuple[int, list[str], int, int, bytes | None]
+# (document index, kept sentences, filtered counts per DROP_REASONS, digests or None)
+Cleaned = tuple[int, list[str], tuple[int, ...], bytes | None]
 
 
 def build_corpus(
@@ -256,7 +256,7 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
     if workers <= 1:
         for indices, raws in _batches(documents):
             for index, doc in zip(indices, process_batch(raws, options)):
-                yield index, doc.sentences, doc.too_short, doc.too_long, doc.digests
+                yield index, doc.sentences, doc.dropped, doc.digests
         return
     context = multiprocessing.get_context("spawn")  # no fork of a process with tqdm's threads
     with context.Pool(workers, initializer=init_worker, initargs=(options,)) as pool:
@@ -269,7 +269,7 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
                 break
             indices, result = pending.popleft()
             for index, doc in zip(indices, result.get()):
-                yield index, doc.sentences, doc.too_short, doc.too_long, doc.digests
+                yield index, doc.sentences, doc.dropped, doc.digests
 
 
 def write_corpus(cleaned: Iterable[Cleaned], directory: Path, options: dict[str, Any]) -> dict[str, Any]:
@@ -282,12 +282,12 @@ def write_corpus(cleaned: Iterable[Cleaned], directory: Path, options: dict[str,
         valid_sentences=options["valid_sentences"],
         seed=options["seed"],
     )
-    dropped = {"too_short": 0, "too_long": 0, "duplicate": 0, "empty_documents": 0}
+    dropped = dict.fromkeys((*DROP_REASONS, "duplicate", "empty_documents"), 0)
     limit = options["max_sentences"]
     written = 0
-    for index, sentences, too_short, too_long, digests in cleaned:
-        dropped["too_short"] += too_short
-        dropped["too_long"] += too_long
+    for index, sentences, filtered, digests in cleaned:
+        for reason, count in zip(DROP_REASONS, filtered):
+            dropped[reason] += count
         if digests is None:
             digests = b"".join(map(sentence_digest, sentences))
         kept = [s for k, s in enumerate(sentences) if dedup.add(digests[k * DIGEST_SIZE : (k + 1) * DIGEST_SIZE])]
@@ -312,6 +312,7 @@ def _nothing_left_message(inputs: list[Path], counts: dict[str, Any], options: d
     return (
         f"{names}: no sentence left after filtering ({counts.get('documents_read', 0)} documents read; dropped "
         f"{d.get('too_short', 0)} shorter than --min-chars {options['min_chars']}, {d.get('too_long', 0)} longer "
-        f"than --max-chars {options['max_chars']}, {d.get('duplicate', 0)} duplicates). "
+        f"than --max-chars {options['max_chars']}, {d.get('unfinished', 0)} ending in a comma, "
+        f"{d.get('duplicate', 0)} duplicates). "
         "Check --format/--text-field and the length limits."
     )

@@ -2,7 +2,7 @@
 
 Machine i of n (`--shard-index i --num-shards n`) reads all inputs but cleans only the
 documents whose index is i mod n, and writes each of them, in order, as one JSON line
-`[index, too_short, too_long, [sentence, ...]]` to PART_DIR/documents.jsonl (documents left
+`[index, [filtered counts per reason], [sentence, ...]]` to PART_DIR/documents.jsonl (documents left
 empty by the length filter are written too, so that the indices stay complete).
 
 `merge_parts` checks that the parts are the n shards of one job (same inputs and options),
@@ -44,8 +44,8 @@ def check_shard_options(shard_index: int | None, num_shards: int | None) -> None
 def write_part(cleaned: Iterable[Cleaned], directory: Path) -> dict[str, Any]:
     documents = sentences = 0
     with open(directory / PART_DOCUMENTS, "w", encoding="utf-8") as f:
-        for index, kept, too_short, too_long, _ in cleaned:
-            f.write(json.dumps([index, too_short, too_long, kept], ensure_ascii=False) + "\n")
+        for index, kept, filtered, _ in cleaned:
+            f.write(json.dumps([index, list(filtered), kept], ensure_ascii=False) + "\n")
             documents += 1
             sentences += len(kept)
     return {"part_documents": documents, "part_sentences": sentences}
@@ -105,10 +105,10 @@ def _round_robin(part_dirs: list[Path]) -> Iterator[Cleaned]:
                 if any(f.readline() for f in files):
                     raise UserError(f"{part_dirs[part]}: ends before document {index}; the parts do not fit together")
                 return
-            got, too_short, too_long, sentences = json.loads(line)
+            got, filtered, sentences = json.loads(line)
             if got != index:
                 raise UserError(f"{part_dirs[part]}: document {got} where {index} was expected; the parts do not fit together")
-            yield index, sentences, too_short, too_long, None
+            yield index, sentences, tuple(filtered), None
             index += 1
     finally:
         for f in files:

@@ -1,5 +1,5 @@
 """The per-document work that runs in worker processes: markup -> lines -> normalised
-sentences -> length filter -> digests for de-duplication.
+sentences -> filters (length, unfinished) -> digests for de-duplication.
 
 It is a pure function of the document and the options, so any number of workers, in any
 process, gives the same result; de-duplication, which depends on order, happens afterwards in
@@ -17,6 +17,7 @@ from ja_pretrain.corpus.sentences import DEFAULT_SPLIT_LIMIT, split_sentences
 from ja_pretrain.corpus.wikitext import wikitext_to_text
 
 DIGEST_SIZE = 8
+UNFINISHED_ENDINGS = "、,"
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,15 @@ class CleanOptions:
     split_limit: int = DEFAULT_SPLIT_LIMIT
 
 
+# Why a sentence was filtered out, in the order of ProcessedDocument.dropped.
+DROP_REASONS = ("too_short", "too_long", "unfinished")
+
+
 @dataclass
 class ProcessedDocument:
     sentences: list[str]
     digests: bytes  # DIGEST_SIZE bytes per sentence, in order
-    too_short: int
-    too_long: int
+    dropped: tuple[int, int, int]  # counts per DROP_REASONS
 
 
 def sentence_digest(sentence: str) -> bytes:
@@ -43,7 +47,7 @@ def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocume
     if kind == "wikitext":
         text = wikitext_to_text(text, *raw[2:])
     kept: list[str] = []
-    too_short = too_long = 0
+    too_short = too_long = unfinished = 0
     for line in text.split("\n"):
         line = normalize_line(line)
         if not line:
@@ -53,9 +57,13 @@ def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocume
                 too_short += 1
             elif len(sentence) > options.max_chars:
                 too_long += 1
+            elif sentence[-1] in UNFINISHED_ENDINGS:
+                # A line ending in a comma is half a sentence, cut off by a line break (display
+                # formulas and lists in Wikipedia, wrapped lines elsewhere).
+                unfinished += 1
             else:
                 kept.append(sentence)
-    return ProcessedDocument(kept, b"".join(map(sentence_digest, kept)), too_short, too_long)
+    return ProcessedDocument(kept, b"".join(map(sentence_digest, kept)), (too_short, too_long, unfinished))
 
 
 _worker_options: CleanOptions | None = None

@@ -3,9 +3,9 @@
 Rules, in order of precedence:
 - A sentence ends after 。 ! ? (after NFKC, ！？ are ! ?), together with any run of further
   marks ("!?", "。。") and the closing brackets/quotes that follow (「…。」 keeps its 」).
-- Nothing splits inside 「」『』()“”‘’【】〔〕《》〈〉[] — quoted speech and parentheticals stay
-  whole — unless the piece grows past `limit` characters or a bracket is never closed; such a
-  piece is split again ignoring brackets.
+- Nothing splits inside matched 「」『』()“”‘’【】〔〕《》〈〉[] — quoted speech and
+  parentheticals stay whole — unless the piece grows past `limit` characters; such a piece is
+  split again ignoring brackets. An opening bracket that is never closed counts as plain text.
 - Half-width ! and ? right after a Latin letter, digit or symbol do not end a sentence
   ("Yahoo!ニュース", "Hey! Say! JUMP", URLs with "?q="): after NFKC a Japanese ！ looks the same,
   but it follows Japanese text.
@@ -29,6 +29,7 @@ _NAME_CONTINUATION = "、,のを"
 _EVENT = re.compile("[" + re.escape(OPENERS + CLOSERS + _MARKS) + "]")
 _MARK_RUN = re.compile(r"[。!?.]+")
 _CLOSER_RUN = re.compile("[" + re.escape(CLOSERS) + "]+")
+_BRACKET = re.compile("[" + re.escape(OPENERS + CLOSERS) + "]")
 
 DEFAULT_SPLIT_LIMIT = 500
 
@@ -51,9 +52,33 @@ def _ends_sentence(line: str, start: int, end: int) -> bool:
     return len(run) == 1 and bool(before) and _is_japanese(before) and (after == "" or _is_japanese(after))
 
 
-def _split(line: str, use_brackets: bool) -> list[tuple[str, bool]]:
-    """Pieces of `line` and, for each, whether it holds a bracket that was never closed."""
-    pieces: list[tuple[str, bool]] = []
+def _unmatched_openers(line: str) -> set[int]:
+    """Positions of opening brackets that are never closed (or closed by the wrong bracket)."""
+    stack: list[int] = []
+    unmatched: set[int] = set()
+    for m in _BRACKET.finditer(line):
+        ch, i = m.group(), m.start()
+        if ch in OPENERS:
+            stack.append(i)
+            continue
+        opener = _MATCH[ch]
+        for depth in range(len(stack) - 1, -1, -1):
+            if line[stack[depth]] == opener:
+                unmatched.update(stack[depth + 1 :])  # openers inside it that never closed
+                del stack[depth:]
+                break
+    return unmatched | set(stack)
+
+
+def _split(line: str, use_brackets: bool) -> list[str]:
+    """Pieces of `line`, not split inside matched brackets when `use_brackets`.
+
+    A bracket that is never closed is treated as plain text, so one stray "(" or a German „…“
+    quote does not glue the rest of the line together, while the matched pairs around it
+    still hold.
+    """
+    ignored = _unmatched_openers(line) if use_brackets else set()
+    pieces: list[str] = []
     stack: list[str] = []
     start = 0
     pos = 0
@@ -63,7 +88,7 @@ def _split(line: str, use_brackets: bool) -> list[tuple[str, bool]]:
             break
         ch = m.group()
         i = m.start()
-        if ch in OPENERS and use_brackets:
+        if ch in OPENERS and use_brackets and i not in ignored:
             stack.append(ch)
             pos = i + 1
         elif ch in CLOSERS and use_brackets:
@@ -76,22 +101,22 @@ def _split(line: str, use_brackets: bool) -> list[tuple[str, bool]]:
             if not stack and _ends_sentence(line, i, end):
                 closers = _CLOSER_RUN.match(line, end)
                 end = closers.end() if closers else end
-                pieces.append((line[start:end], False))
+                pieces.append(line[start:end])
                 start = end
             pos = end
         else:
             pos = i + 1
     if start < len(line):
-        pieces.append((line[start:], bool(stack)))
+        pieces.append(line[start:])
     return pieces
 
 
 def split_sentences(line: str, limit: int = DEFAULT_SPLIT_LIMIT) -> list[str]:
     """Sentences of one line (already normalised), stripped, empty ones removed."""
     sentences = []
-    for piece, unclosed in _split(line, use_brackets=True):
-        if unclosed or len(piece) > limit:
-            sentences.extend(p for p, _ in _split(piece, use_brackets=False))
+    for piece in _split(line, use_brackets=True):
+        if len(piece) > limit:
+            sentences.extend(_split(piece, use_brackets=False))
         else:
             sentences.append(piece)
     return [s for s in (s.strip() for s in sentences) if s]

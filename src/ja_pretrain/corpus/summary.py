@@ -25,7 +25,8 @@ def format_summary(manifest: dict[str, Any], out_dir: str) -> str:
         f"  valid      {c.get('valid_documents', 0):,} documents, {c.get('valid_sentences', 0):,} sentences, "
         f"{c.get('valid_characters', 0):,} characters",
         f"  dropped    {d.get('too_short', 0):,} too short, {d.get('too_long', 0):,} too long, "
-        f"{d.get('duplicate', 0):,} duplicate sentences; {d.get('empty_documents', 0):,} documents left empty",
+        f"{d.get('unfinished', 0):,} unfinished (end in a comma), {d.get('duplicate', 0):,} duplicate sentences; "
+        f"{d.get('empty_documents', 0):,} documents left empty",
         f"  skipped    {c.get('skipped_redirects', 0):,} redirects, {c.get('skipped_other_namespaces', 0):,} other namespaces, "
         f"{c.get('skipped_without_text', 0):,} without text",
         f"  repaired   {c.get('invalid_utf8_replaced', 0):,} invalid UTF-8 sequences replaced by U+FFFD",

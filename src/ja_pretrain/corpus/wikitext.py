@@ -36,7 +36,7 @@ LINE_TAGS = frozenset("br p div hr".split())
 # List items ("* ...", "# ...", "; ...", ": ..."): mostly link lists and filmographies, not prose.
 # As in WikiExtractor's default, they are dropped: the item's line is marked and removed after.
 LIST_TAGS = frozenset("li dt dd".split())
-_LIST_MARK = "\x00"
+_LIST_MARK = "\x00"  # matched by _NOT_PROSE_LINE
 
 # Link namespaces that are not text: files and categories (English and Japanese spellings;
 # the dump's own names are added from its <siteinfo>).
@@ -44,6 +44,7 @@ _NON_TEXT_NAMES = ["file", "image", "media", "category", "ファイル", "画像
 # [[en:Foo]]-style interlanguage links: a short language-code prefix.
 _INTERLANGUAGE = re.compile(r"\s*[a-z]{2,3}(?:-[a-z]{2,8})?\s*:", re.IGNORECASE)
 _MAGIC_WORD = re.compile(r"__[A-Z]+__")
+_NOT_PROSE_LINE = re.compile(r"\s*(?:\x00|\||!|\{\|)|.*\|\|")
 
 
 def wikitext_to_text(wikitext: str, non_text_namespaces: tuple[str, ...] = ()) -> str:
@@ -55,9 +56,10 @@ def wikitext_to_text(wikitext: str, non_text_namespaces: tuple[str, ...] = ()) -
     parts: list[str] = []
     skip = _non_text_pattern(non_text_namespaces)
     _walk(mwparserfromhell.parse(wikitext, skip_style_tags=True), parts, skip)
-    text = "".join(parts)
-    if _LIST_MARK in text:
-        text = "\n".join(line for line in text.split("\n") if not line.startswith(_LIST_MARK))
+    # Table rows that the parser could not read as a table (a template opens or closes it,
+    # common in sports statistics and broadcast lists) survive as "| cell || cell" lines;
+    # they are dropped with list items. Prose never contains "||".
+    text = "\n".join(line for line in "".join(parts).split("\n") if not _NOT_PROSE_LINE.match(line))
     text = _MAGIC_WORD.sub("", text)
     # Bold/italic quote marks are left as text by skip_style_tags (it is much faster and safer
     # on unbalanced quotes); remove them here.
