@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "download",
     "corpus",
     "run_pretraining",
+    "extract_electra",
     "evaluate",
     "pipeline",
     "report",

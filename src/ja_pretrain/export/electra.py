@@ -1,0 +1,345 @@
+"""ELECTRA exports: MODEL_DIR/final/ (the joint model) and `extract-electra` (the two halves).
+
+final/ holds what a checkpoint holds for the model (config.json naming the joint architecture
+and both networks' configs, model.safetensors with each shared tensor once) plus the tokenizer
+files, a model card and manifest.json. It is a training artifact, like a checkpoint: users load
+the halves that `extract_electra` writes,
+
+    OUT/generator/       ElectraForMaskedLM     (AutoModelForMaskedLM)
+    OUT/discriminator/   ElectraForPreTraining  (AutoModelForPreTraining; fine-tune this one)
+
+each by save_pretrained with the tokenizer files and a README.md model card, and
+`max_position_embeddings` equal to the trained sequence length. Before a half is renamed into
+place it is loaded back through the Auto class and its logits are compared with the joint
+model's on a probe batch, so a written half is known to reproduce the trained network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ja_pretrain.errors import UserError
+from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
+from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
+
+log = logging.getLogger(__name__)
+
+# Files of a BertJapaneseTokenizer dir (WordPiece: vocab.txt; SentencePiece: spiece.model).
+TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "spiece.model",
+                   "added_tokens.json", "tokenizer.json")
+# Preset keys that fix the networks' shapes; the others (steps, batch, lr) may differ freely.
+SHAPE_KEYS = ("number-of-layers", "hidden-size", "embedding-size", "ffn-inner-hidden-size", "attention-heads",
+              "generator-size", "sequence-length")
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return "n/a" if value is None else str(value)
+
+
+# -- MODEL_DIR/final --------------------------------------------------------------------------------
+def joint_model_card(*, params: Any, options: Any, train_state: dict, last_train: dict, last_valid: dict,
+                     facts: dict) -> str:
+    gen_hidden, gen_heads, gen_ffn = params.generator_dims()
+    lines = [
+        f"# Japanese ELECTRA ({params.model_type}), joint generator + discriminator, from ja-pretrain",
+        "",
+        "The generator and discriminator as trained together (shared embeddings). Split them into two",
+        "Hugging Face models before use:",
+        "",
+        "```bash",
+        "ja-pretrain extract-electra --input_dir THIS_DIR --output_dir OUT",
+        "```",
+        "",
+        "OUT/discriminator loads with `AutoModelForPreTraining` (fine-tune it: that is the ELECTRA model);",
+        "OUT/generator with `AutoModelForMaskedLM`.",
+        "",
+        "## Model and training",
+        "| setting | value |",
+        "| :-- | :-- |",
+        f"| preset | {params.model_type} |",
+        f"| input | {facts.get('input_file') or 'n/a'} |",
+        f"| discriminator layers / hidden / heads / FFN | {params.number_of_layers} / {params.hidden_size} / "
+        f"{params.attention_heads} / {params.ffn_inner_hidden_size} |",
+        f"| generator (size {params.generator_size}) hidden / heads / FFN | {gen_hidden} / {gen_heads} / {gen_ffn} |",
+        f"| embedding size | {params.embedding_size or params.hidden_size} (shared) |",
+        f"| sequence length | {params.sequence_length} |",
+        f"| steps | {train_state.get('step')} |",
+        f"| global batch (sequences per step) | {train_state.get('global_batch', 0) * train_state.get('accumulation_steps', 1)} |",
+        f"| tokens seen | {train_state.get('tokens_seen')} |",
+        f"| peak learning rate / warmup | {params.learning_rate} / {params.warmup_steps} |",
+        f"| masking | {params.mask_percent:g}% dynamic, 85% [MASK] / 15% kept"
+        + (", whole-word (MeCab words)" if getattr(options, "whole_word_mask", False) else "") + " |",
+        f"| loss | {getattr(options, 'generator_weight', 1.0):g} x generator MLM + "
+        f"{getattr(options, 'discriminator_weight', 50.0):g} x discriminator BCE |",
+        f"| precision | {train_state.get('precision')} |",
+        f"| processes | {train_state.get('world_size')} |",
+    ]
+    if facts.get("init_from"):
+        lines.append(f"| initialised from | {facts['init_from']} |")
+    lines += ["", "## Figures at the final step",
+              "| split | loss | generator loss | generator accuracy | discriminator loss | discriminator accuracy "
+              "| precision (replaced) | recall (replaced) |",
+              "| :-- | --: | --: | --: | --: | --: | --: | --: |"]
+    for name, record in (("valid (held out)", last_valid), ("train (last log window)", last_train)):
+        if record:
+            lines.append(f"| {name} | " + " | ".join(_fmt(record.get(k)) for k in (
+                "loss", "generator_loss", "generator_accuracy", "discriminator_loss", "discriminator_accuracy",
+                "discriminator_precision", "discriminator_recall")) + " |")
+    lines.append("\nLicense: choose one compatible with your training data before publishing.")
+    return "\n".join(lines) + "\n"
+
+
+def export_electra_final(objective: Any, out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike,
+                         params: Any, options: Any, dataset_dir: str | os.PathLike, train_state: dict,
+                         last_train: dict, last_valid: dict, facts: dict | None = None) -> Path:
+    """Write `out_dir` (normally MODEL_DIR/final) for a trained ElectraObjective; returns the path."""
+    from ja_pretrain.export.bert import copy_tokenizer_files
+
+    facts = dict(facts or {})
+    dataset_manifest = read_manifest(dataset_dir)
+    with atomic_directory(out_dir) as tmp:
+        objective.save_model(tmp)
+        tokenizer_names = copy_tokenizer_files(tokenizer_dir, tmp)
+        atomic_write_json_state(tmp, train_state)
+        atomic_write_text(tmp / "README.md", joint_model_card(
+            params=params, options=options, train_state=train_state, last_train=last_train,
+            last_valid=last_valid, facts=facts))
+        write_manifest(
+            tmp, stage="pretrain",
+            inputs={"dataset": (dataset_manifest or {}).get("fingerprint", str(dataset_dir)),
+                    "tokenizer_files": tokenizer_names, "init_from": str(facts.get("init_from") or "")},
+            options={"parameters": params.to_json_dict(), "model_type": params.model_type,
+                     "objective": {k: v for k, v in vars(options).items() if k != "extra"},
+                     "architecture": "ElectraJointModel"},
+            counts={"steps": train_state.get("step"), "tokens_seen": train_state.get("tokens_seen"),
+                    "samples_seen": train_state.get("samples_seen")},
+            extra={"final_valid": last_valid, "final_train": last_train,
+                   "train_state_fingerprint": fingerprint(train_state)},
+        )
+    return Path(out_dir)
+
+
+def atomic_write_json_state(directory: Path, train_state: dict) -> None:
+    """final/trainer_state.json: the step and tokens, for extract-electra's model cards."""
+    atomic_write_text(directory / "trainer_state.json", json.dumps(train_state, indent=2, ensure_ascii=False) + "\n")
+
+
+# -- extract-electra --------------------------------------------------------------------------------
+def resolve_joint_dir(input_dir: str | os.PathLike) -> Path:
+    """The joint model dir: `input_dir` itself, its final/, or (for a MODEL_DIR) its latest checkpoint."""
+    from ja_pretrain.models.electra import read_joint_config
+    from ja_pretrain.training.checkpoint import latest_checkpoint
+
+    root = Path(input_dir)
+    if not root.is_dir():
+        raise UserError(f"--input_dir {root}: no such directory")
+    if read_joint_config(root) is not None:
+        return root
+    if read_joint_config(root / "final") is not None:
+        log.info("using %s", root / "final")
+        return root / "final"
+    latest = latest_checkpoint(root)
+    if latest is not None and read_joint_config(latest) is not None:
+        log.info("using the latest checkpoint, %s", latest)
+        return latest
+    if (root / "config.json").is_file():
+        config = json.loads((root / "config.json").read_text(encoding="utf-8"))
+        kind = (config.get("architectures") or [config.get("model_type")])[0]
+        raise UserError(f"--input_dir {root}: holds a {kind} model, not a joint ELECTRA checkpoint; give a "
+                        "checkpoint-STEP/ or final/ of `run-pretraining` trained with an ELECTRA preset")
+    raise UserError(f"--input_dir {root}: no config.json here or in final/ or checkpoint-*/; give a checkpoint-STEP/ "
+                    "or final/ of `run-pretraining` trained with an ELECTRA preset")
+
+
+def check_preset(joint: dict, directory: Path, parameter_file: str | os.PathLike | None, model_type: str | None) -> Any:
+    """With --model_type, the preset must give the saved networks' shapes. Returns the preset (or None)."""
+    if not model_type:
+        if parameter_file:
+            raise UserError("--parameter_file needs --model_type (the preset name within it)")
+        return None
+    from ja_pretrain.config.parameters import load_parameters
+
+    params = load_parameters(model_type, parameter_file)
+    if not params.is_electra:
+        raise UserError(f"--model_type {model_type}: not an ELECTRA preset (it has no 'generator-size')")
+    saved = joint.get("preset") or {}
+    ours = params.to_json_dict()
+    saved.setdefault("embedding-size", saved.get("hidden-size"))
+    ours.setdefault("embedding-size", ours.get("hidden-size"))
+    differ = [f"{k} {ours.get(k)} (checkpoint {saved.get(k)})" for k in SHAPE_KEYS
+              if k in saved and str(saved.get(k)) != str(ours.get(k))]
+    if differ:
+        raise UserError(f"--model_type {model_type} does not describe {directory} (trained as "
+                        f"'{joint.get('model_type')}'): {', '.join(differ)}; give the preset it was trained with, "
+                        "or leave --model_type out to use the one saved with the checkpoint")
+    return params
+
+
+def find_tokenizer_dir(joint_dir: Path, tokenizer_dir: str | os.PathLike | None) -> Path:
+    if tokenizer_dir:
+        path = Path(tokenizer_dir)
+        if not (path / "tokenizer_config.json").is_file():
+            raise UserError(f"--tokenizer_dir {path}: no tokenizer_config.json; give the tokenizer the model was trained with")
+        return path
+    state_file = joint_dir / "trainer_state.json"
+    recorded = None
+    if state_file.is_file():
+        recorded = json.loads(state_file.read_text(encoding="utf-8")).get("tokenizer_dir")
+    for candidate in (joint_dir, joint_dir.parent / "final", Path(recorded) if recorded else None):
+        if candidate is not None and (candidate / "tokenizer_config.json").is_file():
+            return candidate
+    raise UserError(f"--input_dir {joint_dir}: no tokenizer files there or in {joint_dir.parent / 'final'}; "
+                    "pass --tokenizer_dir (the tokenizer the model was trained with)")
+
+
+def copy_tokenizer(source: Path, out_dir: Path) -> list[str]:
+    """Copy the tokenizer's files (only those: `source` may be a model dir such as final/)."""
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, out_dir / name)
+            copied.append(name)
+    return copied
+
+
+def _training_facts(joint_dir: Path) -> dict[str, Any]:
+    state_file = joint_dir / "trainer_state.json"
+    if state_file.is_file():
+        try:
+            return json.loads(state_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+def half_model_card(*, role: str, architecture: str, auto: str, joint: dict, source: Path, state: dict) -> str:
+    preset = joint.get("preset") or {}
+    config = joint[role]
+    use = ("Fine-tune this model for downstream tasks: it is the ELECTRA model proper."
+           if role == "discriminator" else
+           "The masked-LM generator that produced the replacements during training; mainly useful to "
+           "continue pretraining or to fill masks.")
+    return "\n".join([
+        f"# Japanese ELECTRA {role} ({joint.get('model_type') or 'custom preset'}), from ja-pretrain",
+        "",
+        f"A `{architecture}` extracted by `ja-pretrain extract-electra` from `{source}`. {use}",
+        "",
+        "```python",
+        f"from transformers import AutoTokenizer, {auto}",
+        "tokenizer = AutoTokenizer.from_pretrained(PATH)  # BertJapaneseTokenizer: needs fugashi + its dictionary",
+        f"model = {auto}.from_pretrained(PATH)",
+        "```",
+        "",
+        "| setting | value |",
+        "| :-- | :-- |",
+        f"| preset | {joint.get('model_type')} |",
+        f"| layers / hidden / heads / FFN | {config['num_hidden_layers']} / {config['hidden_size']} / "
+        f"{config['num_attention_heads']} / {config['intermediate_size']} |",
+        f"| embedding size | {config['embedding_size']} (shared by generator and discriminator in training) |",
+        f"| max positions (trained sequence length) | {config['max_position_embeddings']} |",
+        f"| vocabulary | {config['vocab_size']} |",
+        f"| generator size | {preset.get('generator-size', 'n/a')} |",
+        f"| steps | {state.get('step', 'n/a')} |",
+        f"| tokens seen | {state.get('tokens_seen', 'n/a')} |",
+        "",
+        "License: choose one compatible with the training data before publishing.",
+        "",
+    ])
+
+
+def _probe_inputs(config: Any):
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    length = min(32, config.max_position_embeddings)
+    ids = torch.randint(5, config.vocab_size, (2, length), generator=generator) if config.vocab_size > 5 else \
+        torch.randint(0, config.vocab_size, (2, length), generator=generator)
+    attention = torch.ones_like(ids)
+    attention[1, length // 2:] = 0
+    return {"input_ids": ids, "attention_mask": attention, "token_type_ids": torch.zeros_like(ids)}
+
+
+def _verify(saved_dir: Path, net: Any, auto_name: str, role: str) -> float:
+    """Load `saved_dir` through the Auto class; its logits must equal the joint model's half."""
+    import torch
+    import transformers
+
+    loaded = getattr(transformers, auto_name).from_pretrained(saved_dir)
+    loaded.eval()
+    net.eval()
+    probe = _probe_inputs(net.config)
+    with torch.no_grad():
+        ours = net(**probe).logits
+        theirs = loaded(**probe).logits
+    if type(loaded).__name__ != type(net).__name__ or ours.shape != theirs.shape:
+        raise RuntimeError(f"{role}: {auto_name} loaded a {type(loaded).__name__}, not a {type(net).__name__}")
+    diff = float((ours - theirs).abs().max())
+    if diff > 1e-5:
+        raise RuntimeError(f"{role}: the saved model's logits differ from the trained model's by {diff:g}")
+    return diff
+
+
+def extract_electra(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+                    parameter_file: str | os.PathLike | None = None, model_type: str | None = None,
+                    generator: bool = True, discriminator: bool = True,
+                    tokenizer_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Split a joint ELECTRA checkpoint (or final/) into OUT/generator and OUT/discriminator.
+
+    Returns {"generator": path, "discriminator": path} for the halves written.
+    """
+    from ja_pretrain.models.electra import joint_model_from_dir, read_joint_config
+
+    if not (generator or discriminator):
+        raise UserError("nothing to extract: give --generator and/or --discriminator (or neither, for both)")
+    started = time.perf_counter()
+    joint_dir = resolve_joint_dir(input_dir)
+    joint = read_joint_config(joint_dir)
+    check_preset(joint, joint_dir, parameter_file, model_type)
+    tokenizer = find_tokenizer_dir(joint_dir, tokenizer_dir)
+    model, joint = joint_model_from_dir(joint_dir)
+    model.eval()
+    state = _training_facts(joint_dir)
+    out = Path(output_dir)
+    if out.resolve() == joint_dir.resolve():
+        raise UserError(f"--output_dir {out}: is the checkpoint itself; choose another directory")
+    roles = [(r, net, arch, auto) for r, net, arch, auto, wanted in (
+        ("generator", model.generator, "ElectraForMaskedLM", "AutoModelForMaskedLM", generator),
+        ("discriminator", model.discriminator, "ElectraForPreTraining", "AutoModelForPreTraining", discriminator),
+    ) if wanted]
+    written: dict[str, Path] = {}
+    max_diff: dict[str, float] = {}
+    for role, net, architecture, auto in roles:
+        with atomic_directory(out / role) as tmp:
+            net.config.architectures = [architecture]
+            net.save_pretrained(tmp)
+            copy_tokenizer(tokenizer, tmp)
+            atomic_write_text(tmp / "README.md", half_model_card(
+                role=role, architecture=architecture, auto=auto, joint=joint, source=joint_dir, state=state))
+            max_diff[role] = _verify(tmp, net, auto, role)
+        written[role] = out / role
+        log.info("wrote %s (%s)", out / role, architecture)
+    weights = joint_dir / "model.safetensors"
+    write_manifest(
+        out, stage="extract-electra",
+        inputs={"checkpoint": str(joint_dir), "weights_sha256": _sha256(weights)},
+        options={"generator": generator, "discriminator": discriminator, "model_type": joint.get("model_type")},
+        counts={"step": state.get("step"), "tokens_seen": state.get("tokens_seen")},
+        timings={"total": round(time.perf_counter() - started, 3)},
+        extra={"verified_max_abs_logit_diff": max_diff},
+    )
+    return written
+
+
+def _sha256(path: Path) -> str:
+    from ja_pretrain.utils.manifest import file_sha256
+
+    return file_sha256(path) if path.is_file() else ""
