@@ -77,7 +77,7 @@ def _split(line: str, use_brackets: bool) -> list[str]:
     quote does not glue the rest of the line together, while the matched pairs around it
     still hold.
     """
-    ignored = _unmatched_openers(line) if use_brackets else set()
+    ignored = _unmatched_openers(line) if use_brackets and _BRACKET.search(line) else set()
     pieces: list[str] = []
     stack: list[str] = []
     start = 0
