@@ -16,10 +16,12 @@
 `${NAME}` is stage NAME's output dir (and makes NAME an upstream of this stage: its change
 reruns this one), `${run_dir}` the run dir, `${vars.X}` a variable, `${sample_corpus}` the
 corpus bundled with ja-pretrain. `out:` sets a stage's output dir, `after: [NAME]` adds an
-upstream that no argument names.
+upstream that no argument names, `launch: torchrun --nproc_per_node 8` runs the stage under a
+launcher (torchrun gets `-m ja_pretrain.pipeline.child ...`).
 
 Overrides on the command line: `run_dir=/tmp/x`, `vars.text=/data`, `STAGE.OPTION=VALUE`
-(short for `stages.STAGE.args.OPTION=VALUE`); values are read as YAML (`20`, `true`, `[a, b]`).
+(short for `stages.STAGE.args.OPTION=VALUE`), `stages.STAGE.launch=...`; values are read as YAML
+(`20`, `true`, `[a, b]`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class StageConfig:
     args: dict[str, Any] = dataclasses.field(default_factory=dict)
     out: str | None = None
     after: list[str] = dataclasses.field(default_factory=list)
+    launch: str | None = None  # e.g. "torchrun --nproc_per_node 8": runs the stage under it
 
 
 @dataclasses.dataclass
@@ -83,6 +86,8 @@ class PipelineConfig:
                 entry["out"] = s.out
             if s.after:
                 entry["after"] = list(s.after)
+            if s.launch:
+                entry["launch"] = s.launch
             out["stages"][s.name] = entry
         return out
 
@@ -211,4 +216,9 @@ def _parse_stage(cfg: PipelineConfig, name: str, raw: Any) -> StageConfig:
         after = [after]
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
         raise _type_error(cfg.source, cfg.where(*here, "after"), f"stages.{name}.after", "a list of stage names", after)
-    return StageConfig(name=name, command=command, args={str(k): v for k, v in args.items()}, out=out, after=after)
+    launch = raw.get("launch")
+    if launch is not None and (not isinstance(launch, str) or not launch.strip()):
+        raise _type_error(cfg.source, cfg.where(*here, "launch"), f"stages.{name}.launch",
+                          "a launcher command such as 'torchrun --nproc_per_node 8'", launch)
+    return StageConfig(name=name, command=command, args={str(k): v for k, v in args.items()}, out=out, after=after,
+                       launch=launch)

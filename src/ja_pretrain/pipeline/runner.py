@@ -124,6 +124,7 @@ class PipelineRunner:
             if any(_inside(path, self.plan(u).out) for u in plan.upstream):
                 continue
             external[word] = path_signature(path)
+        # The launcher is left out: the same training on 8 GPUs or on 1 gives the same model.
         return fingerprint({"command": plan.command, "spec": plan.spec, "argv": plan.argv, "upstream": upstream,
                             "external": external})
 
@@ -210,15 +211,15 @@ class PipelineRunner:
             "stage": plan.name, "command": plan.command, "argv": plan.argv, "fingerprint": fp, "output": output,
             "seconds": round(seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
-        self._say(f"[{index + 1}/{total}] {plan.name}: done in {seconds:.1f}s"
-                  + (f" | {last_line}" if last_line else ""))
+        self._say(f"[{index + 1}/{total}] {plan.name}: done in {seconds:.1f}s; log: {self.log_path(plan.name)}")
         return StageResult(plan.name, "ran", seconds, last_line)
 
     def _execute(self, plan: StagePlan, argv: list[str]) -> tuple[int, str]:
         """Run the stage in a child process; echo its output and keep it in the stage log."""
         log = self.log_path(plan.name)
         log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "ja_pretrain.pipeline.child", plan.spec, *expand_globs(argv)]
+        launcher = plan.launch or [sys.executable]
+        cmd = [*launcher, "-m", "ja_pretrain.pipeline.child", plan.spec, *expand_globs(argv)]
         env = dict(os.environ if self.env is None else self.env)
         env["PYTHONUNBUFFERED"] = "1"
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -15,6 +15,7 @@ import argparse
 import glob
 import importlib
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ INPUT_OPTIONS = {
 # stage (same fingerprint) after a kill resumes its checkpoints; with changed options the stale
 # output is removed first, as the command refuses to start over a foreign checkpoint.
 RESUMABLE = {"run-pretraining": ("--do_continue", "checkpoint-*")}
+RUN_DIR_REF = "${run_dir}"
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -68,6 +70,7 @@ class StagePlan:
     out: Path
     upstream: list[str] = field(default_factory=list)
     resume: tuple[str, str] | None = None  # (resume flag, checkpoint glob) of a checkpointing command
+    launch: list[str] = field(default_factory=list)  # launcher words before `-m ja_pretrain.pipeline.child`
 
 
 def command_registry() -> dict[str, str]:
@@ -101,6 +104,7 @@ def _resolve_text(text: str, cfg: PipelineConfig, outs: dict[str, Path], refs: s
 
     def value_of(name: str) -> Any:
         if name == "run_dir":
+            refs.add(RUN_DIR_REF)  # made by the pipeline itself, so it need not exist yet
             return cfg.run_dir
         if name == "sample_corpus":
             return str(sample_corpus_path())
@@ -157,13 +161,15 @@ def _check_scalar(action: argparse.Action, value: Any, label: str) -> str:
     return str(value)
 
 
-def _arguments(action: argparse.Action, value: Any, label: str) -> list[str]:
-    """The argv words that give `action` the value `value`."""
+def _arguments(action: argparse.Action, value: Any, label: str, key: str = "") -> list[str]:
+    """The argv words that give `action` the value `value` (for a switch: `key: true` gives the
+    flag `key` names; a store_false switch named by its dest gives the flag for false)."""
     flag = action.option_strings[0] if action.option_strings else None
     if action.nargs == 0:  # store_true / store_false / store_const
         if not isinstance(value, bool):
             raise UserError(f"{label} is a switch: write true or false, got {value!r}")
-        on = value if not isinstance(action, argparse._StoreFalseAction) else not value
+        named_flag = key.replace("-", "_") in {o.lstrip("-").replace("-", "_") for o in action.option_strings}
+        on = value if named_flag or not isinstance(action, argparse._StoreFalseAction) else not value
         return [flag] if on else []
     many = action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1)
     if many:
@@ -234,7 +240,7 @@ def _plan_stage(cfg: PipelineConfig, stage: StageConfig, registry: dict[str, str
                             f"its options: {', '.join(options)}")
         before = set(refs)
         value = _resolve(raw, cfg, outs, refs, where)
-        words = _arguments(action, value, label)
+        words = _arguments(action, value, label, key)
         if action.option_strings:
             argv += words
         else:
@@ -247,7 +253,7 @@ def _plan_stage(cfg: PipelineConfig, stage: StageConfig, registry: dict[str, str
     except UserError as err:
         raise UserError(f"{cfg.where(*here)}: stage {stage.name!r} (`ja-pretrain {cli_name}`): {err}") from None
     _check_inputs(cfg, stage, getattr(command, "PIPELINE_INPUTS", INPUT_OPTIONS.get(cli_name, ())), input_values)
-    upstream = list(dict.fromkeys([*sorted(refs), *stage.after]))
+    upstream = list(dict.fromkeys([*sorted(refs - {RUN_DIR_REF}), *stage.after]))
     for dep in stage.after:
         if dep not in outs:
             raise UserError(f"{cfg.where(*here, 'after')}: stage {stage.name!r}: after names {dep!r}, "
@@ -255,8 +261,9 @@ def _plan_stage(cfg: PipelineConfig, stage: StageConfig, registry: dict[str, str
     if cli_name == "report" and not stage.after:
         upstream = list(outs)  # a report reads the whole run dir
     resume = getattr(command, "PIPELINE_RESUME", RESUMABLE.get(cli_name))
+    launch = shlex.split(stage.launch) if stage.launch else []
     return StagePlan(name=stage.name, command=cli_name, spec=spec, argv=argv, out=out, upstream=upstream,
-                     resume=resume)
+                     resume=resume, launch=launch)
 
 
 def _check_inputs(cfg: PipelineConfig, stage: StageConfig, dests: tuple[str, ...],
