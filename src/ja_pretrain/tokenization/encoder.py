@@ -1,0 +1,270 @@
+"""A fast encoder that gives exactly the ids `AutoTokenizer.from_pretrained(dir)` gives.
+
+BertJapaneseTokenizer spends most of its time building a Python object per morpheme and
+running WordPiece in Python, character slice by character slice. Here:
+
+  text --NFKC + MeCab (-Owakati, C)--> words --word cache--> subword ids (numpy gather)
+                                                  | miss
+                                                  v
+                       Rust `tokenizers` WordPiece on pre-tokenized words, or sentencepiece
+
+Words repeat (Zipf), so after a short warm-up almost every word is a dict hit, and subword ids
+are copied out of one flat array by numpy. Python runs once per sentence and once per word,
+never per subword.
+
+    enc = FastEncoder.from_pretrained("run/tokenizer")
+    enc.encode_sentences(["今日は晴れ。"])          # [[...ids...]], no [CLS]/[SEP]
+    ids, starts = enc.encode_with_word_starts(["今日は晴れ。"])   # starts[i][j]: token j begins a word
+
+For many sentences, `encode_in_workers(tokenizer_dir, batches, workers)` runs encoders in
+worker processes and yields results in order.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+from collections.abc import Iterable, Iterator
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+
+from ja_pretrain.tokenization.files import SPECIAL_NAMES, SPECIAL_TOKENS, VOCAB_FILE, read_tokenizer_config
+from ja_pretrain.tokenization.words import WordSegmenter, WordTokenizerSpec
+from ja_pretrain.errors import UserError
+
+# transformers' WordpieceTokenizer turns a longer word into a single [UNK].
+MAX_CHARS_PER_WORD = 100
+# Bounded memory on huge corpora: the cache is emptied when it holds this many words.
+CACHE_WORDS = 2_000_000
+_SPECIAL_RE = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
+# Cache keys for special tokens contain a space, which no word can.
+_SPECIAL_KEY = {token: f" {token}" for token in SPECIAL_TOKENS}
+
+
+class FastEncoder:
+    """Encoder for a tokenizer directory written by train-tokenizer (or any BertJapaneseTokenizer
+    dir with MeCab or Sudachi words and WordPiece or SentencePiece subwords, lower-casing off)."""
+
+    def __init__(self, tokenizer_dir: str | os.PathLike):
+        self.tokenizer_dir = Path(tokenizer_dir)
+        config = read_tokenizer_config(self.tokenizer_dir)
+        self.subword_type = config.get("subword_tokenizer_type", "wordpiece")
+        self.word_spec = WordTokenizerSpec.from_config(config)
+        segmenter = WordSegmenter(self.word_spec)
+        vocab_path = self.tokenizer_dir / VOCAB_FILE[self.subword_type]
+        if self.subword_type == "wordpiece":
+            self._words = segmenter.wordpiece_words
+            self._subwords = _WordPieceSubwords(vocab_path)
+        else:
+            self._words = segmenter.surfaces
+            self._subwords = _SentencePieceSubwords(vocab_path)
+        self.vocab_size = self._subwords.vocab_size
+        self.special_ids = {name: self._subwords.token_id(tok) for name, tok in zip(SPECIAL_NAMES, SPECIAL_TOKENS)}
+        self._reset_cache()
+
+    @classmethod
+    def from_pretrained(cls, tokenizer_dir: str | os.PathLike) -> "FastEncoder":
+        return cls(tokenizer_dir)
+
+    # -- public API ---------------------------------------------------------------------
+    def encode_sentences(self, sentences: list[str]) -> list[list[int]]:
+        """Token ids per sentence, without [CLS]/[SEP]: `tokenizer(s, add_special_tokens=False)`."""
+        ids, _, lengths = self.encode_flat(sentences)
+        return [a.tolist() for a in np.split(ids, np.cumsum(lengths)[:-1])] if len(sentences) else []
+
+    def encode_with_word_starts(self, sentences: list[str]) -> tuple[list[list[int]], list[list[bool]]]:
+        """(ids per sentence, word-start flags per sentence): flag True where a token begins a word."""
+        ids, starts, lengths = self.encode_flat(sentences)
+        if not len(sentences):
+            return [], []
+        cuts = np.cumsum(lengths)[:-1]
+        return [a.tolist() for a in np.split(ids, cuts)], [a.tolist() for a in np.split(starts, cuts)]
+
+    def encode_flat(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All sentences' ids back to back (int32), word-start flags (bool) and tokens per sentence."""
+        words_of = self._words
+        per_sentence = [
+            words_of(s) if "[" not in s else self._words_around_specials(s) for s in sentences
+        ]
+        words = list(chain.from_iterable(per_sentence))
+        rows = self._rows(words)
+        lengths = self._row_len[rows]
+        ends = np.cumsum(lengths)
+        total = int(ends[-1]) if len(ends) else 0
+        firsts = ends - lengths
+        gather = np.repeat(self._row_start[rows] - firsts, lengths) + np.arange(total)
+        ids = self._ids[gather]
+        starts = np.zeros(total, dtype=bool)
+        starts[firsts[lengths > 0]] = True
+        word_counts = np.fromiter(map(len, per_sentence), dtype=np.int64, count=len(per_sentence))
+        token_ends = np.concatenate([[0], ends])[np.cumsum(word_counts)]
+        sentence_lengths = np.diff(np.concatenate([[0], token_ends]))
+        return ids, starts, sentence_lengths
+
+    # -- internals ------------------------------------------------------------------------
+    def _words_around_specials(self, text: str) -> list[str]:
+        """transformers splits the raw text on special-token strings before anything else."""
+        words: list[str] = []
+        for part in _SPECIAL_RE.split(text):
+            if part in _SPECIAL_KEY:
+                words.append(_SPECIAL_KEY[part])
+            elif part:
+                words.extend(self._words(part))
+        return words
+
+    def _reset_cache(self) -> None:
+        self._row_of: dict[str, int] = {}
+        self._ids = np.zeros(1 << 16, dtype=np.int32)
+        self._row_start = np.zeros(1 << 14, dtype=np.int64)
+        self._row_len = np.zeros(1 << 14, dtype=np.int64)
+        self._n_ids = 0
+        for token, key in _SPECIAL_KEY.items():
+            self._add_rows([key], [[self._subwords.token_id(token)]])
+
+    def _rows(self, words: list[str]) -> np.ndarray:
+        get = self._row_of.get
+        rows = np.fromiter((get(w, -1) for w in words), dtype=np.int64, count=len(words))
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            if len(self._row_of) > CACHE_WORDS:
+                self._reset_cache()
+                return self._rows(words)
+            new = list(dict.fromkeys(words[i] for i in missing))
+            self._add_rows(new, self._subwords.encode_words(new))
+            get = self._row_of.get
+            rows[missing] = [get(words[i]) for i in missing]
+        return rows
+
+    def _add_rows(self, words: list[str], id_lists: list[list[int]]) -> None:
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+        flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int32, count=int(lengths.sum()))
+        first_row = len(self._row_of)
+        n_rows = first_row + len(words)
+        if n_rows > len(self._row_len):
+            grow = max(n_rows, 2 * len(self._row_len))
+            self._row_len = np.resize(self._row_len, grow)
+            self._row_start = np.resize(self._row_start, grow)
+        if self._n_ids + len(flat) > len(self._ids):
+            self._ids = np.resize(self._ids, max(self._n_ids + len(flat), 2 * len(self._ids)))
+        self._ids[self._n_ids : self._n_ids + len(flat)] = flat
+        self._row_len[first_row:n_rows] = lengths
+        self._row_start[first_row:n_rows] = self._n_ids + np.cumsum(lengths) - lengths
+        self._n_ids += len(flat)
+        self._row_of.update(zip(words, range(first_row, n_rows)))
+
+
+class _WordPieceSubwords:
+    """Rust WordPiece over pre-tokenized words: the same greedy longest-match-first as
+    transformers' WordpieceTokenizer, with the same 100-character limit."""
+
+    def __init__(self, vocab_path: Path):
+        from tokenizers import Tokenizer
+        from tokenizers.models import WordPiece
+
+        vocab: dict[str, int] = {}
+        with open(vocab_path, encoding="utf-8") as f:
+            # transformers' load_vocab: one token per line, a repeated token keeps its last line.
+            for index, line in enumerate(f):
+                vocab[line.rstrip("\n")] = index
+        self._vocab = vocab
+        self.vocab_size = len(vocab)
+        if SPECIAL_TOKENS[1] not in vocab:
+            raise UserError(f"{vocab_path}: no {SPECIAL_TOKENS[1]} token; not a BERT vocabulary")
+        self._tokenizer = Tokenizer(
+            WordPiece(vocab, unk_token=SPECIAL_TOKENS[1], continuing_subword_prefix="##",
+                      max_input_chars_per_word=MAX_CHARS_PER_WORD)
+        )
+
+    def token_id(self, token: str) -> int:
+        return self._vocab.get(token, self._vocab[SPECIAL_TOKENS[1]])
+
+    def encode_words(self, words: list[str]) -> list[list[int]]:
+        encodings = self._tokenizer.encode_batch([[w] for w in words], is_pretokenized=True, add_special_tokens=False)
+        return [e.ids for e in encodings]
+
+
+class _SentencePieceSubwords:
+    """sentencepiece applied word by word, with transformers' SentencepieceTokenizer's
+    preprocessing and its special case for pieces like "12,"."""
+
+    def __init__(self, model_path: Path):
+        import sentencepiece as spm
+
+        self._sp = spm.SentencePieceProcessor()
+        self._sp.Load(str(model_path))
+        self.vocab_size = self._sp.GetPieceSize()
+        pieces = [self._sp.IdToPiece(i) for i in range(self.vocab_size)]
+        self._digit_comma = np.array(
+            [len(p) > 1 and p[-1] == "," and p[-2].isdigit() for p in pieces] + [False], dtype=bool
+        )
+
+    def token_id(self, token: str) -> int:
+        return self._sp.PieceToId(token)
+
+    def encode_words(self, words: list[str]) -> list[list[int]]:
+        texts = [" ".join(w.strip().split()).replace("``", '"').replace("''", '"') for w in words]
+        id_lists = self._sp.encode(texts, num_threads=1)
+        for i, ids in enumerate(id_lists):
+            if ids and self._digit_comma[ids].any():
+                id_lists[i] = self._digit_comma_ids(texts[i])
+        return id_lists
+
+    def _digit_comma_ids(self, text: str) -> list[int]:
+        # transformers re-encodes a "<digits>," piece without its comma; mirror that exactly.
+        out: list[str] = []
+        for piece in self._sp.encode(text, out_type=str):
+            if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
+                sub = self._sp.EncodeAsPieces(piece[:-1].replace("\u2581", ""))
+                if piece[0] != "\u2581" and sub[0][0] == "\u2581":
+                    sub = sub[1:] if len(sub[0]) == 1 else [sub[0][1:]] + sub[1:]
+                out.extend(sub)
+                out.append(piece[-1])
+            else:
+                out.append(piece)
+        return [self._sp.PieceToId(p) for p in out]
+
+
+# -- worker processes -----------------------------------------------------------------------
+_worker_encoder: FastEncoder | None = None
+
+
+def _init_worker(tokenizer_dir: str) -> None:
+    global _worker_encoder
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _worker_encoder = FastEncoder(tokenizer_dir)
+
+
+def _encode_in_worker(job):
+    function, payload = job
+    return function(_worker_encoder, payload)
+
+
+def encode_in_workers(tokenizer_dir: str | os.PathLike, jobs: Iterable, function, workers: int = 1,
+                      window: int | None = None) -> Iterator:
+    """Yield `function(encoder, job)` for each job, in order, from `workers` processes.
+
+    At most `window` jobs are in flight, so a corpus larger than memory streams through.
+    `function` must be a module-level function (it is pickled by reference). With workers <= 1
+    everything runs in this process.
+    """
+    if workers <= 1:
+        encoder = FastEncoder(tokenizer_dir)
+        for job in jobs:
+            yield function(encoder, job)
+        return
+    import multiprocessing
+
+    # spawn: callers may hold threads (torch, Rust pools) that fork would copy in a broken state.
+    context = multiprocessing.get_context("spawn")
+    window = window or 2 * workers
+    with context.Pool(workers, initializer=_init_worker, initargs=(str(tokenizer_dir),)) as pool:
+        pending: collections.deque = collections.deque()
+        for job in jobs:
+            pending.append(pool.apply_async(_encode_in_worker, ((function, job),)))
+            if len(pending) >= window:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()

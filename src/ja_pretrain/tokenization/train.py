@@ -1,0 +1,280 @@
+"""Train a Japanese BERT tokenizer: MeCab (or Sudachi) words, then WordPiece or SentencePiece.
+
+    train_tokenizer("run/corpus", "run/tokenizer", vocab_size=32768)
+
+1. The input (a corpus dir's train-*.txt, or one text file) is cut into `num_files` parts at
+   document boundaries (optionally a uniform sample of `max_sentences` sentences).
+2. The parts are segmented into words in parallel processes, through the same code path the
+   fast encoder and BertJapaneseTokenizer use at load time (NFKC, then MeCab surfaces), one
+   sentence per line, words joined by single spaces.
+3. The subword model is learnt from those word files by Rust `tokenizers` (WordPiece) or
+   `sentencepiece` (unigram/bpe), with [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4 [unused0]...
+4. vocab.txt/spiece.model + tokenizer_config.json + special_tokens_map.json + manifest.json
+   appear together, atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ja_pretrain.corpus.layout import corpus_files
+from ja_pretrain.errors import UserError
+from ja_pretrain.tokenization.files import (
+    SPECIAL_TOKENS,
+    SUBWORD_TYPES,
+    VOCAB_FILE,
+    unused_tokens,
+    write_tokenizer_config,
+)
+from ja_pretrain.tokenization.words import WordSegmenter, WordTokenizerSpec
+from ja_pretrain.utils.atomic import atomic_directory
+from ja_pretrain.utils.manifest import file_sha256, is_up_to_date, write_manifest
+
+log = logging.getLogger(__name__)
+
+STAGE = "tokenizer"
+SENTENCEPIECE_MODELS = ("unigram", "bpe")
+# sentencepiece holds its training sentences in memory; beyond this many it samples them.
+SENTENCEPIECE_MAX_SENTENCES = 10_000_000
+
+
+def input_fingerprint(input_path: str | os.PathLike) -> dict:
+    """What identifies the input: the corpus manifest's hash, or the text files' hashes."""
+    path = Path(input_path)
+    manifest = path / "manifest.json"
+    if path.is_dir() and manifest.is_file():
+        files = corpus_files(path, "train")
+        return {"corpus_manifest_sha256": file_sha256(manifest), "files": {f.name: f.stat().st_size for f in files}}
+    return {"files_sha256": {f.name: file_sha256(f) for f in corpus_files(path, "train")}}
+
+
+def train_tokenizer(
+    input_path: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    *,
+    intermediate_dir: str | os.PathLike | None = None,
+    num_files: int = 1,
+    mecab_dic_type: str = "ipadic",
+    tokenizer_type: str = "wordpiece",
+    sentencepiece_model: str = "unigram",
+    vocab_size: int = 32768,
+    min_frequency: int = 2,
+    limit_alphabet: int = 6129,
+    num_unused_tokens: int = 10,
+    word_tokenizer: str = "mecab",
+    sudachi_mode: str = "A",
+    max_sentences: int | None = None,
+    model_max_length: int = 512,
+    workers: int | None = None,
+    seed: int = 0,
+    force: bool = False,
+) -> Path:
+    """Train and save a tokenizer that loads with AutoTokenizer.from_pretrained(model_dir)."""
+    model_dir = Path(model_dir)
+    _check_options(tokenizer_type, sentencepiece_model, vocab_size, min_frequency, limit_alphabet,
+                   num_unused_tokens, num_files, max_sentences)
+    spec = WordTokenizerSpec(kind=word_tokenizer, mecab_dic=mecab_dic_type, sudachi_mode=sudachi_mode)
+    WordSegmenter(spec)  # a missing dictionary fails here, before anything is written
+    files = corpus_files(input_path, "train")
+    options = {
+        "word_tokenizer": spec.config_entries(), "tokenizer_type": tokenizer_type, "vocab_size": vocab_size,
+        "min_frequency": min_frequency, "limit_alphabet": limit_alphabet, "num_unused_tokens": num_unused_tokens,
+        "max_sentences": max_sentences, "seed": seed, "model_max_length": model_max_length,
+    }
+    if tokenizer_type == "sentencepiece":
+        options["sentencepiece_model"] = sentencepiece_model
+    inputs = input_fingerprint(input_path)
+    if not force and is_up_to_date(model_dir, STAGE, inputs, options):
+        log.info("%s is up to date; skipping (use --force to retrain)", model_dir)
+        return model_dir
+
+    workers = workers or min(num_files, os.cpu_count() or 1)
+    timings: dict[str, float] = {}
+    keep_parts = intermediate_dir is not None
+    work = Path(intermediate_dir) if keep_parts else Path(tempfile.mkdtemp(prefix=".tokenizer-work-", dir=model_dir.parent if model_dir.parent.exists() else None))
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        parts, n_sentences = split_into_parts(files, work, num_files, max_sentences, seed)
+        timings["split_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        word_files, n_words = segment_parts(parts, spec, subwords=tokenizer_type, workers=workers)
+        timings["segment_s"] = time.perf_counter() - t0
+        with atomic_directory(model_dir) as out:
+            t0 = time.perf_counter()
+            specials = list(SPECIAL_TOKENS) + unused_tokens(num_unused_tokens)
+            if tokenizer_type == "wordpiece":
+                stats = _train_wordpiece(word_files, out, specials, vocab_size, min_frequency, limit_alphabet)
+            else:
+                stats = _train_sentencepiece(word_files, out, specials, vocab_size, sentencepiece_model,
+                                             n_sentences, workers, seed)
+            timings["train_s"] = time.perf_counter() - t0
+            write_tokenizer_config(out, spec, tokenizer_type, model_max_length)
+            write_manifest(out, stage=STAGE, inputs=inputs, options=options,
+                           counts={"sentences": n_sentences, "words": n_words, **stats}, timings=timings)
+    finally:
+        if not keep_parts:
+            shutil.rmtree(work, ignore_errors=True)
+    log.info("tokenizer: %d sentences, %d words -> %s (%d ids) in %.1fs", n_sentences, n_words, model_dir,
+             stats["vocab_size"], sum(timings.values()))
+    return model_dir
+
+
+def _check_options(tokenizer_type, sentencepiece_model, vocab_size, min_frequency, limit_alphabet,
+                   num_unused_tokens, num_files, max_sentences) -> None:
+    if tokenizer_type not in SUBWORD_TYPES:
+        raise UserError(f"--tokenizer_type {tokenizer_type!r}: choose wordpiece or sentencepiece")
+    if sentencepiece_model not in SENTENCEPIECE_MODELS:
+        raise UserError(f"--sentencepiece_model {sentencepiece_model!r}: choose unigram or bpe")
+    floor = len(SPECIAL_TOKENS) + num_unused_tokens + 1
+    if vocab_size < floor:
+        raise UserError(f"--vocab_size {vocab_size}: must exceed the {floor - 1} special and unused tokens")
+    for name, value in (("--min_frequency", min_frequency), ("--limit_alphabet", limit_alphabet),
+                        ("--num_files", num_files)):
+        if value < 1:
+            raise UserError(f"{name} {value}: must be at least 1")
+    if num_unused_tokens < 0:
+        raise UserError(f"--num_unused_tokens {num_unused_tokens}: must be 0 or more")
+    if max_sentences is not None and max_sentences < 1:
+        raise UserError(f"--max_sentences {max_sentences}: must be at least 1")
+
+
+def _iter_lines(files):
+    """(is_sentence, line) over corpus-format files; a blank line ends a document."""
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                line = line.strip()
+                yield bool(line), line
+        yield False, ""
+
+
+def split_into_parts(files, work: Path, num_files: int, max_sentences: int | None, seed: int):
+    """Write work/part-NNNNN.txt, cut at document boundaries, about equal in sentences."""
+    total = sum(1 for is_sentence, _ in _iter_lines(files) if is_sentence)
+    if total == 0:
+        names = ", ".join(str(f) for f in files)
+        raise UserError(f"{names}: no sentences (the input is empty or has only blank lines)")
+    keep = None
+    if max_sentences and max_sentences < total:
+        keep = np.sort(np.random.default_rng(seed).choice(total, size=max_sentences, replace=False))
+    kept_total = len(keep) if keep is not None else total
+    parts = [work / f"part-{i:05d}.txt" for i in range(num_files)]
+    handles = [open(p, "w", encoding="utf-8") for p in parts]
+    try:
+        index = kept = 0
+        part = 0
+        at_document_start = True
+        pick = 0
+        for is_sentence, line in tqdm(_iter_lines(files), desc="split", unit=" lines", leave=False):
+            if not is_sentence:
+                if not at_document_start:
+                    handles[part].write("\n")
+                at_document_start = True
+                continue
+            take = keep is None or (pick < len(keep) and keep[pick] == index)
+            index += 1
+            if not take:
+                continue
+            pick += keep is not None
+            if at_document_start:
+                part = min(num_files - 1, kept * num_files // kept_total)
+                at_document_start = False
+            handles[part].write(line + "\n")
+            kept += 1
+    finally:
+        for h in handles:
+            h.close()
+    return parts, kept_total
+
+
+def _segment_part(job) -> tuple[str, int]:
+    spec, subwords, source, target = job
+    segmenter = WordSegmenter(spec)
+    words_of = segmenter.wordpiece_words if subwords == "wordpiece" else segmenter.surfaces
+    n_words = 0
+    with open(source, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as out:
+        for line in src:
+            words = words_of(line.rstrip("\n"))
+            if words:
+                out.write(" ".join(words) + "\n")
+                n_words += len(words)
+    return target, n_words
+
+
+def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, workers: int):
+    """One words file per part (words joined by spaces), in `workers` processes."""
+    jobs = [(spec, subwords, str(p), str(p.with_suffix(".words"))) for p in parts]
+    if workers <= 1:
+        results = [_segment_part(j) for j in tqdm(jobs, desc="segment", unit=" parts", leave=False)]
+    else:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            results = list(tqdm(pool.imap(_segment_part, jobs), total=len(jobs), desc="segment", unit=" parts", leave=False))
+    return [Path(t) for t, _ in results], sum(n for _, n in results)
+
+
+def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency, limit_alphabet) -> dict:
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordPiece
+    from tokenizers.pre_tokenizers import Split
+    from tokenizers.trainers import WordPieceTrainer
+
+    tokenizer = Tokenizer(WordPiece(unk_token=SPECIAL_TOKENS[1], continuing_subword_prefix="##"))
+    # Words are already segmented; split only on the single space the word files use.
+    tokenizer.pre_tokenizer = Split(" ", behavior="removed")
+    trainer = WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
+        limit_alphabet=limit_alphabet, continuing_subword_prefix="##", show_progress=False,
+    )
+    tokenizer.train([str(f) for f in word_files], trainer)
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    ids = [i for _, i in vocab]
+    if ids != list(range(len(ids))) or [t for t, _ in vocab[: len(specials)]] != specials:
+        raise RuntimeError("WordPiece trainer returned a vocabulary with gaps or misplaced special tokens")
+    with open(out / VOCAB_FILE["wordpiece"], "w", encoding="utf-8") as f:
+        f.writelines(token + "\n" for token, _ in vocab)
+    tokens = [t for t, _ in vocab]
+    return {
+        "vocab_size": len(tokens),
+        "continuation_pieces": sum(t.startswith("##") for t in tokens),
+        "single_characters": sum(len(t) == 1 for t in tokens),
+    }
+
+
+def _train_sentencepiece(word_files, out: Path, specials, vocab_size, model_type, n_sentences, workers, seed) -> dict:
+    import sentencepiece as spm
+
+    prefix = out / "spiece"
+    spm.set_random_generator_seed(seed)
+    spm.SentencePieceTrainer.train(
+        input=[str(f) for f in word_files],
+        model_prefix=str(prefix),
+        model_type=model_type,
+        vocab_size=vocab_size,
+        character_coverage=0.9995,
+        pad_id=0, pad_piece=SPECIAL_TOKENS[0], unk_id=1, unk_piece=SPECIAL_TOKENS[1], bos_id=-1, eos_id=-1,
+        control_symbols=specials[2:],
+        # Text is already NFKC-normalised by the word segmenter, as it is at load time.
+        normalization_rule_name="identity",
+        input_sentence_size=min(n_sentences, SENTENCEPIECE_MAX_SENTENCES),
+        shuffle_input_sentence=True,
+        hard_vocab_limit=False,
+        num_threads=max(1, workers),
+        minloglevel=2,
+    )
+    (out / "spiece.vocab").unlink(missing_ok=True)
+    sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
+    pieces = [sp.IdToPiece(i) for i in range(sp.GetPieceSize())]
+    if pieces[: len(specials)] != specials:
+        raise RuntimeError("sentencepiece placed the special tokens at unexpected ids")
+    return {"vocab_size": len(pieces), "single_characters": sum(len(p.lstrip("\u2581")) == 1 for p in pieces)}
