@@ -34,7 +34,7 @@ def setup(tmp_path_factory):
     return root, tok, corpus
 
 
-def _train_bert(tok, corpus, out, steps=150):
+def _train_bert(tok, corpus, out, steps=60):
     """A tiny BERT fitted on the held-out text itself, with other masks than the evaluation's."""
     from transformers import AutoTokenizer, BertForMaskedLM
 
@@ -43,13 +43,14 @@ def _train_bert(tok, corpus, out, steps=150):
     tokenizer = AutoTokenizer.from_pretrained(tok)
     torch.manual_seed(0)
     model = BertForMaskedLM(bert_config(vocab_size(tok), hidden=64))
-    optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    heldout = build_heldout_set(tokenizer, corpus, sequence_length=64)
+    length = max(len(s) for s in heldout.sequences)
     for step in range(steps):
-        heldout = build_heldout_set(tokenizer, corpus, sequence_length=64, seed=1000 + step, mask_probability=0.3)
-        length = max(len(s) for s in heldout.sequences)
+        masks = choose_masks(heldout.sequences, 0.3, seed=1000 + step)
         ids = torch.zeros((len(heldout.sequences), length), dtype=torch.long)
         labels = torch.full_like(ids, -100)
-        for row, (seq, masked) in enumerate(zip(heldout.sequences, heldout.masked)):
+        for row, (seq, masked) in enumerate(zip(heldout.sequences, masks)):
             ids[row, : len(seq)] = torch.from_numpy(seq)
             labels[row, masked] = ids[row, masked]
         inputs = ids.masked_fill(labels != -100, tokenizer.mask_token_id)
@@ -74,6 +75,20 @@ def test_same_model_twice_gives_identical_figures_and_perplexity_is_exp_loss(set
     assert a["sentences"] == sum(len(d) for d in DOCUMENTS) * 2
     # A random model over V tokens scores near log(V).
     assert abs(ra["loss"] - math.log(vocab_size(tok))) < 1.0
+
+
+def test_fast_encoder_and_autotokenizer_give_the_same_heldout_set(setup):
+    from transformers import AutoTokenizer
+
+    root, tok, corpus = setup
+    tokenizer = AutoTokenizer.from_pretrained(tok)
+    slow = build_heldout_set(tokenizer, corpus, sequence_length=32)
+    fast = build_heldout_set(tokenizer, corpus, sequence_length=32, tokenizer_dir=tok)
+    assert len(slow.sequences) == len(fast.sequences) > 1
+    assert all(np.array_equal(a, b) for a, b in zip(slow.sequences, fast.sequences))
+    assert all(np.array_equal(a, b) for a, b in zip(slow.masked, fast.masked))
+    assert all(len(s) <= 32 and s[0] == tokenizer.cls_token_id and s[-1] == tokenizer.sep_token_id
+               for s in slow.sequences)
 
 
 def test_masks_depend_on_text_and_seed_only(setup):

@@ -140,7 +140,7 @@ def evaluate_model(
             length = min(sequence_length, model.config.max_position_embeddings)
             heldout_sets[key] = (
                 build_heldout_set(tokenizer, corpus, sequence_length=length, max_sentences=max_sentences,
-                                  mask_probability=mask_probability, seed=seed),
+                                  mask_probability=mask_probability, seed=seed, tokenizer_dir=path),
                 tokenizer,
             )
         heldout, tokenizer = heldout_sets[key]

@@ -142,13 +142,16 @@ def build_heldout_set(
     max_sentences: int | None = DEFAULT_MAX_SENTENCES,
     mask_probability: float = 0.15,
     seed: int = 0,
+    tokenizer_dir: str | os.PathLike | None = None,
 ) -> HeldOutSet:
+    """Read, encode, pack and mask the held-out text. With `tokenizer_dir` the text is encoded by
+    the fast encoder (same ids as `tokenizer`, much faster); else by `tokenizer` itself."""
     if sequence_length < 8:
         raise UserError(f"--sequence-length must be at least 8, got {sequence_length}")
     if not 0 < mask_probability < 1:
         raise UserError(f"--mask-probability must be in (0, 1), got {mask_probability}")
     documents, text_hash, source = read_documents(corpus, max_sentences)
-    encoded = [[_encode(tokenizer, s) for s in doc] for doc in documents]
+    encoded = _encode_documents(tokenizer, documents, tokenizer_dir)
     sequences = pack_documents(encoded, sequence_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
     if not sequences:
         raise UserError(f"--corpus {source}: the tokenizer gives no tokens for this text")
@@ -163,5 +166,17 @@ def build_heldout_set(
     return heldout
 
 
-def _encode(tokenizer, sentence: str) -> list[int]:
-    return tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence))
+def _encode_documents(tokenizer, documents: list[list[str]], tokenizer_dir) -> list[list[list[int]]]:
+    if tokenizer_dir is not None:
+        try:
+            from ja_pretrain.tokenization.encoder import FastEncoder
+        except ImportError:
+            FastEncoder = None
+        if FastEncoder is not None:
+            flat = FastEncoder.from_pretrained(tokenizer_dir).encode_sentences([s for d in documents for s in d])
+            out, start = [], 0
+            for document in documents:
+                out.append(flat[start : start + len(document)])
+                start += len(document)
+            return out
+    return [[tokenizer.convert_tokens_to_ids(tokenizer.tokenize(s)) for s in doc] for doc in documents]
