@@ -49,6 +49,12 @@ def run_dir(tmp_path_factory):
     random_bert(tok, model / "final")
     _train_log(model / "train_log.jsonl")
     evaluate_model(model, corpus, out_dir=run / "eval", show_progress=False)
+    (run / "pipeline-plan.json").write_text(json.dumps([{"stage": "corpus", "command": "corpus"},
+                                                        {"stage": "bert", "command": "run-pretraining"},
+                                                        {"stage": "report", "command": "report"}]))
+    (run / ".pipeline").mkdir()
+    (run / ".pipeline" / "corpus.json").write_text(json.dumps({"command": "corpus", "seconds": 12.34,
+                                                               "finished": "2026-01-02T03:04:05"}))
     return run
 
 
@@ -59,6 +65,9 @@ def test_report_tables_match_their_sources(run_dir):
     # Data per stage: counts from the manifests, nested ones flattened.
     assert re.search(r"\| corpus \| `corpus` \| documents 21, sentences 61, dropped.too_short 4 \| 1.5 \|", text)
     assert "train_tokenizer" in text
+    # What the pipeline ran: a finished stage with its time, an unfinished one, not the report itself.
+    assert "| corpus | corpus | 2026-01-02T03:04:05 | 12.3 |" in text
+    assert "| bert |  | not finished |  |" in text and "| report | report" not in text
     # Tokenizer statistics equal a direct count, and the unknown characters show up.
     stats = tokenizer_statistics(run_dir / "tokenizer", run_dir / "corpus" / "valid.txt")
     assert stats["unk_rate"] > 0

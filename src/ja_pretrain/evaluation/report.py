@@ -59,6 +59,28 @@ def stage_section(run: RunContents) -> list[str]:
     return _table(["stage", "directory", "counts", "seconds"], rows)
 
 
+def pipeline_section(run: RunContents) -> list[str]:
+    """Stages the pipeline ran here (RUN_DIR/.pipeline/STAGE.json), in the order of its plan."""
+    import json
+
+    plan_path = run.root / "pipeline-plan.json"
+    try:
+        order = [entry["stage"] for entry in json.loads(plan_path.read_text(encoding="utf-8"))
+                 if entry.get("command") != "report"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    rows = []
+    for name in order:
+        try:
+            state = json.loads((run.root / ".pipeline" / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rows.append([name, "", "not finished", ""])
+            continue
+        rows.append([name, state.get("command", ""), state.get("finished", ""), round(float(state.get("seconds", 0)), 1)])
+    return ["Stages as the pipeline last ran them (`pipeline.yaml` holds the resolved config):", ""] + _table(
+        ["stage", "command", "finished", "seconds"], rows)
+
+
 def tokenizer_section(run: RunContents, max_sentences: int) -> list[str]:
     from ja_pretrain.evaluation.tokenizer_stats import tokenizer_statistics
 
@@ -160,7 +182,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
                                          out / "tokens_per_s.png", from_zero=True)),
     ]
     lines = [f"# ja-pretrain report: `{run.root}`", "", f"Written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.", ""]
-    lines += ["## Data per stage", ""] + stage_section(run)
+    lines += ["## Data per stage", ""] + stage_section(run) + pipeline_section(run)
     lines += ["## Tokenizer", ""] + tokenizer_section(run, tokenizer_sentences)
     lines += ["## Models", ""] + model_section(run) + training_rows(run, logs)
     lines += ["## Held-out evaluation", ""] + evaluation_section(run)
