@@ -1,0 +1,160 @@
+"""prepare_dataset: what training calls with whatever --input_file the user gave.
+
+A built dataset directory is used as it is. A corpus directory or text file is built into
+CACHE_DIR/<name>-<form>-L<length>-<key>, where key hashes exactly (corpus manifest or text
+hashes, tokenizer files, sequence length, form). The seed's `--disable_overwrite_cache`
+(overwrite_cache=False) reuses a finished cache entry with the same key; by default
+(overwrite_cache=True, as in the seed) the entry is rebuilt.
+
+Distributed runs: local rank 0 of each node builds while the node's other ranks wait, then
+everyone maps the same files. With torch.distributed initialised the wait is a barrier;
+without it (ranks known only from LOCAL_RANK) the others poll for the finished manifest.
+A lock file keeps two builders (e.g. nodes sharing a filesystem) from building one entry at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+from ja_pretrain.dataset.build import build_dataset, check_options, corpus_fingerprint, tokenizer_fingerprint
+from ja_pretrain.dataset.samples import DATASET_STAGE
+from ja_pretrain.errors import UserError
+from ja_pretrain.utils.manifest import fingerprint, read_manifest
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0
+WAIT_TIMEOUT_S = float(os.environ.get("JA_PRETRAIN_DATASET_WAIT_S", 24 * 3600))
+
+
+def cache_key(input_path, tokenizer_dir, sequence_length: int, form: str) -> str:
+    return fingerprint({
+        "corpus": corpus_fingerprint(input_path),
+        "tokenizer": tokenizer_fingerprint(tokenizer_dir),
+        "sequence_length": sequence_length,
+        "form": form,
+    })[:20]
+
+
+def _is_dataset(path: Path) -> bool:
+    manifest = read_manifest(path) if path.is_dir() else None
+    return manifest is not None and manifest.get("stage") == DATASET_STAGE
+
+
+def prepare_dataset(
+    input_path: str | os.PathLike,
+    tokenizer_dir: str | os.PathLike,
+    *,
+    sequence_length: int,
+    form: str,
+    cache_dir: str | os.PathLike,
+    overwrite_cache: bool = True,
+    workers: int = 1,
+) -> Path:
+    """A dataset directory for `input_path`, building it into the cache when needed."""
+    check_options(sequence_length, form)
+    path = Path(input_path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    if _is_dataset(path):
+        manifest = read_manifest(path)
+        have = (manifest["options"]["sequence_length"], manifest["options"]["form"])
+        if have != (sequence_length, form):
+            raise UserError(f"{path}: built with sequence length {have[0]} and form {have[1]!r}; "
+                            f"this run needs {sequence_length} and {form!r}; rebuild it or pass the corpus")
+        return path
+    key = cache_key(path, tokenizer_dir, sequence_length, form)
+    target = Path(cache_dir) / f"{path.stem or path.name}-{form}-L{sequence_length}-{key}"
+    local_rank, distributed = _local_rank()
+
+    def build() -> None:
+        if not overwrite_cache and _is_dataset(target):
+            log.info("reusing cached dataset %s", target)
+            return
+        with _BuildLock(target) as lock:
+            if lock.waited and _is_dataset(target):
+                return  # another process built it while we waited
+            build_dataset(path, tokenizer_dir, target, sequence_length=sequence_length, form=form,
+                          workers=workers, force=True)
+
+    if distributed:
+        import torch.distributed as dist
+
+        if local_rank == 0:
+            build()
+        dist.barrier()
+    elif local_rank == 0:
+        build()
+    else:
+        _wait_for(target)
+    if not _is_dataset(target):
+        raise UserError(f"{target}: the dataset was not built (see local rank 0's error)")
+    return target
+
+
+def _local_rank() -> tuple[int, bool]:
+    rank, initialised = 0, False
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            rank, initialised = dist.get_rank(), True
+    except ImportError:
+        pass
+    return int(os.environ.get("LOCAL_RANK", rank)), initialised
+
+
+def _wait_for(target: Path) -> None:
+    lock = target.with_name(target.name + ".lock")
+    deadline = time.monotonic() + WAIT_TIMEOUT_S
+    while not (_is_dataset(target) and not lock.exists()):
+        if time.monotonic() > deadline:
+            raise UserError(f"{target}: gave up after {WAIT_TIMEOUT_S:.0f}s waiting for local rank 0 to build it")
+        time.sleep(POLL_SECONDS)
+
+
+class _BuildLock:
+    """An O_EXCL lock file beside the cache entry; a lock left by a dead process on this host is taken over."""
+
+    def __init__(self, target: Path):
+        self.path = target.with_name(target.name + ".lock")
+        self.waited = False
+
+    def __enter__(self) -> "_BuildLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = f"{socket.gethostname()} {os.getpid()}"
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if self._stale():
+                    self.path.unlink(missing_ok=True)
+                    continue
+                self.waited = True
+                time.sleep(POLL_SECONDS)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            return self
+
+    def _stale(self) -> bool:
+        try:
+            host, pid = self.path.read_text().split()
+        except (OSError, ValueError):
+            return False
+        if host != socket.gethostname():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
