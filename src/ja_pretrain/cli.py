@@ -19,6 +19,8 @@ from ja_pretrain.errors import UserError
 COMMAND_MODULES = (
     "download",
     "corpus",
+    "train_tokenizer",
+    "build_dataset",
     "run_pretraining",
     "extract_electra",
     "evaluate",
