@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
+import re
 import shutil
 import tempfile
 import time
@@ -106,13 +108,14 @@ def train_tokenizer(
         parts, n_sentences = split_into_parts(files, work, num_files, max_sentences, seed)
         timings["split_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        word_files, n_words = segment_parts(parts, spec, subwords=tokenizer_type, workers=workers)
+        word_files, n_words, characters = segment_parts(parts, spec, subwords=tokenizer_type, workers=workers)
         timings["segment_s"] = time.perf_counter() - t0
         with atomic_directory(model_dir) as out:
             t0 = time.perf_counter()
             specials = list(SPECIAL_TOKENS) + unused_tokens(num_unused_tokens)
             if tokenizer_type == "wordpiece":
-                stats = _train_wordpiece(word_files, out, specials, vocab_size, min_frequency, limit_alphabet)
+                stats = _train_wordpiece(word_files, out, specials, vocab_size, min_frequency,
+                                         _alphabet(characters, limit_alphabet))
             else:
                 stats = _train_sentencepiece(word_files, out, specials, vocab_size, sentencepiece_model,
                                              n_sentences, workers, seed)
@@ -196,18 +199,21 @@ def split_into_parts(files, work: Path, num_files: int, max_sentences: int | Non
     return parts, kept_total
 
 
-def _segment_part(job) -> tuple[str, int]:
+def _segment_part(job) -> tuple[str, int, Counter]:
     spec, subwords, source, target = job
     segmenter = WordSegmenter(spec)
     words_of = segmenter.wordpiece_words if subwords == "wordpiece" else segmenter.surfaces
     n_words = 0
+    characters: Counter = Counter()
     with open(source, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as out:
         for line in src:
             words = words_of(line.rstrip("\n"))
             if words:
                 out.write(" ".join(words) + "\n")
                 n_words += len(words)
-    return target, n_words
+                for word in words:
+                    characters.update(word)
+    return target, n_words, characters
 
 
 def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, workers: int):
@@ -220,30 +226,49 @@ def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, wor
 
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             results = list(tqdm(pool.imap(_segment_part, jobs), total=len(jobs), desc="segment", unit=" parts", leave=False))
-    return [Path(t) for t, _ in results], sum(n for _, n in results)
+    characters: Counter = Counter()
+    for _, _, part_characters in results:
+        characters.update(part_characters)
+    return [Path(t) for t, _, _ in results], sum(n for _, n, _ in results), characters
 
 
-def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency, limit_alphabet) -> dict:
-    from tokenizers import Tokenizer
+def _alphabet(characters: Counter, limit: int) -> list[str]:
+    """The `limit` most frequent characters, ties broken by code point.
+
+    The trainer would pick them itself, but breaks ties in hash order, so two runs on the same
+    text could keep different characters.
+    """
+    ranked = sorted(characters.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [ch for ch, _ in ranked[:limit]]
+
+
+def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency, alphabet) -> dict:
+    from tokenizers import Regex, Tokenizer
     from tokenizers.models import WordPiece
     from tokenizers.pre_tokenizers import Split
     from tokenizers.trainers import WordPieceTrainer
 
     tokenizer = Tokenizer(WordPiece(unk_token=SPECIAL_TOKENS[1], continuing_subword_prefix="##"))
-    # Words are already segmented; split only on the single space the word files use.
-    tokenizer.pre_tokenizer = Split(" ", behavior="removed")
+    # Words are already segmented: split only on the spaces between them and on the line end,
+    # which the trainer passes along with each line.
+    tokenizer.pre_tokenizer = Split(Regex("[ \n]"), behavior="removed")
     trainer = WordPieceTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
-        limit_alphabet=limit_alphabet, continuing_subword_prefix="##", show_progress=False,
+        initial_alphabet=alphabet, limit_alphabet=len(alphabet), continuing_subword_prefix="##",
+        show_progress=False,
     )
     tokenizer.train([str(f) for f in word_files], trainer)
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     ids = [i for _, i in vocab]
     if ids != list(range(len(ids))) or [t for t, _ in vocab[: len(specials)]] != specials:
         raise RuntimeError("WordPiece trainer returned a vocabulary with gaps or misplaced special tokens")
+    # The trainer breaks ties between equally frequent characters in hash order, which changes
+    # from run to run; ids do not affect WordPiece's matching, so a canonical order makes the
+    # same vocabulary give the same ids every time.
+    tokens = specials + sorted((t for t, _ in vocab[len(specials):]),
+                               key=lambda t: (t.startswith("##"), len(t.removeprefix("##")), t))
     with open(out / VOCAB_FILE["wordpiece"], "w", encoding="utf-8") as f:
-        f.writelines(token + "\n" for token, _ in vocab)
-    tokens = [t for t, _ in vocab]
+        f.writelines(token + "\n" for token in tokens)
     return {
         "vocab_size": len(tokens),
         "continuation_pieces": sum(t.startswith("##") for t in tokens),
@@ -256,6 +281,23 @@ def _train_sentencepiece(word_files, out: Path, specials, vocab_size, model_type
 
     prefix = out / "spiece"
     spm.set_random_generator_seed(seed)
+    try:
+        _run_sentencepiece_trainer(spm, word_files, prefix, model_type, vocab_size, specials, n_sentences, workers)
+    except RuntimeError as err:
+        needed = re.search(r"required_chars\. \d+ vs (\d+)", str(err))
+        if needed:
+            raise UserError(f"--vocab_size {vocab_size} is smaller than the {needed.group(1)} characters and special "
+                            f"tokens SentencePiece must keep; raise --vocab_size") from None
+        raise
+    (out / "spiece.vocab").unlink(missing_ok=True)
+    sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
+    pieces = [sp.IdToPiece(i) for i in range(sp.GetPieceSize())]
+    if pieces[: len(specials)] != specials:
+        raise RuntimeError("sentencepiece placed the special tokens at unexpected ids")
+    return {"vocab_size": len(pieces), "single_characters": sum(len(p.lstrip("\u2581")) == 1 for p in pieces)}
+
+
+def _run_sentencepiece_trainer(spm, word_files, prefix, model_type, vocab_size, specials, n_sentences, workers):
     spm.SentencePieceTrainer.train(
         input=[str(f) for f in word_files],
         model_prefix=str(prefix),
@@ -272,9 +314,3 @@ def _train_sentencepiece(word_files, out: Path, specials, vocab_size, model_type
         num_threads=max(1, workers),
         minloglevel=2,
     )
-    (out / "spiece.vocab").unlink(missing_ok=True)
-    sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
-    pieces = [sp.IdToPiece(i) for i in range(sp.GetPieceSize())]
-    if pieces[: len(specials)] != specials:
-        raise RuntimeError("sentencepiece placed the special tokens at unexpected ids")
-    return {"vocab_size": len(pieces), "single_characters": sum(len(p.lstrip("\u2581")) == 1 for p in pieces)}
