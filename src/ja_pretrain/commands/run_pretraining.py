@@ -141,6 +141,21 @@ def check_tokenizer_flags(tokenizer_dir: Path, tokenizer_type: str | None, mecab
         raise UserError(f"--mecab_dic_type {mecab_dic_type}: {config_file} uses {dic}")
 
 
+def dataset_form(input_file: str | os.PathLike, nsp: bool) -> str:
+    """'pairs' for NSP, else 'packed'; a built dataset brings its own form (pairs implies NSP)."""
+    from ja_pretrain.utils.manifest import read_manifest
+
+    path = Path(input_file)
+    manifest = read_manifest(path) if path.is_dir() else None
+    if manifest is not None and manifest.get("stage") == "dataset":
+        built = manifest.get("options", {}).get("form", "packed")
+        if nsp and built != "pairs":
+            raise UserError(f"--nsp: {path} is a dataset of form {built!r}; next-sentence prediction needs form 'pairs' "
+                            "(rebuild it with `build-dataset --form pairs`, or pass the corpus directory)")
+        return built
+    return "pairs" if nsp else "packed"
+
+
 def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathLike, model_dir: str | os.PathLike, *,
                     model_type: str = "bert-small", parameter_file: str | os.PathLike | None = None,
                     precision: str = "fp32", whole_word_mask: bool = False, nsp: bool = False,
@@ -159,10 +174,11 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
     model_dir, tokenizer_dir = Path(model_dir), Path(tokenizer_dir)
     if init_from is not None and not Path(init_from).is_dir():
         raise UserError(f"--init_from {init_from}: no such model directory")
+    form = dataset_form(input_file, nsp)
     ctx = setup_distributed(device, node_rank=node_rank, local_rank=local_rank)
     try:
         dataset_dir = prepare_dataset(
-            input_file, tokenizer_dir, sequence_length=params.sequence_length, form="pairs" if nsp else "packed",
+            input_file, tokenizer_dir, sequence_length=params.sequence_length, form=form,
             cache_dir=Path(cache_dir) if cache_dir else model_dir / "dataset_cache",
             overwrite_cache=overwrite_cache, workers=workers,
         )

@@ -84,6 +84,16 @@ def noise_generator(seed: int, purpose: int, position: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+def embedding_rows(tokenizer_dir: Path, vocab_size: int) -> int:
+    """Rows the embedding needs. BERT tokenizers use vocab.txt line numbers as ids, so a file with
+    a repeated line has ids up to its line count, beyond its number of distinct tokens."""
+    vocab = Path(tokenizer_dir) / "vocab.txt"
+    if vocab.is_file():
+        with open(vocab, "rb") as f:
+            return max(vocab_size, sum(1 for _ in f))
+    return vocab_size
+
+
 def to_device(inputs: dict[str, torch.Tensor | None], device: torch.device) -> dict[str, torch.Tensor | None]:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
 
@@ -116,7 +126,8 @@ class Trainer:
 
         # The same initial weights on every rank; dropout then differs per rank.
         torch.manual_seed(cfg.seed)
-        self.objective: Objective = build_objective(params, self.train_set.special_ids, self.train_set.vocab_size, options)
+        vocab_size = embedding_rows(cfg.tokenizer_dir, self.train_set.vocab_size)
+        self.objective: Objective = build_objective(params, self.train_set.special_ids, vocab_size, options)
         if cfg.init_from is not None:
             self.objective.load_model(cfg.init_from)
             log.info("initialised the weights from %s", cfg.init_from)
@@ -216,6 +227,12 @@ class Trainer:
 
     def train_step(self, window: MetricWindow) -> torch.Tensor:
         """One optimizer step; returns the gradient norm (a device tensor)."""
+        finite = self.accumulate_gradients(window)
+        return self.apply_update(finite)
+
+    def accumulate_gradients(self, window: MetricWindow) -> torch.Tensor:
+        """Forward and backward over this step's micro-batches, leaving the step's gradient
+        (synced over ranks) in `.grad`; returns whether every loss was finite (device bool)."""
         ctx, objective = self.ctx, self.objective
         inputs, tokens, flops = self._micro_batches()
         terms = list(objective.loss_weights)
@@ -236,7 +253,11 @@ class Trainer:
         window.add_host("tokens", tokens)
         window.add_host("flops", flops)
         window.add_host("samples", self.layout.per_rank * self.accumulation)
+        self.local_tokens += tokens
+        return finite
 
+    def apply_update(self, finite: torch.Tensor) -> torch.Tensor:
+        """Clip, step the optimizer (skipped on the device if not finite) and the schedule."""
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.objective.parameters(), MAX_GRAD_NORM, foreach=True)
@@ -254,15 +275,14 @@ class Trainer:
         self.skipped += bad
         self.step += 1
         self.samples_seen += self.layout.global_rows * self.accumulation
-        self.local_tokens += tokens
         return grad_norm
 
     # -- evaluation --------------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
         """Held-out loss and accuracies on the first `eval_samples` valid samples, fixed masks."""
-        if self.valid_set is None or len(self.valid_set) == 0:
-            return {}
+        if self.valid_set is None or len(self.valid_set) < self.ctx.world_size:
+            return {}  # (the same decision on every rank: evaluation is collective)
         ctx, objective = self.ctx, self.objective
         total = min(len(self.valid_set), self.cfg.eval_samples)
         length = self.valid_set.sequence_length

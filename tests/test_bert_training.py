@@ -1,0 +1,146 @@
+"""BERT pretraining end to end on the bundled sample: learning, export, exact resume, NSP."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ja_pretrain.cli import main
+from training_support import build_tiny_run, one_thread
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_run(tmp_path_factory.mktemp("tiny"))
+
+
+def train_log(model_dir):
+    return [json.loads(line) for line in (Path(model_dir) / "train_log.jsonl").read_text().splitlines()]
+
+
+def cli(tiny, model_dir, *extra):
+    argv = ["run-pretraining", "--input_file", str(tiny.dataset), "--tokenizer_dir", str(tiny.tokenizer),
+            "--model_dir", str(model_dir), "--model_type", "bert-micro", "--device", "cpu", "--no_progress",
+            "--peak_tflops", "1", *extra]
+    return main(argv)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, tmp_path_factory):
+    """bert-micro for 80 steps of 16 sequences, whole-word masking, through the CLI."""
+    model_dir = tmp_path_factory.mktemp("model")
+    assert cli(tiny, model_dir, "--train_steps", "80", "--logging_steps", "10", "--save_steps", "40",
+               "--do_whole_word_mask", "--eval_samples", "64") == 0
+    return model_dir
+
+
+def test_loss_falls_on_the_sample(trained):
+    records = train_log(trained)
+    train = [r for r in records if r["split"] == "train"]
+    valid = [r for r in records if r["split"] == "valid"]
+    assert [r["step"] for r in train] == list(range(10, 81, 10))
+    assert [r["step"] for r in valid] == [40, 80]
+    assert train[-1]["mlm_loss"] < train[0]["mlm_loss"] - 1.0
+    assert valid[-1]["mlm_loss"] < valid[0]["mlm_loss"]
+    assert valid[-1]["mlm_accuracy"] > 0.05
+    first = train[0]
+    for key in ("lr", "grad_norm", "tokens_per_s", "mfu", "tokens_seen"):
+        assert first[key] > 0, key
+    assert train[-1]["tokens_seen"] > train[0]["tokens_seen"]
+    assert list((trained / "runs").iterdir()), "no TensorBoard events"
+
+
+def test_final_loads_with_auto_classes_and_gives_the_training_models_logits(trained, tiny):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from ja_pretrain.config.parameters import load_parameters
+    from ja_pretrain.models.bert import build_bert_objective
+    from ja_pretrain.training.objective import ObjectiveOptions
+
+    final = trained / "final"
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    model = AutoModelForMaskedLM.from_pretrained(final).eval()
+    assert type(model).__name__ == "BertForMaskedLM"
+    assert model.config.max_position_embeddings == 64 and model.config.pad_token_id == 0
+
+    # the training model, rebuilt from the last checkpoint the trainer wrote at the final step
+    vocab = len((tiny.tokenizer / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    objective = build_bert_objective(load_parameters("bert-micro"), {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4},
+                                     vocab, ObjectiveOptions())
+    objective.load_model(trained / "checkpoint-80")
+    objective.eval()
+    enc = dict(tokenizer(["日本語の文を入力して、[MASK]を予測します。", "東京は日本の首都です。"], padding=True,
+                         return_tensors="pt"))
+    enc.setdefault("token_type_ids", torch.zeros_like(enc["input_ids"]))
+    with torch.no_grad():
+        exported = model(**enc).logits
+        ours = objective.model(**enc).logits
+        # and the objective's own masked-position path
+        positions = torch.tensor([1, 3, enc["input_ids"].shape[1] + 2])
+        out = objective(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                        token_type_ids=enc["token_type_ids"], masked_positions=positions,
+                        masked_labels=enc["input_ids"].flatten()[positions])
+    torch.testing.assert_close(exported, ours, rtol=0, atol=0)
+    expected = torch.nn.functional.cross_entropy(exported.flatten(0, 1)[positions], enc["input_ids"].flatten()[positions],
+                                                 reduction="sum")
+    torch.testing.assert_close(out.sums["mlm"], expected, rtol=1e-5, atol=1e-5)
+
+    card = (final / "README.md").read_text(encoding="utf-8")
+    valid = [r for r in train_log(trained) if r["split"] == "valid"][-1]
+    assert "bert-micro" in card and f"{valid['mlm_loss']:.4f}" in card and "whole-word" in card
+    manifest = json.loads((final / "manifest.json").read_text())
+    assert manifest["stage"] == "pretrain" and manifest["counts"]["steps"] == 80
+    assert (final / "vocab.txt").read_bytes() == (tiny.tokenizer / "vocab.txt").read_bytes()
+
+
+def test_continue_resumes_exactly(tiny, tmp_path):
+    args = ("--train_steps", "6", "--logging_steps", "1", "--save_steps", "3", "--learning_rate", "0.003",
+            "--accumulation_steps", "2", "--batch_size", "4")
+    assert cli(tiny, tmp_path / "whole", *args) == 0
+    assert cli(tiny, tmp_path / "split", *args, "--stop_after_steps", "3") == 0
+    assert not (tmp_path / "split" / "final").exists()
+    assert cli(tiny, tmp_path / "split", *args, "--do_continue") == 0
+    whole, split = train_log(tmp_path / "whole"), train_log(tmp_path / "split")
+    assert [r["step"] for r in split if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(whole, split):
+        assert (a["split"], a["step"]) == (b["split"], b["step"])
+        assert a["loss"] == b["loss"], f"step {a['step']}"  # bit-for-bit: same data, masks, dropout
+        assert a["tokens_seen"] == b["tokens_seen"]
+    from safetensors.torch import load_file
+
+    w1 = load_file(tmp_path / "whole" / "final" / "model.safetensors")
+    w2 = load_file(tmp_path / "split" / "final" / "model.safetensors")
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_init_from_starts_from_the_weights_with_a_fresh_optimizer(trained, tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    assert cli(tiny, tmp_path / "stage2", "--init_from", str(trained / "final"), "--train_steps", "2",
+               "--logging_steps", "1", "--learning_rate", "1e-9", "--warmup_steps", "1") == 0
+    before = load_file(trained / "final" / "model.safetensors")
+    after = load_file(tmp_path / "stage2" / "final" / "model.safetensors")
+    # a near-zero learning rate: stage 2 ends where stage 1 ended, not at a random init
+    assert max((before[k] - after[k]).abs().max().item() for k in before) < 1e-5
+    first = train_log(tmp_path / "stage2")[0]
+    assert first["mlm_loss"] < train_log(trained)[0]["mlm_loss"] - 1.0
+    card = (tmp_path / "stage2" / "final" / "README.md").read_text(encoding="utf-8")
+    assert str(trained / "final") in card
+
+
+def test_next_sentence_prediction_exports_bert_for_pretraining(tiny, tmp_path):
+    from transformers import AutoModelForPreTraining
+
+    pairs = build_tiny_run(tiny.corpus.parent, form="pairs")
+    assert cli(pairs, tmp_path / "nsp", "--train_steps", "4", "--logging_steps", "2", "--eval_samples", "16") == 0
+    records = train_log(tmp_path / "nsp")
+    assert all("nsp_loss" in r and 0 <= r["nsp_accuracy"] <= 1 for r in records)
+    model = AutoModelForPreTraining.from_pretrained(tmp_path / "nsp" / "final")
+    assert type(model).__name__ == "BertForPreTraining"

@@ -1,0 +1,113 @@
+"""Distributed training on CPU with gloo: per-node batch sizes and the weighting of the loss."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from training_support import build_tiny_run, free_port, one_thread
+
+DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_run(tmp_path_factory.mktemp("tiny"))
+
+
+def _trainer(tiny, model_dir, batch_size, ctx):
+    from ja_pretrain.config.parameters import load_parameters
+    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.training.trainer import TrainConfig, Trainer
+
+    params = load_parameters("bert-micro").replace(batch_size=batch_size, accumulation_steps=2)
+    cfg = TrainConfig(dataset_dir=tiny.dataset, tokenizer_dir=tiny.tokenizer, model_dir=Path(model_dir), params=params,
+                      options=ObjectiveOptions(whole_word_mask=True, hidden_dropout=0.0, attention_dropout=0.0),
+                      progress=False, peak_flops=1e9)
+    return Trainer(cfg, ctx)
+
+
+def _one_step_gradients(trainer):
+    from ja_pretrain.training.metrics import MetricWindow
+
+    window = MetricWindow()
+    trainer.accumulate_gradients(window)
+    grads = {name: p.grad.detach().clone() for name, p in trainer.objective.named_parameters() if p.grad is not None}
+    return grads, window.reduce(trainer.ctx, trainer.ctx.device)
+
+
+def _gloo_worker(rank, port, tiny, out_dir):
+    from ja_pretrain.config.parameters import load_parameters  # noqa: F401  (import before the group)
+    from ja_pretrain.training.distributed import setup_distributed, teardown_distributed
+
+    torch.set_num_threads(1)
+    # two "nodes" of one process each, with node batch sizes 3 and 5
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", GROUP_RANK=str(rank))
+    ctx = setup_distributed("cpu")
+    try:
+        trainer = _trainer(tiny, Path(out_dir) / "model", {"0": 3, "1": 5}, ctx)
+        grads, values = _one_step_gradients(trainer)
+        local_masked = sum(int(trainer.objective.loss_counts(x)["mlm"]) for x in trainer._micro_batches()[0])
+        torch.save({"grads": grads, "values": values, "local_masked": local_masked,
+                    "per_rank": trainer.layout.per_rank}, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        teardown_distributed()
+
+
+def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(tiny, tmp_path):
+    from ja_pretrain.training.distributed import DistContext
+
+    mp.spawn(_gloo_worker, args=(free_port(), tiny, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert [r["per_rank"] for r in ranks] == [3, 5]
+    # the two ranks hold different numbers of masked tokens, so averaging per-rank means would be wrong
+    assert ranks[0]["local_masked"] != ranks[1]["local_masked"]
+
+    single = _trainer(tiny, tmp_path / "single", 8, DistContext())
+    grads, values = _one_step_gradients(single)
+    assert values["loss_count/mlm"] == ranks[0]["values"]["loss_count/mlm"]
+    assert values["loss_sum/mlm"] == pytest.approx(ranks[0]["values"]["loss_sum/mlm"], rel=1e-5)
+    assert set(grads) == set(ranks[0]["grads"])
+    for name, g in grads.items():
+        for r in ranks:
+            torch.testing.assert_close(r["grads"][name], g, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_two_node_torchrun_on_localhost_trains_and_checkpoints(tiny, tmp_path):
+    model_dir = tmp_path / "model"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    procs = []
+    for node in range(2):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
+               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+               "-m", "ja_pretrain", "run-pretraining", "--input_file", str(tiny.dataset),
+               "--tokenizer_dir", str(tiny.tokenizer), "--model_dir", str(model_dir), "--model_type", "bert-micro",
+               "--batch_size", '{"0": 2, "1": 4}', "--train_steps", "4", "--save_steps", "2",
+               "--logging_steps", "2", "--save_total_limit", "1", "--device", "cpu", "--no_progress",
+               "--peak_tflops", "1", "--node_rank", str(node)]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=150)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    checkpoints = sorted(d.name for d in model_dir.glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-4"]  # checkpoint-2 was written, then pruned by --save_total_limit 1
+    state = json.loads((model_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2 and state["global_batch"] == 6 and state["samples_seen"] == 24
+    records = [json.loads(line) for line in (model_dir / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == [2, 4]
+    assert (model_dir / "final" / "model.safetensors").is_file()
+    assert "run-pretraining: step 4" in outputs[0]
