@@ -1,0 +1,93 @@
+"""prepare_dataset: the hash-keyed cache, --disable_overwrite_cache, ranks that wait."""
+
+import shutil
+import threading
+import time
+
+import pytest
+
+import ja_pretrain.dataset.cache as cache
+from ja_pretrain.dataset import open_samples, prepare_dataset
+from ja_pretrain.errors import UserError
+from tokdata_support import sample_documents, scratch, trained_tokenizer, write_corpus
+
+
+def _stamp(directory):
+    return (directory / "manifest.json").stat().st_mtime_ns
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", sample_documents()[:30], sample_documents()[30:33])
+    tokenizer = tmp_path / "tokenizer"
+    shutil.copytree(trained_tokenizer(), tokenizer)
+    return corpus, tokenizer, tmp_path / "cache"
+
+
+def test_same_request_reuses_changed_inputs_rebuild(setup):
+    corpus, tokenizer, cache_dir = setup
+    request = dict(sequence_length=32, form="packed", cache_dir=cache_dir)
+    first = prepare_dataset(corpus, tokenizer, overwrite_cache=False, **request)
+    stamp = _stamp(first)
+    again = prepare_dataset(corpus, tokenizer, overwrite_cache=False, **request)
+    assert again == first and _stamp(again) == stamp  # cache hit: nothing rebuilt
+
+    # each part of the key gives another entry
+    longer = prepare_dataset(corpus, tokenizer, overwrite_cache=False, **{**request, "sequence_length": 48})
+    pairs = prepare_dataset(corpus, tokenizer, overwrite_cache=False, **{**request, "form": "pairs"})
+    assert len({first, longer, pairs}) == 3 and open_samples(pairs).form == "pairs"
+    with open(corpus / "train-00000.txt", "a", encoding="utf-8") as f:
+        f.write("\n新しい文書の文です。\n")
+    changed_corpus = prepare_dataset(corpus, tokenizer, overwrite_cache=False, **request)
+    assert changed_corpus != first
+    assert open_samples(changed_corpus).store.n_documents == open_samples(first).store.n_documents + 1
+    with open(tokenizer / "vocab.txt", "a", encoding="utf-8") as f:
+        f.write("新語\n")
+    changed_tokenizer = prepare_dataset(corpus, tokenizer, overwrite_cache=False, **request)
+    assert changed_tokenizer not in (first, changed_corpus)
+    assert open_samples(changed_tokenizer).vocab_size == open_samples(first).vocab_size + 1
+
+
+def test_overwrite_cache_rebuilds_like_the_seed(setup):
+    corpus, tokenizer, cache_dir = setup
+    request = dict(sequence_length=32, form="packed", cache_dir=cache_dir)
+    first = prepare_dataset(corpus, tokenizer, **request)
+    stamp = _stamp(first)
+    time.sleep(0.01)
+    again = prepare_dataset(corpus, tokenizer, overwrite_cache=True, **request)
+    assert again == first and _stamp(again) != stamp
+    assert [p.name for p in cache_dir.iterdir()] == [first.name]  # no leftovers, no lock
+
+
+def test_a_built_dataset_is_used_as_it_is(setup):
+    corpus, tokenizer, cache_dir = setup
+    built = prepare_dataset(corpus, tokenizer, sequence_length=32, form="packed", cache_dir=cache_dir)
+    assert prepare_dataset(built, tokenizer, sequence_length=32, form="packed", cache_dir=scratch("unused")) == built
+    with pytest.raises(UserError, match="built with sequence length 32"):
+        prepare_dataset(built, tokenizer, sequence_length=64, form="packed", cache_dir=cache_dir)
+
+
+def test_other_local_ranks_wait_for_rank_zero(setup, monkeypatch):
+    corpus, tokenizer, cache_dir = setup
+    monkeypatch.setattr(cache, "POLL_SECONDS", 0.05)
+    request = dict(sequence_length=32, form="packed", cache_dir=cache_dir, overwrite_cache=False)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    result = {}
+    waiter = threading.Thread(target=lambda: result.setdefault("dir", prepare_dataset(corpus, tokenizer, **request)))
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive() and not cache_dir.exists()  # rank 1 builds nothing
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    built = prepare_dataset(corpus, tokenizer, **request)
+    waiter.join(timeout=30)
+    assert result["dir"] == built
+
+
+def test_lock_of_a_dead_builder_is_taken_over(setup):
+    corpus, tokenizer, cache_dir = setup
+    key = cache.cache_key(corpus, tokenizer, 32, "packed")
+    cache_dir.mkdir()
+    lock = cache_dir / f"corpus-packed-L32-{key}.lock"
+    lock.write_text(f"{cache.socket.gethostname()} 999999999")  # no such process
+    built = prepare_dataset(corpus, tokenizer, sequence_length=32, form="packed", cache_dir=cache_dir)
+    assert built.name == lock.name.removesuffix(".lock") and not lock.exists()
