@@ -52,14 +52,21 @@ def plot_losses(logs: list[Log], path: Path) -> Path | None:
     plt = _pyplot()
     fig, axes = _grid(plt, len(logs), "Loss (train lines, held-out dots)")
     for ax, (label, records) in zip(axes, logs):
+        values = []
         for index, key in enumerate(loss_keys(records)):
             color = f"C{index % 10}"
             xs, ys = _series(records, key, "train")
             if xs:
                 ax.plot(xs, ys, color=color, label=f"train {key}")
+                values += ys
             xs, ys = _series(records, key, "valid")
             if xs:
                 ax.plot(xs, ys, "o--", color=color, label=f"held-out {key}", markersize=5)
+                values += ys
+        positive = [v for v in values if v > 0]
+        # ELECTRA's total (generator + 50 x discriminator) dwarfs its terms: a log axis shows all.
+        if positive and len(positive) == len(values) and max(positive) / min(positive) > 20:
+            ax.set_yscale("log")
         ax.set_title(label)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
@@ -77,8 +84,10 @@ def plot_metric(logs: list[Log], key: str, ylabel: str, title: str, path: Path,
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, xs, ys in series:
-        ax.plot(xs, ys, marker="." if len(xs) < 30 else None, label=label)
+    styles = ["-", "--", ":", "-."]  # equal curves (same schedule) stay visible on top of each other
+    for index, (label, xs, ys) in enumerate(series):
+        ax.plot(xs, ys, styles[index % len(styles)], marker="." if len(xs) < 30 else None, label=label,
+                linewidth=1.5 + 0.8 * (len(series) - 1 - index))
     ax.set_title(title)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)

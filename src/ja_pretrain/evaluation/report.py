@@ -47,10 +47,11 @@ def _flatten(counts: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def stage_section(run: RunContents) -> list[str]:
     rows = []
+    # Zero counts (nothing dropped, nothing replaced...) are left out to keep the table short.
     for directory, manifest in run.manifests:
         if manifest["stage"] == "report":
             continue
-        counts = ", ".join(f"{k} {_number(v)}" for k, v in _flatten(manifest.get("counts", {})))
+        counts = ", ".join(f"{k} {_number(v)}" for k, v in _flatten(manifest.get("counts", {})) if v)
         timings = manifest.get("timings", {})
         seconds = timings.get("total", timings.get("seconds", sum(v for v in timings.values() if isinstance(v, (int, float)))))
         rows.append([manifest["stage"], f"`{run.rel(directory)}`", counts, round(float(seconds or 0), 1)])
