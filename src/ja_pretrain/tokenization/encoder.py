@@ -125,18 +125,15 @@ class FastEncoder:
             self._add_rows([key], [[self._subwords.token_id(token)]])
 
     def _rows(self, words: list[str]) -> np.ndarray:
-        get = self._row_of.get
-        rows = np.fromiter((get(w, -1) for w in words), dtype=np.int64, count=len(words))
-        missing = np.flatnonzero(rows < 0)
-        if len(missing):
-            if len(self._row_of) > CACHE_WORDS:
+        """Cache row of every word, encoding the words not seen before in one Rust call."""
+        new = set(words).difference(self._row_of)
+        if new:
+            if len(self._row_of) + len(new) > CACHE_WORDS:
                 self._reset_cache()
-                return self._rows(words)
-            new = list(dict.fromkeys(words[i] for i in missing))
-            self._add_rows(new, self._subwords.encode_words(new))
-            get = self._row_of.get
-            rows[missing] = [get(words[i]) for i in missing]
-        return rows
+                new = set(words).difference(self._row_of)
+            new_words = list(new)
+            self._add_rows(new_words, self._subwords.encode_words(new_words))
+        return np.fromiter(map(self._row_of.__getitem__, words), dtype=np.int64, count=len(words))
 
     def _add_rows(self, words: list[str], id_lists: list[list[int]]) -> None:
         lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
