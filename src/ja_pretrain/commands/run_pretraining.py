@@ -217,7 +217,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if ctx.is_main:
         valid = result.last_valid
-        figures = f"; held-out loss {valid['loss']:.4f}, MLM accuracy {valid.get('mlm_accuracy', float('nan')):.4f}" if valid else ""
+        figures = "".join(f", {key.replace('_', ' ')} {value:.4f}" for key, value in valid.items()
+                          if key.endswith("accuracy") and isinstance(value, float))
+        figures = f"; held-out loss {valid['loss']:.4f}{figures}" if valid else ""
         where = f"model in {result.final_dir}" if result.final_dir else f"checkpoint in {args.model_dir}"
         print(f"run-pretraining: step {result.step}, {result.tokens_seen} tokens{figures}; {where}")
     return 0

@@ -109,13 +109,13 @@ class BertObjective(Objective):
         picked = hidden.flatten(0, 1).index_select(0, masked_positions)
         logits = self.model.cls.predictions(picked).float()
         mlm_sum = F.cross_entropy(logits, masked_labels, reduction="sum")
-        count = torch.tensor(masked_labels.numel(), device=logits.device)
+        count = torch.full((), masked_labels.numel(), device=logits.device)  # a fill, not a host copy
         correct = (logits.argmax(dim=-1) == masked_labels).sum()
         result = ObjectiveOutput(sums={"mlm": mlm_sum}, counts={"mlm": count},
                                  metrics={"mlm_accuracy": (correct, count)})
         if self.nsp:
             nsp_logits = self.model.cls.seq_relationship(out.pooler_output).float()
-            pairs = torch.tensor(nsp_logits.shape[0], device=logits.device)
+            pairs = torch.full((), nsp_logits.shape[0], device=logits.device)
             result.sums["nsp"] = F.cross_entropy(nsp_logits, next_sentence_label, reduction="sum")
             result.counts["nsp"] = pairs
             result.metrics["nsp_accuracy"] = ((nsp_logits.argmax(dim=-1) == next_sentence_label).sum(), pairs)

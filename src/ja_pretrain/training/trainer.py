@@ -94,8 +94,12 @@ def embedding_rows(tokenizer_dir: Path, vocab_size: int) -> int:
     return vocab_size
 
 
-def to_device(inputs: dict[str, torch.Tensor | None], device: torch.device) -> dict[str, torch.Tensor | None]:
-    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Tensors to `device`; to a GPU through pinned memory, so the copy does not wait for the GPU."""
+    if device.type != "cuda":
+        return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+    return {k: (v.pin_memory().to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+            for k, v in inputs.items()}
 
 
 class Trainer:
@@ -236,9 +240,10 @@ class Trainer:
         ctx, objective = self.ctx, self.objective
         inputs, tokens, flops = self._micro_batches()
         terms = list(objective.loss_weights)
-        counts = torch.stack([sum(objective.loss_counts(x)[t] for x in inputs) for t in terms]).to(ctx.device)
-        counts = all_reduce_sum(counts.to(torch.float32), ctx).clamp_min(1.0)
-        weights = torch.tensor([objective.loss_weights[t] for t in terms], device=ctx.device) * ctx.world_size / counts
+        counts = torch.stack([sum(objective.loss_counts(x)[t] for x in inputs) for t in terms]).to(torch.float32)
+        counts, weights = to_device({"c": counts, "w": torch.tensor([objective.loss_weights[t] for t in terms])},
+                                    ctx.device).values()
+        weights = weights * ctx.world_size / all_reduce_sum(counts, ctx).clamp_min(1.0)
         finite = torch.ones((), dtype=torch.bool, device=ctx.device)
         for micro, x in enumerate(inputs):
             last = micro == len(inputs) - 1
