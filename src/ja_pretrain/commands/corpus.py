@@ -12,9 +12,13 @@ Read jawiki CirrusSearch or MediaWiki XML dumps, CC-100, plain text or JSONL (op
 one NFKC-normalised sentence per line, a blank line between documents.
 
 Cleaning: NFKC, invisible/control characters, whitespace, Wikipedia residue ([1], [要出典],
-template leftovers); sentences split after 。!? (not inside 「」『』() quotes/brackets), kept
-when --min-chars..--max-chars long; exact duplicate sentences dropped (first copy kept).
-Documents are kept whole: a document goes entirely to train or to valid.
+template leftovers; for XML dumps also templates, tables, refs, files, categories, lists);
+sentences split after 。!? (not inside 「」『』() quotes/brackets), kept when
+--min-chars..--max-chars long and not ending in a comma; exact duplicate sentences dropped
+(first copy kept, fixed memory). Documents are kept whole: a document goes entirely to train or
+to valid, drawn from a hash of (--seed, document number), so the split needs no second pass.
+Output is identical for any --workers; --shard-index/--num-shards + --merge gives the same
+bytes as one machine. A finished --out with the same inputs and options is left as it is.
 
 examples:
   ja-pretrain corpus jawiki-20240701-cirrussearch-content.json.gz --out run/corpus --workers 8
@@ -41,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--valid_ratio", "--valid-ratio", dest="valid_ratio", type=float, default=None,
                         help="fraction of documents drawn for valid.txt (default: 0.01)")
     parser.add_argument("--valid_sentences", "--valid-sentences", dest="valid_sentences", type=int, default=None,
-                        help="stop adding documents to valid.txt once it holds this many sentences; 0 = no valid set")
+                        help="stop adding documents to valid.txt once it holds this many sentences (documents are "
+                        "still drawn at --valid-ratio); 0 = no valid set")
     parser.add_argument("--seed", type=int, default=42, help="seed of the train/valid draw (default: 42)")
     parser.add_argument("--shard_size_mb", "--shard-size-mb", dest="shard_size_mb", type=float, default=256,
                         help="start a new train shard after this many MB (default: 256)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -258,7 +259,9 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
             for index, doc in zip(indices, process_batch(raws, options)):
                 yield index, doc.sentences, doc.dropped, doc.digests
         return
-    context = multiprocessing.get_context("spawn")  # no fork of a process with tqdm's threads
+    # fork on Linux: no re-import of __main__, so it also works from `python -` and notebooks;
+    # the workers run only pure cleaning code. Elsewhere (macOS) fork is unsafe: spawn.
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with context.Pool(workers, initializer=init_worker, initargs=(options,)) as pool:
         pending: deque = deque()
         batches = _batches(documents)
