@@ -44,6 +44,9 @@ _NON_TEXT_NAMES = ["file", "image", "media", "category", "ファイル", "画像
 # [[en:Foo]]-style interlanguage links: a short language-code prefix.
 _INTERLANGUAGE = re.compile(r"\s*[a-z]{2,3}(?:-[a-z]{2,8})?\s*:", re.IGNORECASE)
 _MAGIC_WORD = re.compile(r"__[A-Z]+__")
+_LITERAL_TAG = re.compile(r"<(?:nowiki|pre|syntaxhighlight|source|code)\b", re.IGNORECASE)
+_COMMENT_OR_REF = re.compile(r"<!--.*?-->|<ref\b[^>]*?/>|<ref\b[^>]*>.*?</ref\s*>", re.DOTALL | re.IGNORECASE)
+_INNERMOST_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
 _NOT_PROSE_LINE = re.compile(r"\s*(?:\x00|\||!|\{\|)|.*\|\|")
 
 
@@ -55,7 +58,7 @@ def wikitext_to_text(wikitext: str, non_text_namespaces: tuple[str, ...] = ()) -
     """
     parts: list[str] = []
     skip = _non_text_pattern(non_text_namespaces)
-    _walk(mwparserfromhell.parse(wikitext, skip_style_tags=True), parts, skip)
+    _walk(mwparserfromhell.parse(_prestrip(wikitext), skip_style_tags=True), parts, skip)
     # Table rows that the parser could not read as a table (a template opens or closes it,
     # common in sports statistics and broadcast lists) survive as "| cell || cell" lines;
     # they are dropped with list items. Prose never contains "||".
@@ -64,6 +67,22 @@ def wikitext_to_text(wikitext: str, non_text_namespaces: tuple[str, ...] = ()) -
     # Bold/italic quote marks are left as text by skip_style_tags (it is much faster and safer
     # on unbalanced quotes); remove them here.
     return re.sub(r"'{2,}", "", text)
+
+
+def _prestrip(wikitext: str) -> str:
+    """Remove comments, <ref>s and (innermost-first) templates with regular expressions.
+
+    All three are dropped by the walker anyway; removing them first roughly halves the text
+    mwparserfromhell has to parse, which is nearly all of the conversion time (same output on
+    the 100-article jawiki sample). Skipped where markup is shown literally (<nowiki>, <pre>...).
+    """
+    if _LITERAL_TAG.search(wikitext):
+        return wikitext
+    text = _COMMENT_OR_REF.sub("", wikitext)
+    previous = None
+    while previous != text:
+        previous, text = text, _INNERMOST_TEMPLATE.sub("", text)
+    return text
 
 
 @functools.lru_cache(maxsize=16)
