@@ -27,8 +27,8 @@ def tiny(tmp_path_factory):
     return build_tiny_run(tmp_path_factory.mktemp("tiny"))
 
 
-def cli(tiny, model_dir, *extra):
-    return main(["run-pretraining", "--input_file", str(tiny.dataset), "--tokenizer_dir", str(tiny.tokenizer),
+def cli(tiny, model_dir, *extra, input_file=None):
+    return main(["run-pretraining", "--input_file", str(input_file or tiny.dataset), "--tokenizer_dir", str(tiny.tokenizer),
                  "--model_dir", str(model_dir), "--device", "cpu", "--no_progress", "--peak_tflops", "1", *extra])
 
 
@@ -92,12 +92,16 @@ def test_checkpoint_of_another_shape(tmp_path):
     assert torch.equal(with_nsp.model.bert.embeddings.word_embeddings.weight, small.model.bert.embeddings.word_embeddings.weight)
 
 
-def test_existing_checkpoints_need_do_continue(tiny, tmp_path, capsys):
+def test_corpus_input_is_built_into_the_cache_and_checkpoints_need_do_continue(tiny, tmp_path, capsys):
     args = ("--model_type", "bert-micro", "--train_steps", "2", "--save_steps", "1", "--logging_steps", "1",
             "--stop_after_steps", "1")
-    assert cli(tiny, tmp_path / "m", *args) == 0
-    assert cli(tiny, tmp_path / "m", *args) == 2
+    assert cli(tiny, tmp_path / "m", *args, input_file=tiny.corpus) == 0
+    built = [d for d in (tmp_path / "m" / "dataset_cache").iterdir() if (d / "manifest.json").is_file()]
+    assert len(built) == 1 and (built[0] / "train.samples.npy").is_file()
+    assert cli(tiny, tmp_path / "m", *args, input_file=tiny.corpus) == 2
     assert "already has checkpoint-1; pass --do_continue" in capsys.readouterr().err
+    assert cli(tiny, tmp_path / "m", *args[:-2], "--do_continue", "--disable_overwrite_cache", input_file=tiny.corpus) == 0
+    assert (tmp_path / "m" / "final" / "config.json").is_file()
 
 
 def test_non_finite_loss_is_skipped_then_stops_with_a_clear_error(tiny, tmp_path, monkeypatch, capsys):

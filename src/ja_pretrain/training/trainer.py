@@ -20,6 +20,7 @@ Launch (see `ja-pretrain run-pretraining --help`):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -120,7 +121,7 @@ class Trainer:
                             f"but preset '{params.model_type}' has {params.sequence_length}")
         options = cfg.options
         if self.train_set.form == "pairs" and not options.next_sentence_prediction:
-            options = ObjectiveOptions(**{**options.__dict__, "next_sentence_prediction": True})
+            options = dataclasses.replace(options, next_sentence_prediction=True)
         elif options.next_sentence_prediction and self.train_set.form != "pairs":
             raise UserError(f"{cfg.dataset_dir}: next-sentence prediction needs a dataset of form 'pairs' "
                             f"(this one is {self.train_set.form!r}); rebuild it with --form pairs or drop --nsp")

@@ -1,0 +1,264 @@
+"""BERT pretraining throughput: ja-pretrain's trainer against transformers' Trainer.
+
+    python benchmarks/train_bench.py [--repeats 2] [--steps 2] [--warmup 1] [--budget 570]
+
+The baseline is what a user would otherwise run, as transformers' run_mlm.py does it:
+`Trainer` + `BertForMaskedLM` + `DataCollatorForLanguageModeling` (15% masking, 80/10/10) with
+the same model configuration (the preset, SDPA attention), the same packed samples, the same
+optimizer settings and precision. Ours is `ja_pretrain.training.trainer.Trainer` (MLM head at
+masked positions only, vectorised masking from the memmap dataset, fused AdamW, no host sync
+per step). Configurations: the bert-small preset at sequence 128 and batch 32 (the issue's),
+and the bert-tiny preset at its sequence 512 with batch 8 (the same 4,096 positions per step);
+fp32 and bf16 autocast each.
+
+Per configuration the two run alternately (baseline, ours, baseline, ours, ...) --repeats
+times; each run takes --warmup unmeasured steps and then --steps timed ones (wall time between
+step ends: data, masking, forward, backward, optimizer). tokens/s counts sequence positions.
+MFU = useful model FLOPs (encoder + MLM head at the masked positions, forward + backward) per
+second over this machine's measured matmul peak in that precision (a 1024^3 or 4096^3 matmul).
+
+Data: ../shared/data/corpus-ja (real Japanese text) when present, else the bundled sample;
+built through our own stages (corpus -> tokenizer with the seed's 32768 vocabulary -> dataset)
+under benchmarks/out/train_bench_cache/, reused by later runs. Prints a table and writes
+benchmarks/out/train_bench.json. A --budget in seconds stops starting new runs when spent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data" / "corpus-ja"
+OUT_DIR = ROOT / "benchmarks" / "out"
+CACHE = OUT_DIR / "train_bench_cache"
+CONFIGS = [  # (preset, sequence length, batch)
+    ("bert-small", 128, 32),
+    ("bert-tiny", 512, 8),
+]
+PRECISIONS = ("fp32", "bf16")
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def prepare_data(max_sentences: int, vocab_size: int) -> tuple[Path, dict[int, Path], str]:
+    from ja_pretrain.corpus.build import build_corpus
+    from ja_pretrain.dataset import build_dataset
+    from ja_pretrain.resources import sample_corpus_path
+    from ja_pretrain.tokenization.train import train_tokenizer
+
+    inputs = sorted(SHARED.glob("*.txt.gz")) or [sample_corpus_path()]
+    source = "shared/data/corpus-ja" if SHARED.is_dir() and inputs[0].parent == SHARED else "bundled sample"
+    corpus, tokenizer = CACHE / "corpus", CACHE / f"tokenizer-{vocab_size}"
+    build_corpus(inputs, corpus, max_sentences=max_sentences, valid_ratio=0.01, progress=False)
+    if not (tokenizer / "manifest.json").is_file():
+        train_tokenizer(corpus, tokenizer, vocab_size=vocab_size, min_frequency=2, limit_alphabet=6129)
+    datasets = {}
+    for _, length, _ in CONFIGS:
+        out = CACHE / f"dataset-{vocab_size}-{length}"
+        if not (out / "manifest.json").is_file():
+            build_dataset(corpus, tokenizer, out, sequence_length=length, form="packed")
+        datasets[length] = out
+    return tokenizer, datasets, source
+
+
+def params_for(preset: str, batch: int):
+    from ja_pretrain.config.parameters import load_parameters
+
+    return load_parameters(preset).replace(batch_size=batch, accumulation_steps=1, train_steps=10_000,
+                                           warmup_steps=100, save_steps=10_000, logging_steps=10_000)
+
+
+# -- ours ---------------------------------------------------------------------------------------------
+def run_ours(preset, batch, tokenizer, dataset, precision, warmup, steps, peak):
+    from ja_pretrain.training.distributed import DistContext
+    from ja_pretrain.training.metrics import MetricWindow
+    from ja_pretrain.training.trainer import TrainConfig, Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=Path(tmp), params=params_for(preset, batch),
+                          precision=precision, progress=False, peak_flops=peak, export=False)
+        trainer = Trainer(cfg, DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu")))
+        window = MetricWindow()
+        ends = []
+        for _ in range(warmup + steps):
+            trainer.train_step(window)
+            _sync()
+            ends.append(time.perf_counter())
+        values = window.reduce(trainer.ctx, trainer.ctx.device)
+        flops_per_step = values["flops"] / (warmup + steps)
+        trainer.logger.close()
+    return np.diff(ends[warmup - 1:]).tolist(), flops_per_step
+
+
+# -- the baseline: transformers Trainer as run_mlm.py uses it ---------------------------------------------
+class PackedRows(torch.utils.data.Dataset):
+    """Our packed samples as the per-example dicts a transformers Trainer expects."""
+
+    def __init__(self, dataset: Path):
+        from ja_pretrain.dataset import open_samples
+
+        self.samples = open_samples(dataset, "train")
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        row = self.samples.batch(np.array([i]))
+        return {k: row[k][0].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")}
+
+
+def run_baseline(preset, batch, tokenizer_dir, dataset, precision, warmup, steps):
+    from transformers import (AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
+                              TrainerCallback, TrainingArguments)
+    from transformers.utils import logging as hf_logging
+
+    from ja_pretrain.models.bert import bert_config
+    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.training.trainer import embedding_rows
+
+    hf_logging.set_verbosity_error()
+    rows = PackedRows(dataset)
+    params = params_for(preset, batch)
+    torch.manual_seed(0)
+    vocab = embedding_rows(tokenizer_dir, rows.samples.vocab_size)  # the same embedding as ours
+    model = BertForMaskedLM(bert_config(params, rows.samples.special_ids, vocab, ObjectiveOptions()))
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    ends: list[float] = []
+
+    class StepEnds(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            _sync()
+            ends.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=batch, max_steps=warmup + steps,
+            learning_rate=params.learning_rate, warmup_steps=params.warmup_steps, weight_decay=0.01, adam_epsilon=1e-6,
+            bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
+            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
+        )
+        collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=params.mask_probability)
+        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[StepEnds()])
+        with contextlib.redirect_stdout(sys.stderr):  # its end-of-training summary is not our table
+            trainer.train()
+    return np.diff(ends[warmup - 1:]).tolist()
+
+
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def measure_peaks() -> dict[str, float]:
+    from ja_pretrain.training.metrics import measure_matmul_peak
+    from ja_pretrain.training.trainer import PRECISIONS as DTYPES
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return {p: measure_matmul_peak(device, DTYPES[p], seconds=1.0) for p in PRECISIONS}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per run")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
+    parser.add_argument("--max_sentences", type=int, default=60_000, help="corpus sentences to build the data from")
+    parser.add_argument("--vocab_size", type=int, default=32768)
+    parser.add_argument("--budget", type=float, default=570.0, help="seconds; no new run starts after this")
+    parser.add_argument("--only", choices=[c[0] for c in CONFIGS], help="run one preset")
+    parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's choice)")
+    parser.add_argument("--prepare_only", action="store_true", help="build the data and stop")
+    args = parser.parse_args()
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+    load_start = load_average()
+
+    tokenizer, datasets, source = prepare_data(args.max_sentences, args.vocab_size)
+    setup_s = time.perf_counter() - started
+    if args.prepare_only:
+        print(f"data ready in {setup_s:.0f} s: {tokenizer}, {', '.join(map(str, datasets.values()))}")
+        return 0
+    peaks = measure_peaks()
+    from ja_pretrain.dataset import open_samples
+
+    vocab = open_samples(datasets[128]).vocab_size
+    rows, skipped = [], []
+    for preset, length, batch in CONFIGS:
+        if args.only and preset != args.only:
+            continue
+        for precision in PRECISIONS:
+            base_tps, ours_tps, ratios, flops = [], [], [], 0.0
+            for repeat in range(args.repeats):
+                if time.perf_counter() - started > args.budget:
+                    skipped.append(f"{preset} {precision} repeat {repeat + 1}")
+                    continue
+                tokens = batch * length
+                b = run_baseline(preset, batch, tokenizer, datasets[length], precision, args.warmup, args.steps)
+                o, flops = run_ours(preset, batch, tokenizer, datasets[length], precision, args.warmup, args.steps,
+                                    peaks[precision])
+                base_tps.append(tokens * len(b) / sum(b))
+                ours_tps.append(tokens * len(o) / sum(o))
+                ratios.append(ours_tps[-1] / base_tps[-1])
+                print(f"  {preset} {precision} repeat {repeat + 1}: baseline {base_tps[-1]:.0f} tok/s, "
+                      f"ours {ours_tps[-1]:.0f} tok/s, x{ratios[-1]:.2f}", file=sys.stderr, flush=True)
+            if not ratios:
+                continue
+            per_token = flops / (batch * length)
+            rows.append({
+                "preset": preset, "sequence_length": length, "batch": batch, "precision": precision,
+                "repeats": len(ratios), "baseline_tokens_per_s": statistics.median(base_tps),
+                "ours_tokens_per_s": statistics.median(ours_tps), "ratio_median": statistics.median(ratios),
+                "ratio_min": min(ratios), "ratio_max": max(ratios),
+                "baseline_mfu": statistics.median(base_tps) * per_token / peaks[precision],
+                "ours_mfu": statistics.median(ours_tps) * per_token / peaks[precision],
+                "useful_flops_per_token": per_token,
+            })
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    header = (f"train_bench on {device}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; data: {source}, vocab {vocab}; "
+              f"load average {load_start} at start, {load_average()} at end; "
+              f"matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
+    lines = [header, "",
+             "| preset (seq x batch) | precision | baseline tok/s | ours tok/s | ours/baseline (min-max) | baseline MFU | ours MFU |",
+             "| :-- | :-- | --: | --: | --: | --: | --: |"]
+    for r in rows:
+        lines.append(
+            f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
+            f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
+            f"{100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
+    lines.append(f"\n{args.repeats} alternating repeats x {args.steps} timed steps after {args.warmup} warm-up; "
+                 f"setup (data build) {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s."
+                 + (f" Skipped for the time budget: {', '.join(skipped)}." if skipped else ""))
+    table = "\n".join(lines)
+    print(table)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "train_bench.json").write_text(json.dumps({
+        "device": device, "python": platform.python_version(), "torch": torch.__version__, "data": source,
+        "vocab_size": vocab, "load_average_start": load_start, "load_average_end": load_average(),
+        "matmul_peak_flops": peaks, "repeats": args.repeats, "steps": args.steps, "warmup": args.warmup,
+        "setup_seconds": setup_s, "rows": rows, "skipped": skipped, "table": table,
+    }, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
