@@ -122,7 +122,7 @@ class FastEncoder:
         self._row_len = np.zeros(1 << 14, dtype=np.int64)
         self._n_ids = 0
         for token, key in _SPECIAL_KEY.items():
-            self._add_rows([key], [[self._subwords.token_id(token)]])
+            self._add_rows([key], (np.array([self._subwords.token_id(token)], np.int32), np.ones(1, np.int64)))
 
     def _rows(self, words: list[str]) -> np.ndarray:
         """Cache row of every word, encoding the words not seen before in one Rust call."""
@@ -135,9 +135,8 @@ class FastEncoder:
             self._add_rows(new_words, self._subwords.encode_words(new_words))
         return np.fromiter(map(self._row_of.__getitem__, words), dtype=np.int64, count=len(words))
 
-    def _add_rows(self, words: list[str], id_lists: list[list[int]]) -> None:
-        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
-        flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int32, count=int(lengths.sum()))
+    def _add_rows(self, words: list[str], encoded: tuple[np.ndarray, np.ndarray]) -> None:
+        flat, lengths = encoded
         first_row = len(self._row_of)
         n_rows = first_row + len(words)
         if n_rows > len(self._row_len):
@@ -178,9 +177,11 @@ class _WordPieceSubwords:
     def token_id(self, token: str) -> int:
         return self._vocab.get(token, self._vocab[SPECIAL_TOKENS[1]])
 
-    def encode_words(self, words: list[str]) -> list[list[int]]:
-        encodings = self._tokenizer.encode_batch([[w] for w in words], is_pretokenized=True, add_special_tokens=False)
-        return [e.ids for e in encodings]
+    def encode_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of all words back to back, pieces per word): one Rust call for the whole list."""
+        encoding = self._tokenizer.encode(words, is_pretokenized=True, add_special_tokens=False)
+        word_of_piece = np.asarray(encoding.word_ids, dtype=np.int64)
+        return np.asarray(encoding.ids, dtype=np.int32), np.bincount(word_of_piece, minlength=len(words))
 
 
 class _SentencePieceSubwords:
@@ -201,13 +202,14 @@ class _SentencePieceSubwords:
     def token_id(self, token: str) -> int:
         return self._sp.PieceToId(token)
 
-    def encode_words(self, words: list[str]) -> list[list[int]]:
+    def encode_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         texts = [" ".join(w.strip().split()).replace("``", '"').replace("''", '"') for w in words]
         id_lists = self._sp.encode(texts, num_threads=1)
         for i, ids in enumerate(id_lists):
             if ids and self._digit_comma[ids].any():
                 id_lists[i] = self._digit_comma_ids(texts[i])
-        return id_lists
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+        return np.fromiter(chain.from_iterable(id_lists), dtype=np.int32, count=int(lengths.sum())), lengths
 
     def _digit_comma_ids(self, text: str) -> list[int]:
         # transformers re-encodes a "<digits>," piece without its comma; mirror that exactly.
@@ -253,15 +255,18 @@ def encode_in_workers(tokenizer_dir: str | os.PathLike, jobs: Iterable, function
             yield function(encoder, job)
         return
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # spawn: callers may hold threads (torch, Rust pools) that fork would copy in a broken state.
+    # A worker that dies raises BrokenProcessPool here instead of hanging the build.
     context = multiprocessing.get_context("spawn")
     window = window or 2 * workers
-    with context.Pool(workers, initializer=_init_worker, initargs=(str(tokenizer_dir),)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(str(tokenizer_dir),)) as pool:
         pending: collections.deque = collections.deque()
         for job in jobs:
-            pending.append(pool.apply_async(_encode_in_worker, ((function, job),)))
+            pending.append(pool.submit(_encode_in_worker, (function, job)))
             if len(pending) >= window:
-                yield pending.popleft().get()
+                yield pending.popleft().result()
         while pending:
-            yield pending.popleft().get()
+            yield pending.popleft().result()

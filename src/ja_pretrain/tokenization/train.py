@@ -199,12 +199,20 @@ def split_into_parts(files, work: Path, num_files: int, max_sentences: int | Non
     return parts, kept_total
 
 
-def _segment_part(job) -> tuple[str, int, Counter]:
+def _segment_part(job) -> tuple[str, int, dict[str, int]]:
     spec, subwords, source, target = job
     segmenter = WordSegmenter(spec)
     words_of = segmenter.wordpiece_words if subwords == "wordpiece" else segmenter.surfaces
     n_words = 0
-    characters: Counter = Counter()
+    counts = np.zeros(0x110000, dtype=np.int64)  # per code point
+    pending: list[str] = []
+
+    def count_pending() -> None:
+        # One bincount over UTF-32 code units instead of a dict update per character.
+        codes = np.frombuffer("".join(pending).encode("utf-32-le"), dtype=np.uint32)
+        counts[: 1 + int(codes.max(initial=0))] += np.bincount(codes)
+        pending.clear()
+
     with open(source, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as out:
         for line in src:
             words = words_of(line.rstrip("\n"))
@@ -212,9 +220,13 @@ def _segment_part(job) -> tuple[str, int, Counter]:
                 joined = " ".join(words)
                 out.write(joined + "\n")
                 n_words += len(words)
-                characters.update(joined)  # counted in C, a line at a time
-    characters.pop(" ", None)
-    return target, n_words, characters
+                pending.append(joined)
+                if len(pending) >= 10000:
+                    count_pending()
+    count_pending()
+    counts[ord(" ")] = 0
+    present = np.flatnonzero(counts)
+    return target, n_words, {chr(c): int(counts[c]) for c in present}
 
 
 def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, workers: int):
@@ -224,9 +236,10 @@ def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, wor
         results = [_segment_part(j) for j in tqdm(jobs, desc="segment", unit=" parts", leave=False)]
     else:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            results = list(tqdm(pool.imap(_segment_part, jobs), total=len(jobs), desc="segment", unit=" parts", leave=False))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(tqdm(pool.map(_segment_part, jobs), total=len(jobs), desc="segment", unit=" parts", leave=False))
     characters: Counter = Counter()
     for _, _, part_characters in results:
         characters.update(part_characters)
