@@ -91,3 +91,37 @@ def test_lock_of_a_dead_builder_is_taken_over(setup):
     lock.write_text(f"{cache.socket.gethostname()} 999999999")  # no such process
     built = prepare_dataset(corpus, tokenizer, sequence_length=32, form="packed", cache_dir=cache_dir)
     assert built.name == lock.name.removesuffix(".lock") and not lock.exists()
+
+
+def _rank(rank: int, port: int, corpus: str, tokenizer: str, cache_dir: str, report: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ["LOCAL_RANK"] = str(rank)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        built = []
+        original = cache.build_dataset
+        cache.build_dataset = lambda *a, **k: built.append(rank) or original(*a, **k)
+        path = prepare_dataset(corpus, tokenizer, sequence_length=32, form="packed", cache_dir=cache_dir)
+        with open(f"{report}.{rank}", "w") as f:
+            f.write(f"{path}\n{len(open_samples(path))}\n{len(built)}\n")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_rank_zero_builds_the_others_wait_at_the_barrier(setup):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    corpus, tokenizer, cache_dir = setup
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    report = str(cache_dir.parent / "report")
+    mp.spawn(_rank, args=(port, str(corpus), str(tokenizer), str(cache_dir), report), nprocs=2, join=True)
+    zero, one = (open(f"{report}.{r}").read().split() for r in (0, 1))
+    assert zero[:2] == one[:2] and int(zero[1]) > 0
+    assert (zero[2], one[2]) == ("1", "0")  # only local rank 0 built
