@@ -12,7 +12,6 @@ from ja_pretrain.cli import main
 from ja_pretrain.corpus.build import build_corpus
 from ja_pretrain.corpus.layout import iter_documents
 from ja_pretrain.corpus.readers import detect_format
-from ja_pretrain.errors import UserError
 
 SUBJECTS = ["山田さん", "東京の会社", "この研究", "新しい駅", "地元の学校", "古い寺院", "その選手", "市の図書館"]
 PLACES = ["大阪", "札幌", "福岡", "名古屋", "仙台", "京都"]
@@ -195,3 +194,35 @@ def test_output_dir_holding_something_else(tmp_path, capsys):
     code, err = run_cli([str(path), "--out", str(out)], capsys)
     assert code == 2 and "notes.md" in err and "not output of this stage" in err
     assert sorted(p.name for p in out.iterdir()) == ["notes.md"]
+
+
+def test_text_reader_is_independent_of_block_boundaries(monkeypatch):
+    import io
+    import random
+
+    from ja_pretrain.corpus import readers
+
+    class Source:
+        def __init__(self, data):
+            self.stream = io.BufferedReader(io.BytesIO(data), 64)
+
+    rng = random.Random(0)
+    for _ in range(200):
+        pieces = []
+        for _ in range(rng.randint(0, 10)):
+            pieces.append(rng.choice(["あいう", "abc", "東京\r", "x y", " ", ""]))
+            pieces.append(rng.choice(["\n", "\n\n", "\n \n", "\r\n", "\n\t\n\n"]))
+        data = "".join(pieces).encode()
+        expected, current = [], []
+        for line in data.decode().split("\n"):  # the definition: blank (whitespace-only) lines separate
+            if line.strip():
+                current.append(line)
+            elif current:
+                expected.append("\n".join(current))
+                current = []
+        if current:
+            expected.append("\n".join(current))
+        for block in (1, 2, 3, 7, 64):  # block edges inside characters, lines and blank runs
+            monkeypatch.setattr(readers, "READ_BLOCK", block)
+            got = [text for _, text in readers._text_documents(Source(data), readers.ReadStats())]
+            assert got == expected, (data, block)
