@@ -7,7 +7,8 @@ SOURCE.md) when present, else the bundled sample corpus. Each measurement runs
 `python -m ja_pretrain corpus ...` in a fresh process, so imports and pool start-up count.
 
 - Throughput: --workers 1 and --workers 2, alternated (1, 2, 1, 2, ...) over --repeats runs;
-  median MB/s (of decompressed input text) and sentences/s (sentences written), and the ratio.
+  median MB/s (of decompressed input text), sentences/s (sentences written), CPU seconds
+  (the build process and its workers), and the wall-clock ratio.
 - Memory: peak RSS of the build process for the input once (1x) and the same inputs given
   four times (4x: four times the reading and cleaning; the copies end up as duplicates).
   Streaming means 4x must not need more memory than 1x.
@@ -54,8 +55,9 @@ def text_bytes(path: Path) -> int:
     return n
 
 
-def run_build(inputs: list[Path], workers: int, out: Path) -> tuple[float, int, dict]:
-    """Wall seconds, peak RSS (KiB) of the build process, and its manifest."""
+def run_build(inputs: list[Path], workers: int, out: Path) -> tuple[float, float, int, dict]:
+    """Wall seconds, CPU seconds (build process and its workers), peak RSS (KiB) of the
+    build process, and its manifest."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "ja_pretrain", "corpus", *map(str, inputs), "--out", str(out),
            "--workers", str(workers), "--no-progress", "--valid-ratio", "0.01"]
@@ -64,14 +66,15 @@ def run_build(inputs: list[Path], workers: int, out: Path) -> tuple[float, int, 
     wrapper = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
         "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(time.perf_counter() - t, u.ru_utime + u.ru_stime, u.ru_maxrss, r.returncode)"
     )
     result = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True)
-    seconds, rss, code = result.stdout.split()
+    seconds, cpu, rss, code = result.stdout.split()
     if int(code) != 0:
         raise SystemExit(f"corpus build failed: {' '.join(cmd)}")
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    return float(seconds), int(rss), manifest
+    return float(seconds), float(cpu), int(rss), manifest
 
 
 def main() -> None:
@@ -80,36 +83,39 @@ def main() -> None:
     parser.add_argument("--inputs", nargs="*", type=Path, default=None)
     args = parser.parse_args()
     inputs = args.inputs or default_inputs()
+    load_before = os.getloadavg()[0]
     mb = sum(map(text_bytes, inputs)) / 1e6
     work = Path(tempfile.mkdtemp(prefix="corpus-bench-"))
     try:
-        runs: dict[int, list[tuple[float, int]]] = {1: [], 2: []}
+        runs: dict[int, list[tuple[float, float, int]]] = {1: [], 2: []}
         outputs: dict[int, bytes] = {}
         for _ in range(args.repeats):
             for workers in (1, 2):
-                seconds, _, manifest = run_build(inputs, workers, work / f"w{workers}")
+                seconds, cpu, _, manifest = run_build(inputs, workers, work / f"w{workers}")
                 c = manifest["counts"]
-                runs[workers].append((seconds, c["train_sentences"] + c["valid_sentences"]))
+                runs[workers].append((seconds, cpu, c["train_sentences"] + c["valid_sentences"]))
                 outputs[workers] = b"".join(p.read_bytes() for p in sorted((work / f"w{workers}").glob("*.txt")))
         identical = outputs[1] == outputs[2]
-        _, rss1, _ = run_build(inputs, 1, work / "rss1")
-        _, rss4, _ = run_build(inputs * 4, 1, work / "rss4")
+        _, _, rss1, _ = run_build(inputs, 1, work / "rss1")
+        _, _, rss4, _ = run_build(inputs * 4, 1, work / "rss4")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     rows = {}
     for workers, samples in runs.items():
-        seconds = statistics.median(s for s, _ in samples)
-        sentences = samples[0][1]
-        rows[workers] = {"median_seconds": round(seconds, 3), "mb_per_s": round(mb / seconds, 2),
-                         "sentences_per_s": round(sentences / seconds), "sentences": sentences,
-                         "all_seconds": [round(s, 3) for s, _ in samples]}
+        seconds = statistics.median(s for s, _, _ in samples)
+        cpu = statistics.median(c for _, c, _ in samples)
+        sentences = samples[0][2]
+        rows[workers] = {"median_seconds": round(seconds, 3), "median_cpu_seconds": round(cpu, 3),
+                         "mb_per_s": round(mb / seconds, 2), "sentences_per_s": round(sentences / seconds),
+                         "sentences": sentences, "all_seconds": [round(s, 3) for s, _, _ in samples]}
     speedup = rows[1]["median_seconds"] / rows[2]["median_seconds"]
     result = {
         "inputs": [str(p) for p in inputs], "input_text_mb": round(mb, 2), "repeats": args.repeats,
         "workers": rows, "speedup_2_over_1": round(speedup, 3), "outputs_identical": identical,
         "peak_rss_mb": {"1x": round(rss1 / 1024, 1), "4x": round(rss4 / 1024, 1), "ratio_4x_over_1x": round(rss4 / rss1, 3)},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0]},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0]},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -117,13 +123,15 @@ def main() -> None:
 
     names = ", ".join(p.name for p in inputs)
     print(f"corpus stage on {names}: {mb:.1f} MB of text, median of {args.repeats} alternated runs")
-    print(f"{'':<14}{'seconds':>10}{'MB/s':>10}{'sentences/s':>14}")
+    print(f"{'':<14}{'seconds':>10}{'CPU s':>10}{'MB/s':>10}{'sentences/s':>14}")
     for workers, r in rows.items():
-        print(f"{'--workers ' + str(workers):<14}{r['median_seconds']:>10.2f}{r['mb_per_s']:>10.2f}{r['sentences_per_s']:>14,}")
+        print(f"{'--workers ' + str(workers):<14}{r['median_seconds']:>10.2f}{r['median_cpu_seconds']:>10.2f}"
+              f"{r['mb_per_s']:>10.2f}{r['sentences_per_s']:>14,}")
     print(f"speed-up 2 vs 1 worker: {speedup:.2f}x; outputs byte-identical: {identical}")
     print(f"peak RSS (--workers 1): 1x input {rss1 / 1024:.0f} MB, 4x input {rss4 / 1024:.0f} MB "
           f"(ratio {rss4 / rss1:.2f})")
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; JSON: {OUT}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after "
+          f"(other jobs share the CPUs: compare CPU s when the load exceeds the CPU count); JSON: {OUT}")
 
 
 if __name__ == "__main__":
