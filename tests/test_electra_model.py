@@ -24,6 +24,16 @@ SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 VOCAB = 300
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The suite runs two workers on two shared cores; two OpenMP threads each would be
+    oversubscribed, which makes small-model steps several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def micro_objective(seed=0, **options) -> ElectraObjective:
     torch.manual_seed(seed)
     return build_electra_objective(load_parameters("electra-micro"), SPECIAL, VOCAB, ObjectiveOptions(**options))

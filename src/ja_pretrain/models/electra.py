@@ -95,10 +95,10 @@ def gumbel_max_sample(logits: torch.Tensor, generator: torch.Generator | None = 
     """
     with torch.no_grad():
         u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
-        tiny = torch.finfo(torch.float32).tiny
-        exponential = torch.log(u.clamp_(min=tiny)).neg_().clamp_(min=tiny)  # -log(u) > 0
-        gumbel = torch.log(exponential).neg_()
-        return torch.argmax(logits.detach().float() + gumbel, dim=-1)
+        # -log(u) is Exp(1) and > 0 (rand < 1); the clamp keeps u = 0 from giving an infinite score.
+        exponential = u.clamp_(min=torch.finfo(torch.float32).tiny).log_().neg_()
+        # logits + Gumbel noise = logits - log(Exp(1))
+        return torch.argmax(logits.detach().float() - exponential.log_(), dim=-1)
 
 
 class ElectraJointModel(nn.Module):

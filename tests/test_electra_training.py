@@ -1,0 +1,136 @@
+"""ELECTRA through the real trainer on the bundled sample: learning, metrics, final/ -> extract,
+exact resume, continued pretraining from an extracted pair."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from ja_pretrain.cli import main
+from training_support import build_tiny_run
+
+SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The suite runs two workers on two shared cores; two OpenMP threads each would be
+    oversubscribed, which makes small-model steps several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_run(tmp_path_factory.mktemp("tiny"))
+
+
+def train_log(model_dir):
+    return [json.loads(line) for line in (Path(model_dir) / "train_log.jsonl").read_text().splitlines()]
+
+
+def cli(tiny, model_dir, *extra):
+    argv = ["run-pretraining", "--input_file", str(tiny.dataset), "--tokenizer_dir", str(tiny.tokenizer),
+            "--model_dir", str(model_dir), "--model_type", "electra-micro", "--device", "cpu", "--no_progress",
+            "--peak_tflops", "1", *extra]
+    return main(argv)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, tmp_path_factory):
+    """electra-micro for 60 steps of 16 sequences, whole-word masking, through the CLI."""
+    model_dir = tmp_path_factory.mktemp("electra")
+    assert cli(tiny, model_dir, "--train_steps", "60", "--logging_steps", "10", "--save_steps", "30",
+               "--do_whole_word_mask", "--eval_samples", "64") == 0
+    return model_dir
+
+
+def test_loss_falls_and_the_electra_metrics_are_logged(trained, tiny):
+    records = train_log(trained)
+    train = [r for r in records if r["split"] == "train"]
+    valid = [r for r in records if r["split"] == "valid"]
+    assert [r["step"] for r in train] == list(range(10, 61, 10)) and [r["step"] for r in valid] == [30, 60]
+    vocab = len((tiny.tokenizer / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    assert train[0]["generator_loss"] < math.log(vocab) + 0.5
+    assert train[-1]["generator_loss"] < train[0]["generator_loss"] - 0.5
+    assert train[-1]["loss"] < train[0]["loss"]
+    assert valid[-1]["generator_loss"] < valid[0]["generator_loss"]
+    for record in train + valid:
+        total = record["generator_loss"] + 50.0 * record["discriminator_loss"]
+        assert record["loss"] == pytest.approx(total, rel=1e-6)
+        for key in ("generator_accuracy", "discriminator_accuracy", "discriminator_recall", "replaced_fraction"):
+            assert 0.0 <= record[key] <= 1.0, key
+        # about 15% of real tokens are masked; a replaced one was masked and sampled differently
+        assert 0.0 < record["replaced_fraction"] < 0.17
+    assert valid[-1]["discriminator_accuracy"] > 1.0 - valid[-1]["replaced_fraction"] - 0.02
+    assert list((trained / "runs").iterdir()), "no TensorBoard events"
+
+
+def test_final_is_the_joint_model_and_extracts_to_the_trained_logits(trained, tiny, tmp_path):
+    from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer
+
+    from ja_pretrain.config.parameters import load_parameters
+    from ja_pretrain.models.electra import build_electra_objective
+
+    final = trained / "final"
+    manifest = json.loads((final / "manifest.json").read_text())
+    assert manifest["stage"] == "pretrain" and manifest["counts"]["steps"] == 60
+    card = (final / "README.md").read_text(encoding="utf-8")
+    assert "extract-electra" in card and "whole-word" in card
+    assert main(["extract-electra", "--input_dir", str(final), "--output_dir", str(tmp_path / "x"),
+                 "--parameter_file", str(Path(__file__).parents[1] / "src/ja_pretrain/resources/parameter.json"),
+                 "--model_type", "electra-micro", "--generator", "--discriminator"]) == 0
+    generator = AutoModelForMaskedLM.from_pretrained(tmp_path / "x" / "generator").eval()
+    discriminator = AutoModelForPreTraining.from_pretrained(tmp_path / "x" / "discriminator").eval()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "x" / "discriminator")
+
+    vocab = len((tiny.tokenizer / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    objective = build_electra_objective(load_parameters("electra-micro"), SPECIAL, vocab)
+    objective.load_model(trained / "checkpoint-60")  # the training model at the final step
+    objective.eval()
+    enc = dict(tokenizer(["日本語の文を入力して、[MASK]を予測します。", "東京は日本の首都です。"], padding=True,
+                         return_tensors="pt"))
+    with torch.no_grad():
+        torch.testing.assert_close(generator(**enc).logits, objective.model.generator(**enc).logits, rtol=0, atol=0)
+        torch.testing.assert_close(discriminator(**enc).logits, objective.model.discriminator(**enc).logits,
+                                   rtol=0, atol=0)
+    assert generator.config.max_position_embeddings == 64
+
+
+def test_continue_resumes_exactly(tiny, tmp_path):
+    args = ("--train_steps", "6", "--logging_steps", "1", "--save_steps", "3", "--learning_rate", "0.003",
+            "--accumulation_steps", "2", "--batch_size", "4", "--eval_samples", "8")
+    assert cli(tiny, tmp_path / "whole", *args) == 0
+    assert cli(tiny, tmp_path / "split", *args, "--stop_after_steps", "3") == 0
+    assert cli(tiny, tmp_path / "split", *args, "--do_continue") == 0
+    whole, split = train_log(tmp_path / "whole"), train_log(tmp_path / "split")
+    assert [r["step"] for r in split if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert len(whole) == len(split)
+    for a, b in zip(whole, split):
+        assert (a["split"], a["step"]) == (b["split"], b["step"])
+        for key in ("generator_loss", "discriminator_loss", "replaced_fraction"):
+            assert a[key] == b[key], f"step {a['step']} {key}"  # same data, masks, samples, dropout
+    from safetensors.torch import load_file
+
+    w1 = load_file(tmp_path / "whole" / "final" / "model.safetensors")
+    w2 = load_file(tmp_path / "split" / "final" / "model.safetensors")
+    assert w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_continued_pretraining_from_an_extracted_pair(trained, tiny, tmp_path):
+    assert main(["extract-electra", "--input_dir", str(trained), "--output_dir", str(tmp_path / "pair")]) == 0
+    assert cli(tiny, tmp_path / "stage2", "--init_from", str(tmp_path / "pair"), "--train_steps", "2",
+               "--logging_steps", "2", "--learning_rate", "1e-9", "--warmup_steps", "1", "--eval_samples", "8") == 0
+    from safetensors.torch import load_file
+
+    before = load_file(trained / "final" / "model.safetensors")
+    after = load_file(tmp_path / "stage2" / "final" / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert max((before[k] - after[k]).abs().max().item() for k in before) < 1e-5
+    first = [r for r in train_log(tmp_path / "stage2") if r["split"] == "train"][0]
+    fresh = [r for r in train_log(trained) if r["split"] == "train"][0]
+    assert first["generator_loss"] < fresh["generator_loss"] - 0.5
