@@ -204,3 +204,15 @@ def test_bad_inputs_are_errors_and_write_nothing(tmp_path, monkeypatch):
     assert main(["build-dataset", "--corpus", str(corpus), "--tokenizer", str(trained_tokenizer()),
                  "--out", str(out), "--sequence-length", "4"]) == 2
     assert not out.exists()
+
+
+@pytest.mark.parametrize("form", ["packed", "pairs"])
+def test_samples_built_in_small_chunks_equal_one_pass(packed, tmp_path, form):
+    from ja_pretrain.dataset.packing import write_samples
+
+    store = TokenStore(packed, "train")
+    whole = write_samples(store, tmp_path / "whole.npy", form, LENGTH, seed=3, chunk_sentences=1 << 30)
+    pieces = write_samples(store, tmp_path / "pieces.npy", form, LENGTH, seed=3, chunk_sentences=7)
+    assert whole == pieces > 0
+    assert np.array_equal(np.load(tmp_path / "whole.npy"), np.load(tmp_path / "pieces.npy"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pieces.npy", "whole.npy"]

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ja_pretrain.corpus.layout import VALID_NAME, corpus_files, iter_documents
-from ja_pretrain.dataset.packing import packed_samples, pair_samples
+from ja_pretrain.dataset.packing import write_samples
 from ja_pretrain.dataset.samples import DATASET_STAGE, FORMS, samples_file
 from ja_pretrain.dataset.store import FORMAT_VERSION, StoreWriter, TokenStore, token_dtype
 from ja_pretrain.errors import UserError
@@ -176,15 +176,9 @@ def _encode_split(files, split, out: Path, tokenizer_dir, token_type, workers, s
 
 
 def _write_samples(directory: Path, split: str, form: str, sequence_length: int, seed: int) -> int:
-    store = TokenStore(directory, split)
-    if form == "packed":
-        samples = packed_samples(store.sentence_offsets, store.document_sentences, sequence_length)
-    else:
-        # One stream of randomness per split, derived from the seed.
-        samples = pair_samples(store.sentence_offsets, store.document_sentences, sequence_length,
-                               seed=seed * 2 + (split == "valid"))
-    np.save(samples_file(directory, split), samples)
-    return len(samples)
+    # One stream of randomness per split, derived from the seed.
+    return write_samples(TokenStore(directory, split), samples_file(directory, split), form, sequence_length,
+                         seed=seed * 2 + (split == "valid"))
 
 
 def merge_shards(shard_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, *, progress: bool = True) -> Path:

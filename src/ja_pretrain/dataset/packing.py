@@ -57,23 +57,42 @@ def packed_samples(sentence_offsets, document_sentences, sequence_length: int) -
     return samples[np.argsort(samples[:, 0], kind="stable")]
 
 
-def pair_samples(sentence_offsets, document_sentences, sequence_length: int, seed: int) -> np.ndarray:
+class RandomText:
+    """Draws the random B of a pair: a random sentence start of a random other document,
+    read from the split's index (memory maps are fine: a few reads per pair)."""
+
+    def __init__(self, sentence_offsets, document_sentences, rng: np.random.Generator):
+        self.offsets = sentence_offsets
+        self.docs = document_sentences
+        self.n_docs = len(document_sentences) - 1
+        self.rng = rng
+
+    def __call__(self, exclude: int, room: int) -> tuple[int, int]:
+        r = exclude
+        if self.n_docs > 1:
+            r = int(self.rng.integers(self.n_docs - 1))
+            r += r >= exclude
+        first, stop = int(self.docs[r]), int(self.docs[r + 1])
+        start = int(self.offsets[int(self.rng.integers(first, stop))])
+        return start, min(int(self.offsets[stop]), start + room)
+
+
+def pair_samples(sentence_offsets, document_sentences, sequence_length: int, rng: np.random.Generator,
+                 random_text: RandomText | None = None, first_document: int = 0) -> np.ndarray:
     """Next-sentence-prediction pairs in the manner of BERT's create_pretraining_data.
 
     A chunk of whole units (at most L-3 tokens) is cut at a random unit boundary into A and B;
     with probability 1/2, B is replaced by text from a random other document and the unused
     units of the chunk are put back for the next chunk. A one-unit chunk is split in the middle
-    of its tokens for a true continuation.
+    of its tokens for a true continuation. `first_document` is the split-wide number of the
+    first document given, for `random_text` to exclude.
     """
     target = sequence_length - 3
+    random_text = random_text or RandomText(sentence_offsets, document_sentences, rng)
     bounds_np, doc_first, doc_end = _units(sentence_offsets, document_sentences, target)
-    keep = doc_first < doc_end
-    doc_first, doc_end = doc_first[keep].tolist(), doc_end[keep].tolist()
-    bounds = bounds_np.tolist()
-    n_docs = len(doc_first)
-    rng = np.random.default_rng(seed)
+    bounds, doc_first, doc_end = bounds_np.tolist(), doc_first.tolist(), doc_end.tolist()
     rows: list[tuple[int, int, int, int, int]] = []
-    for d in range(n_docs):
+    for d in range(len(doc_first)):
         i, e = doc_first[d], doc_end[d]
         while i < e:
             k = min(bisect.bisect_right(bounds, bounds[i] + target) - 1, e)
@@ -93,14 +112,41 @@ def pair_samples(sentence_offsets, document_sentences, sequence_length: int, see
                 i = k
             if random_b:
                 a1 = min(a1, a0 + target - 1)
-                r = d
-                if n_docs > 1:
-                    r = int(rng.integers(n_docs - 1))
-                    r += r >= d
-                u = int(rng.integers(doc_first[r], doc_end[r]))
-                b0 = bounds[u]
-                b1 = min(bounds[doc_end[r]], b0 + target - (a1 - a0))
+                b0, b1 = random_text(first_document + d, target - (a1 - a0))
             rows.append((a0, a1, b0, b1, int(random_b)))
     if not rows:
         return np.zeros((0, PAIRS_COLUMNS), dtype=np.int64)
     return np.asarray(rows, dtype=np.int64)
+
+
+def write_samples(store, path, form: str, sequence_length: int, seed: int, chunk_sentences: int = 1 << 20) -> int:
+    """Build the sample index of a TokenStore a chunk of documents at a time into `path` (.npy).
+
+    Memory is bounded by the chunk, not by the corpus: rows go to a scratch file first, since
+    the .npy header needs the final row count.
+    """
+    columns = PACKED_COLUMNS if form == "packed" else PAIRS_COLUMNS
+    rng = np.random.default_rng(seed)
+    random_text = RandomText(store.sentence_offsets, store.document_sentences, rng)
+    scratch = path.with_name(path.name + ".rows")
+    n_rows = 0
+    with open(scratch, "wb") as f:
+        for first, stop in store.document_chunks(chunk_sentences):
+            docs, offsets = store.read_documents(first, stop)
+            local_docs = docs - docs[0]
+            if form == "packed":
+                rows = packed_samples(offsets, local_docs, sequence_length)
+            else:
+                rows = pair_samples(offsets, local_docs, sequence_length, rng, random_text, first)
+            f.write(rows.tobytes())
+            n_rows += len(rows)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.int64, shape=(n_rows, columns))
+    step = max(1, (1 << 22) // columns)
+    for start in range(0, n_rows, step):
+        count = min(step, n_rows - start)
+        out[start : start + count] = np.fromfile(scratch, np.int64, count=count * columns,
+                                                 offset=start * columns * 8).reshape(count, columns)
+    out.flush()
+    del out
+    scratch.unlink()
+    return n_rows

@@ -147,6 +147,30 @@ class TokenStore:
         wsb_path = self.dir / f"{split}.wsb"
         self._bits = np.memmap(wsb_path, np.uint8, "r") if n_tokens else np.zeros(0, np.uint8)
 
+    def read_documents(self, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(first-sentence index of documents first..stop inclusive, token offsets of their
+        sentences and the end) read into private memory: pages of the index file are not kept
+        mapped, so walking a large index in pieces keeps the resident size flat."""
+        idx_path = self.dir / f"{self.split}.idx"
+        docs = np.fromfile(idx_path, np.int64, count=stop - first + 1,
+                           offset=HEADER_SIZE + 8 * (self.n_sentences + 1) + 8 * first)
+        offsets = np.fromfile(idx_path, np.int64, count=int(docs[-1] - docs[0]) + 1,
+                              offset=HEADER_SIZE + 8 * int(docs[0]))
+        return docs, offsets
+
+    def document_chunks(self, max_sentences: int):
+        """(first, stop) document ranges of about max_sentences sentences (a longer document alone)."""
+        block = 1 << 16
+        first = 0
+        while first < self.n_documents:
+            stop_block = min(first + block, self.n_documents)
+            docs = np.fromfile(self.dir / f"{self.split}.idx", np.int64, count=stop_block - first + 1,
+                               offset=HEADER_SIZE + 8 * (self.n_sentences + 1) + 8 * first)
+            cut = int(np.searchsorted(docs, docs[0] + max_sentences, side="right")) - 1
+            stop = first + max(1, min(cut, stop_block - first))
+            yield first, stop
+            first = stop
+
     def word_starts(self, positions: np.ndarray) -> np.ndarray:
         """Word-start flags (bool) at token positions (any shape)."""
         byte = self._bits[positions >> 3]
