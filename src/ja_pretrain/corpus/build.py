@@ -105,12 +105,11 @@ def build_corpus(
     if partial:
         documents = ((i, raw) for i, raw in documents if i % num_shards == shard_index)
     with atomic_directory(out_dir) as tmp:
-        cleaned = clean_in_order(documents, clean, workers)
-        if partial:
-            counts = parts.write_part(cleaned, tmp)
-        else:
-            counts = write_corpus(cleaned, tmp, options)
-        reader.close()
+        try:
+            cleaned = clean_in_order(documents, clean, workers)
+            counts = parts.write_part(cleaned, tmp) if partial else write_corpus(cleaned, tmp, options)
+        finally:
+            reader.close()
         counts.update(reader.counts())
         timings = {"seconds": round(time.perf_counter() - started, 3)}
         if partial:
