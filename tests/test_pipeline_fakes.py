@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from ja_pretrain.utils.manifest import file_sha256, write_manifest
@@ -96,6 +97,7 @@ class FakeTrain:
         parser.add_argument("--lr", type=float, default=0.1)
         parser.add_argument("--do_whole_word_mask", action="store_true")
         parser.add_argument("--do_continue", action="store_true")
+        parser.add_argument("--sleep", type=float, default=0.0, help="seconds per step")
 
     @staticmethod
     def run(args):
@@ -106,8 +108,11 @@ class FakeTrain:
             raise RuntimeError("model dir has checkpoints; pass --do_continue")
         first = done[-1] + 1 if done else 1
         crash = os.environ.get("FAKE_CRASH_TRAIN")
+        model_dir.mkdir(parents=True, exist_ok=True)
+        (model_dir / "pid").write_text(str(os.getpid()))
         for step in range(first, args.steps + 1):
-            (model_dir / f"checkpoint-{step}").mkdir(parents=True)
+            time.sleep(args.sleep)
+            (model_dir / f"checkpoint-{step}").mkdir()
             print(f"\rstep {step}/{args.steps}", end="", file=sys.stderr)
             if crash and step == 2 and not Path(crash).exists():
                 Path(crash).touch()

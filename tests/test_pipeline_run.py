@@ -136,6 +136,32 @@ def test_killed_training_resumes_from_its_checkpoints(env, monkeypatch):
     assert sorted(p.name for p in (tmp / "run" / "model").glob("checkpoint-*")) == [f"checkpoint-{i}" for i in range(1, 7)]
 
 
+def test_sigterm_stops_the_stage_and_the_rerun_resumes(env):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmp, config, calls = env
+    cmd = [sys.executable, "-m", "ja_pretrain", "pipeline", str(config), "model.sleep=0.3", "model.steps=8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoint = tmp / "run" / "model" / "checkpoint-2"
+    deadline = time.time() + 60
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert checkpoint.exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130, proc.stderr.read().decode()
+    pid = int((tmp / "run" / "model" / "pid").read_text())
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):  # the stage did not outlive the pipeline
+        os.kill(pid, 0)
+    assert "[pipeline: interrupted]" in (tmp / "run" / "logs" / "model.log").read_text(encoding="utf-8")
+    statuses, text = _run(config, "model.sleep=0.3", "model.steps=8")  # same options: resume
+    assert statuses["model"] == "ran" and "resuming the interrupted run" in text
+
+
 def test_stage_and_from(env):
     tmp, config, calls = env
     with pytest.raises(UserError, match="needs stage 'corpus'"):

@@ -8,7 +8,9 @@ that are up to date.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,24 @@ from ja_pretrain.pipeline.stages import StagePlan, command_registry, plan_stages
 from ja_pretrain.utils.atomic import atomic_write_json, atomic_write_text
 
 __all__ = ["PipelineConfig", "load_config", "plan_stages", "run_pipeline", "StagePlan", "StageResult"]
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a batch system's stop) stops the running stage cleanly, like Ctrl-C."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_pipeline(
@@ -58,7 +78,8 @@ def run_pipeline(
         for p in plans
     ])
     started = time.time()
-    results = runner.run(only=stage, start=start, force=force)
+    with _terminate_as_interrupt():
+        results = runner.run(only=stage, start=start, force=force)
     ran = sum(r.status == "ran" for r in results)
     out.write(f"pipeline: {ran} stage(s) ran, {len(results) - ran} up to date, in {time.time() - started:.1f}s; "
               f"run dir {run_dir}\n")

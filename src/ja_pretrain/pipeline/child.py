@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from ja_pretrain.errors import UserError
@@ -15,6 +16,9 @@ from ja_pretrain.pipeline.stages import load_command
 
 
 def main(argv: list[str]) -> int:
+    # A pipeline started in the background inherits an ignored SIGINT; the pipeline stops its
+    # stage with SIGINT, so take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     spec, *args = argv
     command = load_command(spec)
     name = getattr(command, "NAME", spec)

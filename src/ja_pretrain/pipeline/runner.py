@@ -200,10 +200,12 @@ class PipelineRunner:
         code, last_line = self._execute(plan, argv)
         seconds = time.time() - started
         if code != 0:
-            self._say(f"[{index + 1}/{total}] {plan.name}: FAILED (exit {code}) after {seconds:.1f}s; "
+            how = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+            self._say(f"[{index + 1}/{total}] {plan.name}: FAILED ({how}) after {seconds:.1f}s; "
                       f"log: {self.log_path(plan.name)}")
-            raise UserError(f"stage {plan.name!r} failed (exit {code}): {last_line or 'no output'}; "
-                            f"log: {self.log_path(plan.name)}. Fix it and rerun: finished stages are skipped")
+            said = "" if code < 0 else f": {last_line or 'no output'}"
+            raise UserError(f"stage {plan.name!r} failed ({how}){said}; log: {self.log_path(plan.name)}. "
+                            "Rerun to go on: finished stages are skipped, an interrupted training resumes")
         output = stage_output_signature(plan.out)
         if output is None:
             raise UserError(f"stage {plan.name!r} exited 0 but wrote nothing to {plan.out}; log: {self.log_path(plan.name)}")
@@ -267,11 +269,12 @@ def _inside(path: Path, parent: Path) -> bool:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """Stop a stage: Ctrl-C first (it writes nothing half-done), then harder."""
+    for send, patience in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        if proc.poll() is not None:
+            return
+        proc.send_signal(send)
+        try:
+            proc.wait(timeout=patience)
+        except subprocess.TimeoutExpired:
+            continue
