@@ -52,8 +52,9 @@ def test_workers_give_identical_output(tmp_path, corpus_input, monkeypatch):
     assert one["counts"]["train_shards"] > 1  # small shards: several files
 
 
-def test_parts_merge_equals_single_run(tmp_path, corpus_input):
-    options = dict(valid_ratio=0.1, seed=3, shard_size_mb=0.01, progress=False)
+@pytest.mark.parametrize("split", [{"valid_ratio": 0.1}, {"valid_sentences": 100}], ids=["ratio", "sentences"])
+def test_parts_merge_equals_single_run(tmp_path, corpus_input, split):
+    options = dict(seed=3, shard_size_mb=0.01, progress=False, **split)
     build_corpus([corpus_input], tmp_path / "single", **options)
     for i in range(3):
         part = build_corpus([corpus_input], tmp_path / f"part{i}", shard_index=i, num_shards=3, **options)
@@ -85,10 +86,23 @@ def test_split_is_by_document_and_seeded(tmp_path, corpus_input):
     assert 0.1 < a["counts"]["valid_documents"] / (a["counts"]["valid_documents"] + a["counts"]["train_documents"]) < 0.3
     assert not {tuple(d) for d in valid_a} & {tuple(d) for d in train_a}
     assert (tmp_path / "a" / "valid.txt").read_bytes() != (tmp_path / "b" / "valid.txt").read_bytes()
-    # --valid-sentences caps the valid set
-    c = build_corpus([corpus_input], tmp_path / "c", valid_ratio=0.2, valid_sentences=20, seed=1, progress=False)
-    assert 20 <= c["counts"]["valid_sentences"] < 20 + 5
     assert b["counts"]["valid_documents"] > 0
+
+
+def test_valid_sentences_draws_evenly_over_the_corpus(tmp_path):
+    path = tmp_path / "in.txt"
+    docs = write_input(path, 600)
+    manifest = build_corpus([path], tmp_path / "out", valid_sentences=300, seed=4, progress=False)
+    c = manifest["counts"]
+    assert 200 <= c["valid_sentences"] <= 400  # about N: a binomial draw at N / total
+    assert abs(c["valid_ratio_used"] - 300 / (c["train_sentences"] + c["valid_sentences"])) < 1e-9
+    first_sentences = {d[0]: i for i, d in enumerate(docs)}
+    positions = sorted(first_sentences[d[0]] for d in iter_documents(corpus_files(tmp_path / "out", "valid")))
+    assert positions[0] < 150 and positions[-1] > 450  # from the whole input, not only its start
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", "train-00000.txt", "valid.txt"]
+    # --valid-ratio bounds the draw
+    bounded = build_corpus([path], tmp_path / "bounded", valid_sentences=300, valid_ratio=0.02, seed=4, progress=False)
+    assert bounded["counts"]["valid_ratio_used"] == 0.02
 
 
 def test_small_input_still_gets_a_valid_document(tmp_path):

@@ -16,7 +16,7 @@ template leftovers; for XML dumps also templates, tables, refs, files, categorie
 sentences split after 。!? (not inside 「」『』() quotes/brackets), kept when
 --min-chars..--max-chars long and not ending in a comma; exact duplicate sentences dropped
 (first copy kept, fixed memory). Documents are kept whole: a document goes entirely to train or
-to valid, drawn from a hash of (--seed, document number), so the split needs no second pass.
+to valid, drawn from a hash of (--seed, document number).
 Output is identical for any --workers; --shard-index/--num-shards + --merge gives the same
 bytes as one machine. A finished --out with the same inputs and options is left as it is.
 
@@ -43,10 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_chars", "--max-chars", dest="max_chars", type=int, default=1000,
                         help="drop sentences longer than this (default: 1000)")
     parser.add_argument("--valid_ratio", "--valid-ratio", dest="valid_ratio", type=float, default=None,
-                        help="fraction of documents drawn for valid.txt (default: 0.01)")
+                        help="fraction of documents drawn for valid.txt (default: 0.01 without --valid-sentences); "
+                        "with --valid-sentences: an upper bound")
     parser.add_argument("--valid_sentences", "--valid-sentences", dest="valid_sentences", type=int, default=None,
-                        help="stop adding documents to valid.txt once it holds this many sentences (documents are "
-                        "still drawn at --valid-ratio); 0 = no valid set")
+                        help="draw about this many sentences' worth of documents for valid.txt, evenly over the "
+                        "whole corpus (a second, reading-only pass); 0 = no valid set")
     parser.add_argument("--seed", type=int, default=42, help="seed of the train/valid draw (default: 42)")
     parser.add_argument("--shard_size_mb", "--shard-size-mb", dest="shard_size_mb", type=float, default=256,
                         help="start a new train shard after this many MB (default: 256)")

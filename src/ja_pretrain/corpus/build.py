@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import shutil
 import sys
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from tqdm import tqdm
 
 from ja_pretrain.corpus.compression import InputStream
 from ja_pretrain.corpus.dedup import SentenceDeduplicator
+from ja_pretrain.corpus.layout import iter_documents as iter_corpus_documents
 from ja_pretrain.corpus.output import CorpusWriter
 from ja_pretrain.corpus.process import DIGEST_SIZE, DROP_REASONS, CleanOptions, init_worker, process_batch, sentence_digest
 from ja_pretrain.corpus.readers import FORMATS, InputTruncated, RawDocument, ReadStats, iter_documents
@@ -136,14 +138,14 @@ def _check_options(inputs: list[Path], **options: Any) -> dict[str, Any]:
         raise UserError(f"--format {options['format']!r}: choose one of {', '.join(FORMATS)}")
     if not 0 < options["min_chars"] <= options["max_chars"]:
         raise UserError("--min-chars must be at least 1 and at most --max-chars")
-    if options["valid_ratio"] is None:
+    if options["valid_ratio"] is None and options["valid_sentences"] is None:
         options["valid_ratio"] = 0.01
-    if not 0 <= options["valid_ratio"] < 1:
+    if options["valid_ratio"] is not None and not 0 <= options["valid_ratio"] < 1:
         raise UserError(f"--valid-ratio {options['valid_ratio']}: must be in [0, 1)")
     if options["valid_sentences"] is not None and options["valid_sentences"] < 0:
         raise UserError("--valid-sentences must be >= 0")
     if options["valid_sentences"] == 0:
-        options["valid_ratio"] = 0.0
+        options["valid_ratio"], options["valid_sentences"] = 0.0, None
     for name in ("shard_size_mb", "dedup_memory_mb"):
         if options[name] <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
@@ -275,15 +277,53 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
 
 
 def write_corpus(cleaned: Iterable[Cleaned], directory: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """De-duplicate, split and write; the order of `cleaned` decides which copy of a duplicate stays."""
-    dedup = SentenceDeduplicator(options["dedup_memory_mb"])
+    """De-duplicate, split and write; the order of `cleaned` decides which copy of a duplicate stays.
+
+    With --valid-ratio alone, document i goes to valid when draw(seed, i) < ratio, in one pass.
+    With --valid-sentences N, the number of sentences is not known until the end, so everything
+    is first written as train; then a second pass over that text (reading, not cleaning again)
+    moves document k to valid when draw(seed, k) < N / total (at most --valid-ratio, if given):
+    about N sentences, drawn evenly from the whole corpus. Each first-pass shard is deleted as
+    soon as it is read, so the extra disk space is one shard.
+    """
+    two_pass = options["valid_sentences"] is not None
+    first = directory / ".all" if two_pass else directory
+    first.mkdir(exist_ok=True)
     writer = CorpusWriter(
-        directory,
+        first,
         shard_bytes=int(options["shard_size_mb"] * (1 << 20)),
-        valid_ratio=options["valid_ratio"],
-        valid_sentences=options["valid_sentences"],
+        valid_ratio=0.0 if two_pass else options["valid_ratio"],
         seed=options["seed"],
     )
+    counts = _deduplicate(cleaned, writer, options)
+    if two_pass:
+        counts.update(_split_off_valid(first, directory, options, counts["train_sentences"]))
+        shutil.rmtree(first)
+    return counts
+
+
+def _split_off_valid(first: Path, directory: Path, options: dict[str, Any], total: int) -> dict[str, Any]:
+    ratio = options["valid_sentences"] / max(total, 1)
+    if options["valid_ratio"] is not None:
+        ratio = min(ratio, options["valid_ratio"])
+    writer = CorpusWriter(
+        directory, shard_bytes=int(options["shard_size_mb"] * (1 << 20)), valid_ratio=ratio, seed=options["seed"]
+    )
+    for k, document in enumerate(_consume_shards(first)):
+        writer.add(k, document)
+    counts = writer.close()
+    counts["valid_ratio_used"] = ratio
+    return counts
+
+
+def _consume_shards(directory: Path) -> Iterator[list[str]]:
+    for shard in sorted(directory.glob("train-*.txt")):
+        yield from iter_corpus_documents([shard])
+        shard.unlink()
+
+
+def _deduplicate(cleaned: Iterable[Cleaned], writer: CorpusWriter, options: dict[str, Any]) -> dict[str, Any]:
+    dedup = SentenceDeduplicator(options["dedup_memory_mb"])
     dropped = dict.fromkeys((*DROP_REASONS, "duplicate", "empty_documents"), 0)
     limit = options["max_sentences"]
     written = 0

@@ -26,17 +26,15 @@ def valid_draw(seed: int, index: int) -> float:
 class CorpusWriter:
     """Sends whole documents to train shards or valid.txt; a document never spans two files.
 
-    Valid takes documents whose draw is below `valid_ratio`, until it holds `valid_sentences`
-    sentences (when given). If the run ends with an empty valid set although one was asked for,
-    the last train document moves there (it is held back one step for this), so later stages
-    always find held-out text.
+    Valid takes the documents whose draw is below `valid_ratio`. If the run ends with an empty
+    valid set although one was asked for, the last train document moves there (it is held back
+    one step for this), so later stages always find held-out text.
     """
 
-    def __init__(self, directory: Path, *, shard_bytes: int, valid_ratio: float, valid_sentences: int | None, seed: int):
+    def __init__(self, directory: Path, *, shard_bytes: int, valid_ratio: float, seed: int):
         self.directory = Path(directory)
         self.shard_bytes = shard_bytes
         self.valid_ratio = valid_ratio
-        self.valid_sentences = valid_sentences
         self.seed = seed
         self.counts = {f"{split}_{what}": 0 for split in ("train", "valid") for what in ("documents", "sentences", "characters")}
         self.counts["train_shards"] = 0
@@ -76,11 +74,7 @@ class CorpusWriter:
         return dict(self.counts)
 
     def _wants_valid(self, index: int) -> bool:
-        if self.valid_ratio <= 0:
-            return False
-        if self.valid_sentences is not None and self.counts["valid_sentences"] >= self.valid_sentences:
-            return False
-        return valid_draw(self.seed, index) < self.valid_ratio
+        return self.valid_ratio > 0 and valid_draw(self.seed, index) < self.valid_ratio
 
     def _write(self, split: str, sentences: list[str]) -> None:
         data = ("\n".join(sentences) + "\n").encode("utf-8")

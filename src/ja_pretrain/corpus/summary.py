@@ -23,7 +23,8 @@ def format_summary(manifest: dict[str, Any], out_dir: str) -> str:
         f"  train      {c.get('train_documents', 0):,} documents, {c.get('train_sentences', 0):,} sentences, "
         f"{c.get('train_characters', 0):,} characters in {c.get('train_shards', 0)} shard(s)",
         f"  valid      {c.get('valid_documents', 0):,} documents, {c.get('valid_sentences', 0):,} sentences, "
-        f"{c.get('valid_characters', 0):,} characters",
+        f"{c.get('valid_characters', 0):,} characters"
+        + (f" (drawn at ratio {c['valid_ratio_used']:.4g})" if "valid_ratio_used" in c else ""),
         f"  dropped    {d.get('too_short', 0):,} too short, {d.get('too_long', 0):,} too long, "
         f"{d.get('unfinished', 0):,} unfinished (end in a comma), {d.get('duplicate', 0):,} duplicate sentences; "
         f"{d.get('empty_documents', 0):,} documents left empty",
