@@ -73,6 +73,7 @@ def test_normalize_line_nfkc_controls_whitespace_residue():
     assert normalize_line("東京（とうきょう、{{lang-en|Tokyo}}）は'''首都'''である") == "東京(とうきょう)は首都である"
     assert normalize_line("a&amp;b&nbsp;c<ref>x</ref>d<br />e") == "a&b cxd e"
     assert normalize_line("[東京]と[要出典]と[5]と[注釈 3]") == "[東京]ととと"
+    assert normalize_line("| 国章リンク = (国章)") == normalize_line("{| class=wikitable") == ""
 
 
 def test_invisible_characters_are_removed():
@@ -105,8 +106,8 @@ def test_length_filter_counts():
     doc = process_document(("text", "短い。\nこれは十分に長い文である。\n" + "長" * 50 + "。"), CleanOptions(min_chars=5, max_chars=40))
     assert doc.sentences == ["これは十分に長い文である。"]
     assert doc.dropped == (1, 1, 0)
-    doc = process_document(("text", "次の式が成り立つとき、\nこれは十分に長い文である。"), CleanOptions(min_chars=5))
-    assert doc.sentences == ["これは十分に長い文である。"] and doc.dropped == (0, 0, 1)
+    doc = process_document(("text", "次の式が成り立つとき、\nこれは十分に長い文である。\n、と書ける式である。"), CleanOptions(min_chars=5))
+    assert doc.sentences == ["これは十分に長い文である。"] and doc.dropped == (0, 0, 2)
     assert len(doc.digests) == 8 * len(doc.sentences)
 
 

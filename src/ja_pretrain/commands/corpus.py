@@ -14,7 +14,7 @@ one NFKC-normalised sentence per line, a blank line between documents.
 Cleaning: NFKC, invisible/control characters, whitespace, Wikipedia residue ([1], [要出典],
 template leftovers; for XML dumps also templates, tables, refs, files, categories, lists);
 sentences split after 。!? (not inside 「」『』() quotes/brackets), kept when
---min-chars..--max-chars long and not ending in a comma; exact duplicate sentences dropped
+--min-chars..--max-chars long and not starting or ending with a comma; exact duplicate sentences dropped
 (first copy kept, fixed memory). Documents are kept whole: a document goes entirely to train or
 to valid, drawn from a hash of (--seed, document number).
 Output is identical for any --workers; --shard-index/--num-shards + --merge gives the same

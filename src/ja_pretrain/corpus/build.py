@@ -354,7 +354,7 @@ def _nothing_left_message(inputs: list[Path], counts: dict[str, Any], options: d
     return (
         f"{names}: no sentence left after filtering ({counts.get('documents_read', 0)} documents read; dropped "
         f"{d.get('too_short', 0)} shorter than --min-chars {options['min_chars']}, {d.get('too_long', 0)} longer "
-        f"than --max-chars {options['max_chars']}, {d.get('unfinished', 0)} ending in a comma, "
+        f"than --max-chars {options['max_chars']}, {d.get('unfinished', 0)} starting or ending with a comma, "
         f"{d.get('duplicate', 0)} duplicates). "
         "Check --format/--text-field and the length limits."
     )

@@ -50,6 +50,9 @@ _EMPTY_BRACKETS = re.compile(r"\(\s*[、,;:・]?\s*\)|「\s*」|『\s*』|\[\s*\
 _SEPARATOR_AFTER_OPEN = re.compile(r"\(\s*[、,;]\s*")
 _SEPARATOR_BEFORE_CLOSE = re.compile(r"\s*[、,;]\s*\)")
 _SPACES = re.compile(r"\s+")
+# "| key = value" infobox lines and "| cell || cell" table rows left by converters; prose never
+# starts with a pipe.
+_TABLE_ROW = re.compile(r"\s*(?:\||\{\|)")
 
 
 def _markup_replacement(match: re.Match) -> str:
@@ -59,6 +62,8 @@ def _markup_replacement(match: re.Match) -> str:
 def normalize_line(line: str) -> str:
     """One paragraph line, normalised; the empty string if nothing is left."""
     line = unicodedata.normalize("NFKC", line)
+    if _TABLE_ROW.match(line):
+        return ""
     line = _INVISIBLE.sub("", line)
     if "&" in line:
         line = _ENTITY.sub(lambda m: html.unescape(m.group()), line)

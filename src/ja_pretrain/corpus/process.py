@@ -17,7 +17,7 @@ from ja_pretrain.corpus.sentences import DEFAULT_SPLIT_LIMIT, split_sentences
 from ja_pretrain.corpus.wikitext import wikitext_to_text
 
 DIGEST_SIZE = 8
-UNFINISHED_ENDINGS = "、,"
+COMMAS = "、,"
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,9 @@ def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocume
                 too_short += 1
             elif len(sentence) > options.max_chars:
                 too_long += 1
-            elif sentence[-1] in UNFINISHED_ENDINGS:
-                # A line ending in a comma is half a sentence, cut off by a line break (display
-                # formulas and lists in Wikipedia, wrapped lines elsewhere).
+            elif sentence[-1] in COMMAS or sentence[0] in COMMAS:
+                # A line that ends or starts with a comma is part of a sentence, cut off by a line
+                # break (display formulas and lists in Wikipedia, wrapped lines elsewhere).
                 unfinished += 1
             else:
                 kept.append(sentence)

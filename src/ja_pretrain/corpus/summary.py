@@ -26,7 +26,7 @@ def format_summary(manifest: dict[str, Any], out_dir: str) -> str:
         f"{c.get('valid_characters', 0):,} characters"
         + (f" (drawn at ratio {c['valid_ratio_used']:.4g})" if "valid_ratio_used" in c else ""),
         f"  dropped    {d.get('too_short', 0):,} too short, {d.get('too_long', 0):,} too long, "
-        f"{d.get('unfinished', 0):,} unfinished (end in a comma), {d.get('duplicate', 0):,} duplicate sentences; "
+        f"{d.get('unfinished', 0):,} unfinished (comma at an end), {d.get('duplicate', 0):,} duplicate sentences; "
         f"{d.get('empty_documents', 0):,} documents left empty",
         f"  skipped    {c.get('skipped_redirects', 0):,} redirects, {c.get('skipped_other_namespaces', 0):,} other namespaces, "
         f"{c.get('skipped_without_text', 0):,} without text",
