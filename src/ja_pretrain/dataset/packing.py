@@ -119,7 +119,7 @@ def pair_samples(sentence_offsets, document_sentences, sequence_length: int, rng
     return np.asarray(rows, dtype=np.int64)
 
 
-def write_samples(store, path, form: str, sequence_length: int, seed: int, chunk_sentences: int = 1 << 20) -> int:
+def write_samples(store, path, form: str, sequence_length: int, seed: int, chunk_sentences: int = 1 << 14) -> int:
     """Build the sample index of a TokenStore a chunk of documents at a time into `path` (.npy).
 
     Memory is bounded by the chunk, not by the corpus: rows go to a scratch file first, since
@@ -140,13 +140,11 @@ def write_samples(store, path, form: str, sequence_length: int, seed: int, chunk
                 rows = pair_samples(offsets, local_docs, sequence_length, rng, random_text, first)
             f.write(rows.tobytes())
             n_rows += len(rows)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.int64, shape=(n_rows, columns))
-    step = max(1, (1 << 22) // columns)
-    for start in range(0, n_rows, step):
-        count = min(step, n_rows - start)
-        out[start : start + count] = np.fromfile(scratch, np.int64, count=count * columns,
-                                                 offset=start * columns * 8).reshape(count, columns)
-    out.flush()
-    del out
+    # A plain write, not a memory map: written pages of a map would count as resident memory.
+    with open(path, "wb") as out, open(scratch, "rb") as rows_file:
+        np.lib.format.write_array_header_1_0(
+            out, {"descr": np.dtype(np.int64).str, "fortran_order": False, "shape": (n_rows, columns)})
+        while block := rows_file.read(1 << 22):
+            out.write(block)
     scratch.unlink()
     return n_rows

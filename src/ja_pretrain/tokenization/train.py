@@ -101,7 +101,9 @@ def train_tokenizer(
     workers = workers or min(num_files, os.cpu_count() or 1)
     timings: dict[str, float] = {}
     keep_parts = intermediate_dir is not None
-    work = Path(intermediate_dir) if keep_parts else Path(tempfile.mkdtemp(prefix=".tokenizer-work-", dir=model_dir.parent if model_dir.parent.exists() else None))
+    if not keep_parts:
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(intermediate_dir) if keep_parts else Path(tempfile.mkdtemp(prefix=".tokenizer-work-", dir=model_dir.parent))
     try:
         work.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
