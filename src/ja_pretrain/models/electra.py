@@ -225,22 +225,23 @@ class ElectraObjective(Objective):
             # All-ones masks are dropped: SDPA then runs its fastest unmasked kernel.
             "attention_mask": None if bool(attention_mask.all()) else attention_mask,
             "token_type_ids": torch.from_numpy(batch["token_type_ids"]).long(),
+            # Counts travel with the batch: creating them on a GPU in forward would wait for it.
+            "masked_count": torch.tensor(positions.numel(), dtype=torch.long),
             "real_tokens": torch.tensor(int(attention_mask.sum()), dtype=torch.long),
             "sample_seed": sample_seed(noise),
         }
 
     def loss_counts(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
-        return {"generator": torch.tensor(inputs["masked_positions"].numel(), dtype=torch.long),
+        return {"generator": inputs["masked_count"].detach().clone(),
                 "discriminator": inputs["real_tokens"].detach().clone()}
 
     # -- the objective --------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, masked_input_ids: torch.Tensor, masked_positions: torch.Tensor,
                 attention_mask: torch.Tensor | None, token_type_ids: torch.Tensor | None,
-                real_tokens: torch.Tensor, sample_seed: int) -> ObjectiveOutput:
+                masked_count: torch.Tensor, real_tokens: torch.Tensor, sample_seed: int) -> ObjectiveOutput:
         generator, discriminator = self.model.generator, self.model.discriminator
         flat_ids = input_ids.flatten()
         targets = flat_ids.index_select(0, masked_positions)
-        masked_count = torch.tensor(targets.numel(), device=input_ids.device)
 
         hidden = generator.electra(masked_input_ids, attention_mask=attention_mask,
                                    token_type_ids=token_type_ids).last_hidden_state

@@ -1,0 +1,261 @@
+"""ELECTRA training throughput: ja-pretrain's trainer against the naive composition the first seed uses.
+
+    python benchmarks/train_bench_electra.py [--repeats 2] [--steps 2] [--warmup 1] [--budget 340]
+
+Both train the electra-small preset (12 layers, hidden 256, embedding 128, generator 1/1) on
+sequences of 128 in batches of 32, from the same packed samples, fp32 and bf16 autocast.
+
+- baseline: the seed's ELECTRA as a transformers `Trainer` model: `ElectraForMaskedLM` run with
+  labels over every position (its head and softmax over all 4,096 positions), replacements by
+  Gumbel-max at the masked positions, `ElectraForPreTraining` with labels over the attention
+  mask, loss = generator + 50 x discriminator, shared embeddings; masking by
+  `DataCollatorForLanguageModeling` (15%, 85% [MASK], 15% kept, no random tokens); the
+  Trainer's AdamW, linear schedule, clipping, weight decay and precision flags.
+- ours: `ja_pretrain.training.trainer.Trainer` with the ELECTRA objective (generator head at
+  masked positions only, masking from pre-drawn noise on the batch, count-weighted loss, fused
+  AdamW, no host sync per step).
+
+The two run alternately (baseline, ours, ours, baseline, ...) --repeats times per precision;
+each run takes --warmup unmeasured steps and then --steps timed ones. tokens/s counts sequence
+positions. Data: the packed dataset that benchmarks/train_bench.py builds (real Japanese text
+from ../shared/data/corpus-ja when present, else the bundled sample; our tokenizer with the
+seed's 32768 vocabulary), reused from benchmarks/out/train_bench_cache/ or built there.
+Prints a table and writes benchmarks/out/train_bench_electra.json. No new run starts after
+--budget seconds. The machine's load average is recorded: on a shared machine both sides slow
+down, and the ratio is the figure to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_bench import OUT_DIR, load_average, params_for, prepare_data  # noqa: E402  (the shared data cache)
+
+PRESET, LENGTH, BATCH = "electra-small", 128, 32
+PRECISIONS = ("fp32", "bf16")
+RTD_WEIGHT = 50.0
+
+
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# -- ours: the real trainer ----------------------------------------------------------------------------
+def run_ours(tokenizer: Path, dataset: Path, precision: str, warmup: int, steps: int, peak: float):
+    from ja_pretrain.training.distributed import DistContext
+    from ja_pretrain.training.metrics import MetricWindow
+    from ja_pretrain.training.trainer import TrainConfig, Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=Path(tmp),
+                          params=params_for(PRESET, BATCH), precision=precision, progress=False, peak_flops=peak,
+                          export=False)
+        trainer = Trainer(cfg, DistContext(device=device()))
+        window = MetricWindow()
+        ends = []
+        for _ in range(warmup + steps):
+            trainer.train_step(window)
+            _sync()
+            ends.append(time.perf_counter())
+        values = window.reduce(trainer.ctx, trainer.ctx.device)
+        trainer.logger.close()
+    return np.diff(ends[warmup - 1:]).tolist(), values["flops"] / (warmup + steps)
+
+
+# -- the baseline: the seed's composition in transformers' Trainer -----------------------------------------
+class NaiveElectra(torch.nn.Module):
+    """Generator + discriminator composed as HF-based ELECTRA pretraining scripts do it."""
+
+    def __init__(self, generator, discriminator):
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+        self.discriminator.electra.embeddings = self.generator.electra.embeddings  # shared embeddings
+
+    def forward(self, input_ids, attention_mask, labels, token_type_ids=None, **_):
+        gen = self.generator(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                             labels=labels)
+        masked = labels != -100
+        with torch.no_grad():
+            logits = gen.logits[masked].float()
+            u = torch.rand_like(logits).clamp_(min=1e-9, max=1 - 1e-7)
+            sampled = (logits - torch.log(-torch.log(u))).argmax(dim=-1)
+            original = torch.where(masked, labels, input_ids)
+            corrupted = original.clone()
+            corrupted[masked] = sampled
+            replaced = (corrupted != original).long()
+        disc = self.discriminator(input_ids=corrupted, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                  labels=replaced)
+        return {"loss": gen.loss + RTD_WEIGHT * disc.loss}
+
+
+class PackedRows(torch.utils.data.Dataset):
+    """Our packed samples as the per-example dicts a transformers Trainer expects."""
+
+    def __init__(self, dataset: Path):
+        from ja_pretrain.dataset import open_samples
+
+        self.samples = open_samples(dataset, "train")
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        row = self.samples.batch(np.array([i]))
+        return {k: row[k][0].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")}
+
+
+def run_baseline(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int, steps: int):
+    from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, ElectraForMaskedLM,
+                              ElectraForPreTraining, Trainer, TrainerCallback, TrainingArguments)
+    from transformers.utils import logging as hf_logging
+
+    from ja_pretrain.models.electra import electra_configs
+    from ja_pretrain.training.trainer import embedding_rows
+
+    hf_logging.set_verbosity_error()
+    rows = PackedRows(dataset)
+    params = params_for(PRESET, BATCH)
+    torch.manual_seed(0)
+    vocab = embedding_rows(tokenizer_dir, rows.samples.vocab_size)
+    gen_config, disc_config = electra_configs(params, rows.samples.special_ids, vocab)
+    model = NaiveElectra(ElectraForMaskedLM(gen_config), ElectraForPreTraining(disc_config))
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    ends: list[float] = []
+
+    class StepEnds(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            _sync()
+            ends.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=BATCH, max_steps=warmup + steps,
+            learning_rate=params.learning_rate, warmup_steps=params.warmup_steps, weight_decay=0.01, adam_epsilon=1e-6,
+            bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
+            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0, remove_unused_columns=False,
+        )
+        collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=params.mask_probability,
+                                                   mask_replace_prob=0.85, random_replace_prob=0.0)
+        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[StepEnds()])
+        with contextlib.redirect_stdout(sys.stderr):
+            trainer.train()
+    return np.diff(ends[warmup - 1:]).tolist()
+
+
+def measure_peaks() -> dict[str, float]:
+    from ja_pretrain.training.metrics import measure_matmul_peak
+    from ja_pretrain.training.trainer import PRECISIONS as DTYPES
+
+    return {p: measure_matmul_peak(device(), DTYPES[p], seconds=1.0) for p in PRECISIONS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    global BATCH
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per run")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
+    parser.add_argument("--max_sentences", type=int, default=60_000, help="corpus sentences (if the data is built here)")
+    parser.add_argument("--budget", type=float, default=340.0, help="seconds; no new run starts after this")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's choice)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="sequences per step (32 is the issue's)")
+    args = parser.parse_args(argv)
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    BATCH = args.batch
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+    load_start = load_average()
+    tokenizer, datasets, source = prepare_data(args.max_sentences, 32768)
+    dataset = datasets[LENGTH]
+    setup_s = time.perf_counter() - started
+    peaks = measure_peaks()
+    from ja_pretrain.dataset import open_samples
+
+    vocab = open_samples(dataset).vocab_size
+    tokens = BATCH * LENGTH
+    rows, skipped = [], []
+    for precision in args.precisions.split(","):
+        base_tps, ours_tps, flops = [], [], 0.0
+        for repeat in range(args.repeats):
+            if time.perf_counter() - started > args.budget:
+                skipped.append(f"{precision} repeat {repeat + 1}")
+                continue
+            # A/B then B/A, so neither side always runs on the warmer (or the busier) machine.
+            order = ("baseline", "ours") if repeat % 2 == 0 else ("ours", "baseline")
+            for side in order:
+                if side == "baseline":
+                    b = run_baseline(tokenizer, dataset, precision, args.warmup, args.steps)
+                    base_tps.append(tokens * len(b) / sum(b))
+                else:
+                    o, flops = run_ours(tokenizer, dataset, precision, args.warmup, args.steps, peaks[precision])
+                    ours_tps.append(tokens * len(o) / sum(o))
+            print(f"  {precision} repeat {repeat + 1}: baseline {base_tps[-1]:.0f} tok/s, ours {ours_tps[-1]:.0f} tok/s, "
+                  f"x{ours_tps[-1] / base_tps[-1]:.2f} (load {load_average()})", file=sys.stderr, flush=True)
+        if not ours_tps:
+            continue
+        ratios = [o / b for o, b in zip(ours_tps, base_tps)]
+        per_token = flops / tokens
+        rows.append({
+            "preset": PRESET, "sequence_length": LENGTH, "batch": BATCH, "precision": precision,
+            "repeats": len(ratios), "baseline_tokens_per_s": statistics.median(base_tps),
+            "ours_tokens_per_s": statistics.median(ours_tps), "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios), "baseline_runs": base_tps, "ours_runs": ours_tps,
+            "baseline_mfu": statistics.median(base_tps) * per_token / peaks[precision],
+            "ours_mfu": statistics.median(ours_tps) * per_token / peaks[precision],
+            "useful_flops_per_token": per_token,
+        })
+
+    where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    header = (f"train_bench_electra on {where}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+              f"data: {source}, vocab {vocab}; load average {load_start} at start, {load_average()} at end; "
+              f"matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
+    lines = [header, "",
+             "| preset (seq x batch) | precision | naive HF tok/s | ours tok/s | ours/naive (min-max) | naive MFU | ours MFU |",
+             "| :-- | :-- | --: | --: | --: | --: | --: |"]
+    for r in rows:
+        lines.append(
+            f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
+            f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
+            f"{100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
+    lines.append(f"\n{args.repeats} alternating repeats x {args.steps} timed steps after {args.warmup} warm-up; "
+                 f"MFU counts useful FLOPs (generator head at masked positions only) for both; "
+                 f"setup {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s."
+                 + (f" Skipped for the time budget: {', '.join(skipped)}." if skipped else ""))
+    table = "\n".join(lines)
+    print(table)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "train_bench_electra.json").write_text(json.dumps({
+        "device": where, "python": platform.python_version(), "torch": torch.__version__, "data": source,
+        "vocab_size": vocab, "threads": torch.get_num_threads(), "load_average_start": load_start,
+        "load_average_end": load_average(), "matmul_peak_flops": peaks, "repeats": args.repeats,
+        "steps": args.steps, "warmup": args.warmup, "setup_seconds": setup_s, "rows": rows, "skipped": skipped,
+        "table": table,
+    }, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
