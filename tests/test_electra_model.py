@@ -225,7 +225,7 @@ def test_generator_loss_is_summed_cross_entropy_at_masked_positions_only():
 
 def test_gumbel_max_draws_follow_the_softmax():
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0]]).repeat(40000, 1)
-    draws = gumbel_max_sample(logits, torch.Generator().manual_seed(0))
+    draws = gumbel_max_sample(logits, torch.rand(logits.shape, generator=torch.Generator().manual_seed(0)))
     freq = torch.bincount(draws, minlength=5).float() / draws.numel()
     assert torch.allclose(freq, torch.softmax(logits[0], -1), atol=0.01)
     assert freq[4] == 0
@@ -241,6 +241,22 @@ def test_samples_depend_only_on_batch_and_noise():
     c = objective(**prepared(objective, batch, seed=2))
     assert torch.equal(a.sums["discriminator"], b.sums["discriminator"])
     assert not torch.equal(a.sums["discriminator"], c.sums["discriminator"])
+
+
+def test_a_sequence_gets_the_same_replacements_in_any_batch():
+    objective = micro_objective()
+    objective.eval()
+    batch = make_batch(rows=8, pad_from=50)
+    noise = draw_mask_noise(8, 64, torch.Generator().manual_seed(4))
+    seen = []
+    hook = objective.model.discriminator.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    objective(**objective.prepare(batch, noise))
+    part = {k: v[3:] for k, v in batch.items()}  # rows 3..7 alone, as another rank would hold them
+    objective(**objective.prepare(part, noise[3:]))
+    hook.remove()
+    whole, alone = seen
+    assert torch.equal(whole[3:], alone)
+    assert not torch.equal(whole[3:], torch.from_numpy(batch["input_ids"][3:]))  # something was replaced
 
 
 def test_loading_weights_of_another_shape_is_a_clear_error(tmp_path):

@@ -87,18 +87,32 @@ def electra_configs(params: ModelParameters, special_ids: dict[str, int], vocab_
     return generator, discriminator
 
 
-def gumbel_max_sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def gumbel_max_sample(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     """One draw per row from softmax(logits): argmax(logits + Gumbel noise), in fp32, no gradient.
 
-    The same distribution as multinomial sampling without normalising; fp32 because bf16 logits
-    and noise round enough to skew the draw toward the top few tokens.
+    `uniforms` holds fp32 draws from [0, 1), one per logit; -log(-log(u)) is Gumbel noise. The
+    same distribution as multinomial sampling without normalising; fp32 because bf16 logits and
+    noise round enough to skew the draw toward the top few tokens.
     """
     with torch.no_grad():
-        u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
-        # -log(u) is Exp(1) and > 0 (rand < 1); the clamp keeps u = 0 from giving an infinite score.
-        exponential = u.clamp_(min=torch.finfo(torch.float32).tiny).log_().neg_()
+        # -log(u) is Exp(1) and > 0 (u < 1); the clamp keeps u = 0 from giving an infinite score.
+        exponential = uniforms.clamp_(min=torch.finfo(torch.float32).tiny).log_().neg_()
         # logits + Gumbel noise = logits - log(Exp(1))
         return torch.argmax(logits.detach().float() - exponential.log_(), dim=-1)
+
+
+def row_uniforms(per_row: list[int], seeds: list[int], width: int, device: torch.device) -> torch.Tensor:
+    """[sum(per_row), width] uniforms; row r's `per_row[r]` lines come from a generator seeded
+    with `seeds[r]`, so a sequence draws the same noise whichever rank or batch it is in."""
+    out = torch.empty((sum(per_row), width), dtype=torch.float32, device=device)
+    start = 0
+    for count, seed in zip(per_row, seeds):
+        if count:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(seed)
+            out[start:start + count].uniform_(generator=generator)
+            start += count
+    return out
 
 
 class ElectraJointModel(nn.Module):
@@ -167,18 +181,16 @@ def _fill_aliases(module: nn.Module, state_dict: dict, prefix: str, *args: Any) 
             state_dict[alias] = state_dict[source]
 
 
-def sample_seed(noise: MaskNoise) -> int:
-    """A seed for the generator's samples, taken from this micro-batch's mask noise.
+def row_seeds(noise: MaskNoise) -> list[int]:
+    """A seed per row for the generator's samples, taken from that row's mask noise.
 
-    ELECTRA masking draws no random tokens, so `noise.random_token` is free to use; the samples
-    then depend only on (batch, noise), as the objective contract asks: a resumed run and every
-    held-out evaluation draw the same replacements as before.
+    ELECTRA masking draws no random tokens, so `noise.random_token` is free to use. The samples
+    then depend only on (sequence, noise), as the objective contract asks: a resumed run and
+    every held-out evaluation draw the same replacements as before, and a sequence is corrupted
+    the same way on whichever rank it lands, so a distributed step equals the single-process one.
     """
-    bits = (noise.random_token.flatten()[:3].double() * (1 << 21)).long().tolist()
-    seed = 0
-    for b in bits:
-        seed = (seed << 21) | int(b)
-    return seed
+    bits = (noise.random_token[:, :3].double() * (1 << 21)).long()
+    return ((bits[:, 0] << 42) | (bits[:, 1] << 21) | bits[:, 2]).tolist()
 
 
 class ElectraObjective(Objective):
@@ -228,7 +240,9 @@ class ElectraObjective(Objective):
             # Counts travel with the batch: creating them on a GPU in forward would wait for it.
             "masked_count": torch.tensor(positions.numel(), dtype=torch.long),
             "real_tokens": torch.tensor(int(attention_mask.sum()), dtype=torch.long),
-            "sample_seed": sample_seed(noise),
+            # Per row: how many masked tokens, and the seed of its replacement draws.
+            "row_masked": torch.bincount(positions // input_ids.shape[1], minlength=input_ids.shape[0]).tolist(),
+            "row_seeds": row_seeds(noise),
         }
 
     def loss_counts(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -238,7 +252,8 @@ class ElectraObjective(Objective):
     # -- the objective --------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, masked_input_ids: torch.Tensor, masked_positions: torch.Tensor,
                 attention_mask: torch.Tensor | None, token_type_ids: torch.Tensor | None,
-                masked_count: torch.Tensor, real_tokens: torch.Tensor, sample_seed: int) -> ObjectiveOutput:
+                masked_count: torch.Tensor, real_tokens: torch.Tensor, row_masked: list[int],
+                row_seeds: list[int]) -> ObjectiveOutput:
         generator, discriminator = self.model.generator, self.model.discriminator
         flat_ids = input_ids.flatten()
         targets = flat_ids.index_select(0, masked_positions)
@@ -249,9 +264,8 @@ class ElectraObjective(Objective):
         gen_logits = generator.generator_lm_head(generator.generator_predictions(picked))
         gen_sum = F.cross_entropy(gen_logits.float(), targets, reduction="sum")
 
-        sampler = torch.Generator(device=input_ids.device)
-        sampler.manual_seed(sample_seed)
-        sampled = gumbel_max_sample(gen_logits, sampler)
+        uniforms = row_uniforms(row_masked, row_seeds, gen_logits.shape[-1], gen_logits.device)
+        sampled = gumbel_max_sample(gen_logits, uniforms)
         corrupted = flat_ids.index_copy(0, masked_positions, sampled).view_as(input_ids)
         replaced = corrupted != input_ids
 
