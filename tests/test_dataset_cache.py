@@ -65,6 +65,10 @@ def test_a_built_dataset_is_used_as_it_is(setup):
     assert prepare_dataset(built, tokenizer, sequence_length=32, form="packed", cache_dir=scratch("unused")) == built
     with pytest.raises(UserError, match="built with sequence length 32"):
         prepare_dataset(built, tokenizer, sequence_length=64, form="packed", cache_dir=cache_dir)
+    with open(tokenizer / "vocab.txt", "a", encoding="utf-8") as f:
+        f.write("新語\n")
+    with pytest.raises(UserError, match="built with another tokenizer"):
+        prepare_dataset(built, tokenizer, sequence_length=32, form="packed", cache_dir=cache_dir)
 
 
 def test_other_local_ranks_wait_for_rank_zero(setup, monkeypatch):

@@ -66,6 +66,9 @@ def prepare_dataset(
         if have != (sequence_length, form):
             raise UserError(f"{path}: built with sequence length {have[0]} and form {have[1]!r}; "
                             f"this run needs {sequence_length} and {form!r}; rebuild it or pass the corpus")
+        if manifest["inputs"].get("tokenizer") != tokenizer_fingerprint(tokenizer_dir):
+            raise UserError(f"{path}: built with another tokenizer than {tokenizer_dir}; its ids would not match "
+                            f"the model's vocabulary. Pass that tokenizer, or the corpus to build a new dataset")
         return path
     key = cache_key(path, tokenizer_dir, sequence_length, form)
     target = Path(cache_dir) / f"{path.stem or path.name}-{form}-L{sequence_length}-{key}"
