@@ -190,3 +190,16 @@ def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(
     for name, g in grads.items():
         for r in ranks:
             torch.testing.assert_close(r["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("flags", [("--precision", "bf16"), ("--fp16_type", "1")])
+def test_mixed_precision_trains_with_finite_losses(tiny, tmp_path, flags):
+    from safetensors.torch import load_file
+
+    assert cli(tiny, tmp_path / "m", *flags, "--train_steps", "3", "--logging_steps", "3", "--eval_samples", "8") == 0
+    records = train_log(tmp_path / "m")
+    assert [r["nonfinite_steps"] for r in records if r["split"] == "train"] == [0]
+    for record in records:
+        assert 0 < record["generator_loss"] < 20 and 0 < record["discriminator_loss"] < 5
+    weights = load_file(tmp_path / "m" / "final" / "model.safetensors")
+    assert all(w.dtype == torch.float32 for w in weights.values())
