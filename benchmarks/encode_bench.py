@@ -107,12 +107,15 @@ def time_hf(tokenizer_dir: Path, sentences: list[str]):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    cpu = time.process_time()
     start = time.perf_counter()
     ids = []
     for i in range(0, len(sentences), HF_BATCH):
         out = tok(sentences[i : i + HF_BATCH], return_special_tokens_mask=True)
         ids.extend(out["input_ids"])
-    return time.perf_counter() - start, [x[1:-1] for x in ids]  # drop [CLS] ... [SEP]
+    elapsed = time.perf_counter() - start
+    CPU_SECONDS["a"].append(time.process_time() - cpu)
+    return elapsed, [x[1:-1] for x in ids]  # drop [CLS] ... [SEP]
 
 
 def time_ours(tokenizer_dir: Path, sentences: list[str]):
@@ -121,32 +124,48 @@ def time_ours(tokenizer_dir: Path, sentences: list[str]):
     from ja_pretrain.tokenization.encoder import FastEncoder
 
     encoder = FastEncoder(tokenizer_dir)
+    cpu = time.process_time()
     start = time.perf_counter()
     results = [encoder.encode_flat(sentences[i : i + HF_BATCH]) for i in range(0, len(sentences), HF_BATCH)]
     elapsed = time.perf_counter() - start
+    CPU_SECONDS["b"].append(time.process_time() - cpu)
     ids = np.concatenate([r[0] for r in results])
     lengths = np.concatenate([r[2] for r in results])
     return elapsed, [a.tolist() for a in np.split(ids, np.cumsum(lengths)[:-1])]
 
 
+CPU_SECONDS: dict[str, list[float]] = {"a": [], "b": [], "c": [], "f": []}
+WARM_UP = ["起動"]
+
+
 def _count_job(encoder, sentences):
+    if sentences == WARM_UP:
+        time.sleep(0.5)  # long enough that each worker takes one warm-up job
     ids, _, lengths = encoder.encode_flat(sentences)
     return len(lengths), len(ids)
+
+
+def _children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def time_workers(tokenizer_dir: Path, sentences: list[str], workers: int):
     from ja_pretrain.tokenization.encoder import encode_in_workers
 
     jobs = [sentences[i : i + HF_BATCH] for i in range(0, len(sentences), HF_BATCH)]
+    cpu = _children_cpu()
     t0 = time.perf_counter()
-    results = encode_in_workers(tokenizer_dir, chain([["起動"]] * workers, jobs), _count_job, workers=workers)
+    results = encode_in_workers(tokenizer_dir, chain([WARM_UP] * workers, jobs), _count_job, workers=workers)
     for _ in range(workers):
         next(results)  # pool started, every worker has built its encoder
     startup = time.perf_counter() - t0
     start = time.perf_counter()
     done = sum(n for n, _ in results)
+    elapsed = time.perf_counter() - start
     assert done == len(sentences)
-    return time.perf_counter() - start, startup
+    CPU_SECONDS["c"].append(_children_cpu() - cpu)  # workers' CPU, start-up included (known once they exit)
+    return elapsed, startup
 
 
 def time_fugashi(sentences: list[str]):
@@ -155,10 +174,13 @@ def time_fugashi(sentences: list[str]):
 
     tagger = fugashi.GenericTagger(f'-d "{ipadic.DICDIR}" -r "{os.path.join(ipadic.DICDIR, "mecabrc")}" -Owakati')
     parse = tagger.parse
+    cpu = time.process_time()
     start = time.perf_counter()
     for s in sentences:
         parse(unicodedata.normalize("NFKC", s))
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    CPU_SECONDS["f"].append(time.process_time() - cpu)
+    return elapsed
 
 
 def mismatches(sentences, reference, ours, tokenizer_dir):
@@ -282,6 +304,7 @@ def main() -> int:
         "encode_seconds": times, "encode_sentences_per_s": rate, "pool_startup_s": startups,
         "ratio_b_over_a": rate["b"] / rate["a"], "ratio_c_over_b": rate["c"] / rate["b"],
         # each repeat's a, b, c ran back to back, so per-repeat ratios see the same machine load
+        "cpu_seconds": CPU_SECONDS,
         "ratio_b_over_a_per_repeat": [a / b for a, b in zip(times["a"], times["b"])],
         "ratio_c_over_b_per_repeat": [b / c for b, c in zip(times["b"], times["c"])],
         "ids_identical_fraction": 1 - n_bad / len(sentences), "mismatch_kinds": kinds,
@@ -297,6 +320,10 @@ def main() -> int:
          f"{rate['c'] / rate['b']:.2f}x b (goal 1.7x); per repeat "
          + " ".join(f"{r:.2f}" for r in result["ratio_c_over_b_per_repeat"])
          + f"; pool start {statistics.median(startups):.1f}s not counted"),
+        ("CPU seconds (load-independent): a / b / c / f", " / ".join(
+            f"{statistics.median(CPU_SECONDS[k]):.2f}" for k in "abcf"),
+         f"a/b {statistics.median(CPU_SECONDS['a']) / statistics.median(CPU_SECONDS['b']):.2f}x; "
+         "c = both workers incl. their start-up"),
         ("(f) fugashi alone (NFKC + -Owakati)", f"{rate['f']:,.0f} sent/s", f"{rate['f'] / rate['a']:.2f}x a"),
         ("ids identical to (a)", f"{100 * result['ids_identical_fraction']:.3f}%",
          f"{n_bad} of {len(sentences)} differ" + (f": {', '.join(f'{k} {len(v)}' for k, v in kinds.items())}" if kinds else "")),
