@@ -261,8 +261,9 @@ class ElectraObjective(Objective):
         hidden = generator.electra(masked_input_ids, attention_mask=attention_mask,
                                    token_type_ids=token_type_ids).last_hidden_state
         picked = hidden.flatten(0, 1).index_select(0, masked_positions)
-        gen_logits = generator.generator_lm_head(generator.generator_predictions(picked))
-        gen_sum = F.cross_entropy(gen_logits.float(), targets, reduction="sum")
+        # fp32 once (a no-op without autocast) for the loss, the draws and the accuracy.
+        gen_logits = generator.generator_lm_head(generator.generator_predictions(picked)).float()
+        gen_sum = F.cross_entropy(gen_logits, targets, reduction="sum")
 
         uniforms = row_uniforms(row_masked, row_seeds, gen_logits.shape[-1], gen_logits.device)
         sampled = gumbel_max_sample(gen_logits, uniforms)
