@@ -231,7 +231,7 @@ def half_model_card(*, role: str, architecture: str, auto: str, joint: dict, sou
     return "\n".join([
         f"# Japanese ELECTRA {role} ({joint.get('model_type') or 'custom preset'}), from ja-pretrain",
         "",
-        f"A `{architecture}` extracted by `ja-pretrain extract-electra` from `{source}`. {use}",
+        f"An `{architecture}` extracted by `ja-pretrain extract-electra` from `{source}`. {use}",
         "",
         "```python",
         f"from transformers import AutoTokenizer, {auto}",
