@@ -1,6 +1,6 @@
 """BERT pretraining throughput: ja-pretrain's trainer against transformers' Trainer.
 
-    python benchmarks/train_bench.py [--repeats 2] [--steps 2] [--warmup 1] [--budget 570]
+    python benchmarks/train_bench.py [--steps 3] [--warmup 1] [--budget 570] [--threads N]
 
 The baseline is what a user would otherwise run, as transformers' run_mlm.py does it:
 `Trainer` + `BertForMaskedLM` + `DataCollatorForLanguageModeling` (15% masking, 80/10/10) with
@@ -11,9 +11,12 @@ per step). Configurations: the bert-small preset at sequence 128 and batch 32 (t
 and the bert-tiny preset at its sequence 512 with batch 8 (the same 4,096 positions per step);
 fp32 and bf16 autocast each.
 
-Per configuration the two run alternately (baseline, ours, baseline, ours, ...) --repeats
-times; each run takes --warmup unmeasured steps and then --steps timed ones (wall time between
-step ends: data, masking, forward, backward, optimizer). tokens/s counts sequence positions.
+Per configuration both live in one process and alternate step by step: the baseline's
+Trainer.train() runs, and after each of its steps a callback runs one step of ours, timed
+apart (so a load spike from the machine's other users hits both alike). --warmup first steps
+of each are dropped, then --steps pairs are timed (wall time from step end to step end: data,
+collation/masking, forward, backward, optimizer). tokens/s counts sequence positions, from the
+median step; the ratio is the median over pairs of baseline step time / our step time.
 MFU = useful model FLOPs (encoder + MLM head at the masked positions, forward + backward) per
 second over this machine's measured matmul peak in that precision (a 1024^3 or 4096^3 matmul).
 
@@ -84,25 +87,30 @@ def params_for(preset: str, batch: int):
 
 
 # -- ours ---------------------------------------------------------------------------------------------
-def run_ours(preset, batch, tokenizer, dataset, precision, warmup, steps, peak):
-    from ja_pretrain.training.distributed import DistContext
-    from ja_pretrain.training.metrics import MetricWindow
-    from ja_pretrain.training.trainer import TrainConfig, Trainer
+class Ours:
+    """ja-pretrain's Trainer, stepped one optimizer step at a time."""
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=Path(tmp), params=params_for(preset, batch),
-                          precision=precision, progress=False, peak_flops=peak, export=False)
-        trainer = Trainer(cfg, DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu")))
-        window = MetricWindow()
-        ends = []
-        for _ in range(warmup + steps):
-            trainer.train_step(window)
-            _sync()
-            ends.append(time.perf_counter())
-        values = window.reduce(trainer.ctx, trainer.ctx.device)
-        flops_per_step = values["flops"] / (warmup + steps)
-        trainer.logger.close()
-    return np.diff(ends[warmup - 1:]).tolist(), flops_per_step
+    def __init__(self, preset, batch, tokenizer, dataset, precision, peak, model_dir):
+        from ja_pretrain.training.distributed import DistContext
+        from ja_pretrain.training.metrics import MetricWindow
+        from ja_pretrain.training.trainer import TrainConfig, Trainer
+
+        cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=Path(model_dir),
+                          params=params_for(preset, batch), precision=precision, progress=False, peak_flops=peak,
+                          export=False)
+        self.trainer = Trainer(cfg, DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu")))
+        self.window = MetricWindow()
+        self.steps = 0
+
+    def step(self) -> float:
+        start = time.perf_counter()
+        self.trainer.train_step(self.window)
+        _sync()
+        self.steps += 1
+        return time.perf_counter() - start
+
+    def flops_per_step(self) -> float:
+        return self.window.reduce(self.trainer.ctx, self.trainer.ctx.device)["flops"] / self.steps
 
 
 # -- the baseline: transformers Trainer as run_mlm.py uses it ---------------------------------------------
@@ -122,7 +130,10 @@ class PackedRows(torch.utils.data.Dataset):
         return {k: row[k][0].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")}
 
 
-def run_baseline(preset, batch, tokenizer_dir, dataset, precision, warmup, steps):
+def run_interleaved(preset, batch, tokenizer_dir, dataset, precision, warmup, steps, peak):
+    """transformers' Trainer.train() for warmup + steps steps; after each of its steps, one step of
+    ours (from a callback, timed apart), so the two alternate step by step under the same load.
+    Returns (baseline step seconds, our step seconds, our useful FLOPs per step), warm-up dropped."""
     from transformers import (AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
                               TrainerCallback, TrainingArguments)
     from transformers.utils import logging as hf_logging
@@ -138,25 +149,37 @@ def run_baseline(preset, batch, tokenizer_dir, dataset, precision, warmup, steps
     vocab = embedding_rows(tokenizer_dir, rows.samples.vocab_size)  # the same embedding as ours
     model = BertForMaskedLM(bert_config(params, rows.samples.special_ids, vocab, ObjectiveOptions()))
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    ends: list[float] = []
-
-    class StepEnds(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            _sync()
-            ends.append(time.perf_counter())
+    baseline_times: list[float] = []
+    our_times: list[float] = []
 
     with tempfile.TemporaryDirectory() as tmp:
+        ours = Ours(preset, batch, tokenizer_dir, dataset, precision, peak, Path(tmp) / "ours")
+
+        class Alternate(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                if not baseline_times and not hasattr(self, "mark"):
+                    _sync()
+                    self.mark = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                _sync()
+                baseline_times.append(time.perf_counter() - self.mark)
+                our_times.append(ours.step())
+                self.mark = time.perf_counter()
+
         args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=batch, max_steps=warmup + steps,
+            output_dir=str(Path(tmp) / "baseline"), per_device_train_batch_size=batch, max_steps=warmup + steps,
             learning_rate=params.learning_rate, warmup_steps=params.warmup_steps, weight_decay=0.01, adam_epsilon=1e-6,
             bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
             logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
         )
         collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=params.mask_probability)
-        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[StepEnds()])
+        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[Alternate()])
         with contextlib.redirect_stdout(sys.stderr):  # its end-of-training summary is not our table
             trainer.train()
-    return np.diff(ends[warmup - 1:]).tolist()
+        flops = ours.flops_per_step()
+        ours.trainer.logger.close()
+    return baseline_times[warmup:], our_times[warmup:], flops
 
 
 def _sync():
@@ -174,9 +197,8 @@ def measure_peaks() -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per run")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps of each, alternating")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed first steps of each")
     parser.add_argument("--max_sentences", type=int, default=60_000, help="corpus sentences to build the data from")
     parser.add_argument("--vocab_size", type=int, default=32768)
     parser.add_argument("--budget", type=float, default=570.0, help="seconds; no new run starts after this")
@@ -206,30 +228,23 @@ def main() -> int:
         if args.only and preset != args.only:
             continue
         for precision in PRECISIONS:
-            base_tps, ours_tps, ratios, flops = [], [], [], 0.0
-            for repeat in range(args.repeats):
-                if time.perf_counter() - started > args.budget:
-                    skipped.append(f"{preset} {precision} repeat {repeat + 1}")
-                    continue
-                tokens = batch * length
-                b = run_baseline(preset, batch, tokenizer, datasets[length], precision, args.warmup, args.steps)
-                o, flops = run_ours(preset, batch, tokenizer, datasets[length], precision, args.warmup, args.steps,
-                                    peaks[precision])
-                base_tps.append(tokens * len(b) / sum(b))
-                ours_tps.append(tokens * len(o) / sum(o))
-                ratios.append(ours_tps[-1] / base_tps[-1])
-                print(f"  {preset} {precision} repeat {repeat + 1}: baseline {base_tps[-1]:.0f} tok/s, "
-                      f"ours {ours_tps[-1]:.0f} tok/s, x{ratios[-1]:.2f}", file=sys.stderr, flush=True)
-            if not ratios:
+            if time.perf_counter() - started > args.budget:
+                skipped.append(f"{preset} {precision}")
                 continue
-            per_token = flops / (batch * length)
+            tokens = batch * length
+            b, o, flops = run_interleaved(preset, batch, tokenizer, datasets[length], precision, args.warmup,
+                                          args.steps, peaks[precision])
+            ratios = [bt / ot for bt, ot in zip(b, o)]  # step-time ratio = tokens/s ratio
+            base_tps, ours_tps = tokens / statistics.median(b), tokens / statistics.median(o)
+            print(f"  {preset} {precision}: baseline steps {[round(x, 2) for x in b]} s, ours {[round(x, 2) for x in o]} s",
+                  file=sys.stderr, flush=True)
+            per_token = flops / tokens
             rows.append({
                 "preset": preset, "sequence_length": length, "batch": batch, "precision": precision,
-                "repeats": len(ratios), "baseline_tokens_per_s": statistics.median(base_tps),
-                "ours_tokens_per_s": statistics.median(ours_tps), "ratio_median": statistics.median(ratios),
-                "ratio_min": min(ratios), "ratio_max": max(ratios),
-                "baseline_mfu": statistics.median(base_tps) * per_token / peaks[precision],
-                "ours_mfu": statistics.median(ours_tps) * per_token / peaks[precision],
+                "timed_steps": len(ratios), "baseline_step_s": b, "ours_step_s": o,
+                "baseline_tokens_per_s": base_tps, "ours_tokens_per_s": ours_tps,
+                "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+                "baseline_mfu": base_tps * per_token / peaks[precision], "ours_mfu": ours_tps * per_token / peaks[precision],
                 "useful_flops_per_token": per_token,
             })
 
@@ -245,7 +260,8 @@ def main() -> int:
             f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
             f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
             f"{100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
-    lines.append(f"\n{args.repeats} alternating repeats x {args.steps} timed steps after {args.warmup} warm-up; "
+    lines.append(f"\nBaseline and ours alternate step by step in one process: {args.steps} timed steps each after "
+                 f"{args.warmup} warm-up; tok/s from the median step, ratio = per-pair step-time ratio; "
                  f"setup (data build) {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s."
                  + (f" Skipped for the time budget: {', '.join(skipped)}." if skipped else ""))
     table = "\n".join(lines)
@@ -254,7 +270,7 @@ def main() -> int:
     (OUT_DIR / "train_bench.json").write_text(json.dumps({
         "device": device, "python": platform.python_version(), "torch": torch.__version__, "data": source,
         "vocab_size": vocab, "load_average_start": load_start, "load_average_end": load_average(),
-        "matmul_peak_flops": peaks, "repeats": args.repeats, "steps": args.steps, "warmup": args.warmup,
+        "matmul_peak_flops": peaks, "steps": args.steps, "warmup": args.warmup,
         "setup_seconds": setup_s, "rows": rows, "skipped": skipped, "table": table,
     }, indent=2, ensure_ascii=False) + "\n")
     return 0
