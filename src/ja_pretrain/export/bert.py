@@ -57,7 +57,8 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
         "## Data",
         f"- input: `{data}`",
         f"- dataset: form `{train_state.get('form', 'packed')}`, sequence length {params.sequence_length}"
-        + "".join(f", {k.replace('_', ' ')} {v}" for k, v in counts.items() if isinstance(v, (int, float))),
+        + "".join(f", {k.replace('_', ' ')} {v}" for k, v in counts.items()
+                  if isinstance(v, (int, float)) and k.split("_")[-1] in ("documents", "sentences", "tokens", "samples")),
         "",
         "## Tokenizer",
         f"- words: {word}{' (' + dic + ')' if dic else ''}; subwords: {tokenizer_config.get('subword_tokenizer_type', 'wordpiece')}",

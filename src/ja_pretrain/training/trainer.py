@@ -183,6 +183,7 @@ class Trainer:
             "accumulation_steps": self.accumulation,
             "world_size": self.ctx.world_size,
             "precision": self.cfg.precision,
+            "form": self.train_set.form,
             "model_type": self.cfg.params.model_type,
             "parameters": self.cfg.params.to_json_dict(),
         }
