@@ -9,15 +9,17 @@ running WordPiece in Python, character slice by character slice. Here:
                        Rust `tokenizers` WordPiece on pre-tokenized words, or sentencepiece
 
 Words repeat (Zipf), so after a short warm-up almost every word is a dict hit, and subword ids
-are copied out of one flat array by numpy. Python runs once per sentence and once per word,
-never per subword.
+are copied out of one flat array by numpy. Python code runs once per sentence; per word there
+are only C-level set/dict operations (`map(dict.__getitem__, words)`); nothing runs per subword.
+All words of a batch that miss the cache go to Rust in one call.
 
     enc = FastEncoder.from_pretrained("run/tokenizer")
     enc.encode_sentences(["今日は晴れ。"])          # [[...ids...]], no [CLS]/[SEP]
     ids, starts = enc.encode_with_word_starts(["今日は晴れ。"])   # starts[i][j]: token j begins a word
 
-For many sentences, `encode_in_workers(tokenizer_dir, batches, workers)` runs encoders in
-worker processes and yields results in order.
+For many sentences, `encode_in_workers(tokenizer_dir, jobs, function, workers)` runs
+`function(encoder, job)` in worker processes (each with its own encoder) and yields the results
+in order; `encode_flat` gives one batch as flat numpy arrays.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.files import SPECIAL_NAMES, SPECIAL_TOKENS, VOCAB_FILE, read_tokenizer_config
 from ja_pretrain.tokenization.words import WordSegmenter, WordTokenizerSpec
-from ja_pretrain.errors import UserError
 
 # transformers' WordpieceTokenizer turns a longer word into a single [UNK].
 MAX_CHARS_PER_WORD = 100

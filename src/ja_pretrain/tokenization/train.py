@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
 import re
 import shutil
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np

@@ -13,6 +13,7 @@ the output on " " gives the surfaces back.
 
 from __future__ import annotations
 
+import importlib
 import os
 import unicodedata
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ def mecab_dictionary_dir(mecab_dic: str) -> str:
         raise UserError(f"--mecab_dic_type {mecab_dic!r}: choose one of {', '.join(MECAB_DICTIONARIES)}")
     package, extra = _DIC_PACKAGES[mecab_dic]
     try:
-        module = __import__(mecab_dic)
+        module = importlib.import_module(mecab_dic)
     except ImportError:
         raise UserError(
             f"the MeCab dictionary {mecab_dic!r} is not installed; run `pip install {package}{extra}` "
