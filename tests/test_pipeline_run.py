@@ -124,7 +124,7 @@ def test_killed_training_resumes_from_its_checkpoints(env, monkeypatch):
     with pytest.raises(UserError, match="simulated kill during training"):
         _run(config)
     statuses, text = _run(config)
-    assert statuses["model"] == "ran" and "resuming the interrupted run" in text
+    assert statuses["model"] == "ran" and "resuming from the checkpoints" in text
     last = calls.read_text(encoding="utf-8").splitlines()[-1]
     assert last.startswith("fake-train") and "--do_continue" in last
     assert "started at step 3" in (tmp / "run" / "logs" / "model.log").read_text(encoding="utf-8")
@@ -134,6 +134,15 @@ def test_killed_training_resumes_from_its_checkpoints(env, monkeypatch):
     assert "--do_continue" not in calls.read_text(encoding="utf-8").splitlines()[-1]
     assert "started at step 1" in (tmp / "run" / "logs" / "model.log").read_text(encoding="utf-8")
     assert sorted(p.name for p in (tmp / "run" / "model").glob("checkpoint-*")) == [f"checkpoint-{i}" for i in range(1, 7)]
+
+
+def test_checkpoints_trained_outside_the_pipeline_are_resumed_not_removed(env):
+    tmp, config, calls = env
+    for step in (1, 2, 3):  # e.g. a multi-node torchrun run by hand into the stage's dir
+        (tmp / "run" / "model" / f"checkpoint-{step}").mkdir(parents=True)
+    statuses, text = _run(config)
+    assert statuses["model"] == "ran" and "resuming from the checkpoints" in text
+    assert "started at step 4" in (tmp / "run" / "logs" / "model.log").read_text(encoding="utf-8")
 
 
 def test_sigterm_stops_the_stage_and_the_rerun_resumes(env):
@@ -159,7 +168,7 @@ def test_sigterm_stops_the_stage_and_the_rerun_resumes(env):
         os.kill(pid, 0)
     assert "[pipeline: interrupted]" in (tmp / "run" / "logs" / "model.log").read_text(encoding="utf-8")
     statuses, text = _run(config, "model.sleep=0.3", "model.steps=8")  # same options: resume
-    assert statuses["model"] == "ran" and "resuming the interrupted run" in text
+    assert statuses["model"] == "ran" and "resuming from the checkpoints" in text
 
 
 def test_stage_and_from(env):

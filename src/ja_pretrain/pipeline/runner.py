@@ -169,9 +169,9 @@ class PipelineRunner:
         return results
 
     def _prepare_resume(self, plan: StagePlan, fp: str, finished: bool, index: int, total: int) -> list[str]:
-        """The argv to run now: with the resume flag when an interrupted run of the same stage left
-        checkpoints; after removing them when they belong to other options or to a finished run
-        that is forced to run again."""
+        """The argv to run now: with the resume flag when an interrupted run of the same stage (or
+        a run the pipeline did not start) left checkpoints; after removing them when the pipeline
+        trained them with other options, or finished them and is forced to run again."""
         if plan.resume is None or not plan.out.is_dir():
             return plan.argv
         flag, pattern = plan.resume
@@ -182,8 +182,9 @@ class PipelineRunner:
             started = json.loads(started_path.read_text(encoding="utf-8")).get("fingerprint")
         except (OSError, ValueError):
             started = None
-        if started == fp and not finished:
-            self._say(f"[{index + 1}/{total}] {plan.name}: resuming the interrupted run from its checkpoints")
+        if started is None or (started == fp and not finished):
+            # Interrupted here, or trained by hand into this dir (e.g. multi-node torchrun): go on.
+            self._say(f"[{index + 1}/{total}] {plan.name}: resuming from the checkpoints in {plan.out}")
             return plan.argv if flag in plan.argv else [*plan.argv, flag]
         why = "to run it again" if started == fp else "trained with other options"
         self._say(f"[{index + 1}/{total}] {plan.name}: removing {plan.out}, {why}")
