@@ -162,3 +162,17 @@ def test_bad_options(tmp_path, options, message):
     with pytest.raises(UserError, match=message):
         train_tokenizer(sample_corpus(), tmp_path / "tok", workers=1, **options)
     assert not (tmp_path / "tok").exists()
+
+
+def test_sentence_sample_is_exact_and_uniform():
+    import numpy as np
+
+    from ja_pretrain.tokenization.train import _Sampler
+
+    hits = np.zeros(40)
+    for seed in range(500):
+        sampler = _Sampler(10, 40, seed)
+        chosen = np.array([sampler.take() for _ in range(40)])
+        assert chosen.sum() == 10
+        hits += chosen
+    assert np.all(np.abs(hits / 500 - 0.25) < 0.08)  # every position about equally likely

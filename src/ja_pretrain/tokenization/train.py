@@ -162,34 +162,48 @@ def _iter_lines(files):
         yield False, ""
 
 
+class _Sampler:
+    """Selection sampling (Knuth's algorithm S): exactly `wanted` of `total` items, each set
+    equally likely, decided one item at a time in constant memory."""
+
+    def __init__(self, wanted: int, total: int, seed: int):
+        self.wanted, self.left = wanted, total
+        self._rng = np.random.default_rng(seed)
+        self._draws = np.zeros(0)
+        self._next = 0
+
+    def take(self) -> bool:
+        if self._next == len(self._draws):
+            self._draws, self._next = self._rng.random(1 << 16), 0
+        u = self._draws[self._next]
+        self._next += 1
+        chosen = u * self.left < self.wanted
+        self.left -= 1
+        self.wanted -= chosen
+        return bool(chosen)
+
+
 def split_into_parts(files, work: Path, num_files: int, max_sentences: int | None, seed: int):
     """Write work/part-NNNNN.txt, cut at document boundaries, about equal in sentences."""
     total = sum(1 for is_sentence, _ in _iter_lines(files) if is_sentence)
     if total == 0:
         names = ", ".join(str(f) for f in files)
         raise UserError(f"{names}: no sentences (the input is empty or has only blank lines)")
-    keep = None
-    if max_sentences and max_sentences < total:
-        keep = np.sort(np.random.default_rng(seed).choice(total, size=max_sentences, replace=False))
-    kept_total = len(keep) if keep is not None else total
+    sampler = _Sampler(max_sentences, total, seed) if max_sentences and max_sentences < total else None
+    kept_total = max_sentences if sampler else total
     parts = [work / f"part-{i:05d}.txt" for i in range(num_files)]
     handles = [open(p, "w", encoding="utf-8") for p in parts]
     try:
-        index = kept = 0
-        part = 0
+        kept = part = 0
         at_document_start = True
-        pick = 0
         for is_sentence, line in tqdm(_iter_lines(files), desc="split", unit=" lines", leave=False):
             if not is_sentence:
                 if not at_document_start:
                     handles[part].write("\n")
                 at_document_start = True
                 continue
-            take = keep is None or (pick < len(keep) and keep[pick] == index)
-            index += 1
-            if not take:
+            if sampler and not sampler.take():
                 continue
-            pick += keep is not None
             if at_document_start:
                 part = min(num_files - 1, kept * num_files // kept_total)
                 at_document_start = False
