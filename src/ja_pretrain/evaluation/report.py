@@ -47,14 +47,15 @@ def _flatten(counts: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def stage_section(run: RunContents) -> list[str]:
     rows = []
-    # Zero counts (nothing dropped, nothing replaced...) are left out to keep the table short.
-    for directory, manifest in run.manifests:
+    # In the order they were made; zero counts (nothing dropped...) are left out to keep it short.
+    for directory, manifest in sorted(run.manifests, key=lambda m: str(m[1].get("created", ""))):
         if manifest["stage"] == "report":
             continue
         counts = ", ".join(f"{k} {_number(v)}" for k, v in _flatten(manifest.get("counts", {})) if v)
-        timings = manifest.get("timings", {})
-        seconds = timings.get("total", timings.get("seconds", sum(v for v in timings.values() if isinstance(v, (int, float)))))
-        rows.append([manifest["stage"], f"`{run.rel(directory)}`", counts, round(float(seconds or 0), 1)])
+        timings = {k: v for k, v in (manifest.get("timings") or {}).items() if isinstance(v, (int, float))}
+        seconds = timings.get("total", timings.get("seconds", sum(timings.values()))) if timings else None
+        rows.append([manifest["stage"], f"`{run.rel(directory)}`", counts,
+                     round(float(seconds), 1) if seconds is not None else "n/a"])
     if not rows:
         return ["No finished stage (no manifest.json) in this run directory.", ""]
     return _table(["stage", "directory", "counts", "seconds"], rows)
