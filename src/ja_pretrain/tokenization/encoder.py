@@ -42,8 +42,11 @@ MAX_CHARS_PER_WORD = 100
 # Bounded memory on huge corpora: the cache is emptied when it holds this many words.
 CACHE_WORDS = 2_000_000
 _SPECIAL_RE = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
-# Cache keys for special tokens contain a space, which no word can.
-_SPECIAL_KEY = {token: f" {token}" for token in SPECIAL_TOKENS}
+# Cache keys for special tokens start with NUL, which no MeCab word holds (see WordSegmenter.wakati)
+# and which str.split() keeps.
+_SPECIAL_KEY = {token: f"\x00{token}" for token in SPECIAL_TOKENS}
+# Between sentences in a batch: a "word" MeCab cannot output (see WordSegmenter.wakati).
+_SENTENCE_BREAK = " \x00 "
 
 
 class FastEncoder:
@@ -57,8 +60,10 @@ class FastEncoder:
         self.word_spec = WordTokenizerSpec.from_config(config)
         segmenter = WordSegmenter(self.word_spec)
         vocab_path = self.tokenizer_dir / VOCAB_FILE[self.subword_type]
+        self._wakati = None
         if self.subword_type == "wordpiece":
             self._words = segmenter.wordpiece_words
+            self._wakati = segmenter.wakati if self.word_spec.kind == "mecab" else None
             self._subwords = _WordPieceSubwords(vocab_path)
         else:
             self._words = segmenter.surfaces
@@ -87,26 +92,40 @@ class FastEncoder:
 
     def encode_flat(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All sentences' ids back to back (int32), word-start flags (bool) and tokens per sentence."""
-        words_of = self._words
-        per_sentence = [
-            words_of(s) if "[" not in s else self._words_around_specials(s) for s in sentences
-        ]
-        words = list(chain.from_iterable(per_sentence))
-        rows = self._rows(words)
+        if not sentences:
+            return np.zeros(0, np.int32), np.zeros(0, bool), np.zeros(0, np.int64)
+        if self._wakati is not None:
+            # MeCab + WordPiece: one split() of the whole batch, NUL words between sentences.
+            words = _SENTENCE_BREAK.join(map(self._wakati_around_specials, sentences)).split()
+            rows = self._rows(words)
+            ids, starts, ends = self._gather(rows)
+            sentence_ends = ends[rows == self._break_row]
+        else:
+            per_sentence = [self._words(s) if "[" not in s else self._words_around_specials(s) for s in sentences]
+            rows = self._rows(list(chain.from_iterable(per_sentence)))
+            ids, starts, ends = self._gather(rows)
+            word_counts = np.fromiter(map(len, per_sentence), dtype=np.int64, count=len(per_sentence))
+            sentence_ends = np.concatenate([[0], ends])[np.cumsum(word_counts)[:-1]]
+        sentence_lengths = np.diff(np.concatenate([[0], sentence_ends, [len(ids)]]))
+        return ids, starts, sentence_lengths
+
+    def _gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ids of cache rows back to back, word-start flags, and the token end of every row."""
         lengths = self._row_len[rows]
         ends = np.cumsum(lengths)
         total = int(ends[-1]) if len(ends) else 0
         firsts = ends - lengths
         gather = np.repeat(self._row_start[rows] - firsts, lengths) + np.arange(total)
-        ids = self._ids[gather]
         starts = np.zeros(total, dtype=bool)
         starts[firsts[lengths > 0]] = True
-        word_counts = np.fromiter(map(len, per_sentence), dtype=np.int64, count=len(per_sentence))
-        token_ends = np.concatenate([[0], ends])[np.cumsum(word_counts)]
-        sentence_lengths = np.diff(np.concatenate([[0], token_ends]))
-        return ids, starts, sentence_lengths
+        return self._ids[gather], starts, ends
 
     # -- internals ------------------------------------------------------------------------
+    def _wakati_around_specials(self, text: str) -> str:
+        if "[" not in text or not _SPECIAL_RE.search(text):
+            return self._wakati(text)
+        return " ".join(_SPECIAL_KEY.get(part) or self._wakati(part) for part in _SPECIAL_RE.split(text) if part)
+
     def _words_around_specials(self, text: str) -> list[str]:
         """transformers splits the raw text on special-token strings before anything else."""
         words: list[str] = []
@@ -125,6 +144,8 @@ class FastEncoder:
         self._n_ids = 0
         for token, key in _SPECIAL_KEY.items():
             self._add_rows([key], (np.array([self._subwords.token_id(token)], np.int32), np.ones(1, np.int64)))
+        self._break_row = len(self._row_of)
+        self._add_rows([_SENTENCE_BREAK.strip()], (np.zeros(0, np.int32), np.zeros(1, np.int64)))
 
     def _rows(self, words: list[str]) -> np.ndarray:
         """Cache row of every word, encoding the words not seen before in one Rust call."""

@@ -120,11 +120,17 @@ class WordSegmenter:
     def wordpiece_words(self, text: str) -> list[str]:
         """The whitespace-free units the WordPiece step sees: each surface split on whitespace,
         as transformers' WordpieceTokenizer does per word."""
-        text = unicodedata.normalize("NFKC", text)
         if self.spec.kind == "mecab":
             # Surfaces are space-joined, so one split() equals split() of every surface.
-            return self._parse(text).split() if text.strip() else []
+            return self.wakati(text).split()
+        text = unicodedata.normalize("NFKC", text)
         return [piece for surface in self._parse(text) for piece in surface.split()]
+
+    def wakati(self, text: str) -> str:
+        """MeCab only: the surfaces of NFKC(text) joined by spaces. MeCab reads a C string, so the
+        output never holds a NUL (text after one is ignored, by transformers' MeCab path too)."""
+        text = unicodedata.normalize("NFKC", text)
+        return self._parse(text) if text.strip() else ""
 
 
 def _sudachi_parser(spec: WordTokenizerSpec):
