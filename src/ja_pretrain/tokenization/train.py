@@ -185,10 +185,8 @@ class _Sampler:
 
 def split_into_parts(files, work: Path, num_files: int, max_sentences: int | None, seed: int):
     """Write work/part-NNNNN.txt, cut at document boundaries, about equal in sentences."""
-    total = sum(1 for is_sentence, _ in _iter_lines(files) if is_sentence)
-    if total == 0:
-        names = ", ".join(str(f) for f in files)
-        raise UserError(f"{names}: no sentences (the input is empty or has only blank lines)")
+    # Balancing parts and sampling need the sentence count first; one part needs no extra pass.
+    total = sum(1 for is_sentence, _ in _iter_lines(files) if is_sentence) if num_files > 1 or max_sentences else None
     sampler = _Sampler(max_sentences, total, seed) if max_sentences and max_sentences < total else None
     kept_total = max_sentences if sampler else total
     parts = [work / f"part-{i:05d}.txt" for i in range(num_files)]
@@ -205,14 +203,17 @@ def split_into_parts(files, work: Path, num_files: int, max_sentences: int | Non
             if sampler and not sampler.take():
                 continue
             if at_document_start:
-                part = min(num_files - 1, kept * num_files // kept_total)
+                part = min(num_files - 1, kept * num_files // kept_total) if kept_total else 0
                 at_document_start = False
             handles[part].write(line + "\n")
             kept += 1
     finally:
         for h in handles:
             h.close()
-    return parts, kept_total
+    if kept == 0:
+        names = ", ".join(str(f) for f in files)
+        raise UserError(f"{names}: no sentences (the input is empty or has only blank lines)")
+    return parts, kept
 
 
 def _segment_part(job) -> tuple[str, int, dict[str, int]]:
@@ -273,15 +274,16 @@ def _alphabet(characters: Counter, limit: int) -> list[str]:
 
 
 def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency, alphabet) -> dict:
-    from tokenizers import Regex, Tokenizer
+    from tokenizers import Tokenizer
     from tokenizers.models import WordPiece
-    from tokenizers.pre_tokenizers import Split
+    from tokenizers.pre_tokenizers import WhitespaceSplit
     from tokenizers.trainers import WordPieceTrainer
 
     tokenizer = Tokenizer(WordPiece(unk_token=SPECIAL_TOKENS[1], continuing_subword_prefix="##"))
-    # Words are already segmented: split only on the spaces between them and on the line end,
-    # which the trainer passes along with each line.
-    tokenizer.pre_tokenizer = Split(Regex("[ \n]"), behavior="removed")
+    # Words are already segmented and free of whitespace as Python's str.split() knows it, a
+    # superset of Rust's (Unicode White_Space), so WhitespaceSplit only separates the words and
+    # drops the line end the trainer passes along with each line.
+    tokenizer.pre_tokenizer = WhitespaceSplit()
     trainer = WordPieceTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
         initial_alphabet=alphabet, limit_alphabet=len(alphabet), continuing_subword_prefix="##",
