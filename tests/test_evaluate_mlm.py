@@ -34,7 +34,7 @@ def setup(tmp_path_factory):
     return root, tok, corpus
 
 
-def _train_bert(tok, corpus, out, steps=60):
+def _train_bert(tok, corpus, out, steps=40):
     """A tiny BERT fitted on the held-out text itself, with other masks than the evaluation's."""
     from transformers import AutoTokenizer, BertForMaskedLM
 

@@ -40,8 +40,8 @@ def test_quickstart_end_to_end_at_a_smaller_size(tmp_path):
     run = tmp_path / "quickstart"
     overrides = [f"run_dir={run}", "tokenizer.vocab_size=2000", "evaluation.max_sentences=60"]
     for model in ("bert", "electra"):
-        overrides += [f"{model}.train_steps=20", f"{model}.logging_steps=5", f"{model}.eval_steps=10",
-                      f"{model}.save_steps=10"]
+        overrides += [f"{model}.train_steps=20", f"{model}.logging_steps=5", f"{model}.eval_steps=20",
+                      f"{model}.save_steps=20"]
     stream = io.StringIO()
     results = run_pipeline(CONFIGS / "quickstart.yaml", overrides, echo=False, stream=stream)
     assert [r.status for r in results] == ["ran"] * 7, stream.getvalue()
