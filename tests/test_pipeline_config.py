@@ -116,3 +116,16 @@ def test_cli_reports_config_error_with_exit_2(setup, capsys):
     assert main(["pipeline", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ja-pretrain pipeline: error: ") and "c.yaml:19" in err and "'steps'" in err
+
+
+def test_cli_takes_overrides_before_and_after_options(setup, capsys):
+    tmp_path, write = setup
+    config = str(write(GOOD))
+    assert main(["pipeline", config, "--dry-run", "model.steps=3", "tokenizer.kind=sentencepiece"]) == 0
+    err = capsys.readouterr().err
+    assert "--steps 3" in err and "--kind sentencepiece" in err and "would run" in err
+    assert main(["pipeline", config, "model.steps=4", "--dry-run"]) == 0
+    assert "--steps 4" in capsys.readouterr().err
+    assert main(["pipeline", config, "--stage", "model", "model.steps=5", "--dry-run"]) == 0
+    assert "--steps 5" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

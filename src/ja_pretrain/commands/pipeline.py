@@ -28,20 +28,41 @@ examples:
 """
 
 
+class _OptionThenOverrides(argparse.Action):
+    """`--stage NAME` / `--force` that also take KEY=VALUE words written after them, so that
+    `pipeline CONFIG --stage bert bert.train_steps=10` works (argparse alone rejects a
+    positional that follows an option once the positionals were read)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        values = list(values or [])
+        if self.nargs == "+":
+            setattr(namespace, self.dest, values.pop(0))
+        else:
+            setattr(namespace, self.dest, True)
+        bad = [v for v in values if "=" not in v]
+        if bad:
+            parser.error(f"{option_string}: {bad[0]!r} is not a KEY=VALUE override")
+        namespace.late_overrides = [*getattr(namespace, "late_overrides", []), *values]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG.yaml", help="pipeline config (see configs/)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. bert.train_steps=20")
-    parser.add_argument("--stage", default=None, metavar="NAME", help="run only this stage (its upstream must be done)")
-    parser.add_argument("--from", dest="start", default=None, metavar="NAME",
+    parser.add_argument("--stage", default=None, nargs="+", action=_OptionThenOverrides, metavar=("NAME", "KEY=VALUE"),
+                        help="run only this stage (its upstream must be done)")
+    parser.add_argument("--from", dest="start", default=None, nargs="+", action=_OptionThenOverrides, metavar=("NAME", "KEY=VALUE"),
                         help="rerun this stage and every later one, even if up to date")
-    parser.add_argument("--force", action="store_true", help="run the selected stages even if up to date")
-    parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+    parser.add_argument("--force", default=False, nargs="*", action=_OptionThenOverrides,
+                        metavar="KEY=VALUE", help="run the selected stages even if up to date")
+    parser.add_argument("--dry-run", "--dry_run", dest="dry_run", default=False, nargs="*",
+                        action=_OptionThenOverrides, metavar="KEY=VALUE",
                         help="check the config, print each stage's command and whether it would run; run nothing")
+    parser.set_defaults(late_overrides=[])
 
 
 def run(args: argparse.Namespace) -> int:
     from ja_pretrain.pipeline import run_pipeline
 
-    run_pipeline(args.config, args.overrides, stage=args.stage, start=args.start, force=args.force,
-                 dry_run=args.dry_run)
+    run_pipeline(args.config, [*args.overrides, *args.late_overrides], stage=args.stage, start=args.start,
+                 force=bool(args.force), dry_run=bool(args.dry_run))
     return 0
