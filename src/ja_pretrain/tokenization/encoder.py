@@ -25,6 +25,7 @@ in order; `encode_flat` gives one batch as flat numpy arrays.
 from __future__ import annotations
 
 import collections
+import operator
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -156,7 +157,10 @@ class FastEncoder:
                 new = set(words).difference(self._row_of)
             new_words = list(new)
             self._add_rows(new_words, self._subwords.encode_words(new_words))
-        return np.fromiter(map(self._row_of.__getitem__, words), dtype=np.int64, count=len(words))
+        if len(words) < 2:  # itemgetter returns a bare item for one key
+            return np.fromiter(map(self._row_of.__getitem__, words), dtype=np.int64, count=len(words))
+        # One C call for all lookups (measured about twice as fast as fromiter over map).
+        return np.array(operator.itemgetter(*words)(self._row_of), dtype=np.int64)
 
     def _add_rows(self, words: list[str], encoded: tuple[np.ndarray, np.ndarray]) -> None:
         flat, lengths = encoded
