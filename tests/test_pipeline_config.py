@@ -81,6 +81,10 @@ BAD_CASES = [
     (("  text: TEXT", "  text: {a: 1}"), r"c.yaml:3: key 'vars.text' must be a string, number or list"),
     (("inputs: [\"${vars.text}\"]", "inputs: [\"${vars.txt}\"]"), r"no variable 'txt' under vars"),
     (("run_dir: RUN", "run_dir: [RUN"), r"c.yaml:\d+: not valid YAML"),
+    # A missing file beside one an earlier stage makes is still caught.
+    (("  tokenizer:\n", "  corpus2:\n    command: test_pipeline_fakes:FakeCorpus\n"
+      "    args: {inputs: [\"${corpus}/text.txt\", \"/nonexistent/*.txt\"]}\n  tokenizer:\n"),
+     r"stage 'corpus2': input 'inputs' /nonexistent/\*.txt: no file matches"),
 ]
 
 

@@ -228,7 +228,7 @@ def _plan_stage(cfg: PipelineConfig, stage: StageConfig, registry: dict[str, str
         args[given or output_option] = str(out)
     positionals: list[tuple[int, list[str]]] = []
     argv: list[str] = []
-    input_values: dict[str, tuple[Any, bool]] = {}
+    input_values: dict[str, list[tuple[Any, bool]]] = {}
     order = {id(a): i for i, a in enumerate(parser._actions)}
     for key, raw in args.items():
         where = cfg.where(*here, "args", key)
@@ -238,14 +238,19 @@ def _plan_stage(cfg: PipelineConfig, stage: StageConfig, registry: dict[str, str
             options = sorted(a.dest for a in parser._actions if a.dest != "help")
             raise UserError(f"{where}: stage {stage.name!r}: unknown option '{key}' for `ja-pretrain {cli_name}`; "
                             f"its options: {', '.join(options)}")
-        before = set(refs)
         value = _resolve(raw, cfg, outs, refs, where)
         words = _arguments(action, value, label, key)
         if action.option_strings:
             argv += words
         else:
             positionals.append((order[id(action)], words))
-        input_values[action.dest] = (value, refs != before)
+        # Each item on its own: is it made by an earlier stage (or the pipeline), or must it exist?
+        items = []
+        for item in raw if isinstance(raw, list) else [raw]:
+            own: set[str] = set()
+            resolved = _resolve(item, cfg, outs, own, where)
+            items += [(r, bool(own)) for r in (resolved if isinstance(resolved, list) else [resolved])]
+        input_values[action.dest] = items
     positional_words = [w for _, words in sorted(positionals, key=lambda p: p[0]) for w in words]
     argv = positional_words + argv
     try:
@@ -267,23 +272,18 @@ def _plan_stage(cfg: PipelineConfig, stage: StageConfig, registry: dict[str, str
 
 
 def _check_inputs(cfg: PipelineConfig, stage: StageConfig, dests: tuple[str, ...],
-                  values: dict[str, tuple[Any, bool]]) -> None:
+                  values: dict[str, list[tuple[Any, bool]]]) -> None:
     for dest in dests:
-        if dest not in values:
-            continue
-        value, from_stage = values[dest]
-        if from_stage:
-            continue
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and "*" in item:
+        key = next((k for k in stage.args if k.replace("-", "_") == dest), dest)
+        where = f"{cfg.where('stages', stage.name, 'args', key)}: stage {stage.name!r}: input '{key}'"
+        for item, made_here in values.get(dest, []):
+            if made_here or not isinstance(item, str) or not item:
+                continue
+            if "*" in item:
                 if not glob.glob(item):
-                    key = next((k for k in stage.args if k.replace("-", "_") == dest), dest)
-                    raise UserError(f"{cfg.where('stages', stage.name, 'args', key)}: stage {stage.name!r}: "
-                                    f"input '{key}' {item}: no file matches")
-            elif isinstance(item, str) and item and not Path(item).exists():
-                key = next((k for k in stage.args if k.replace("-", "_") == dest), dest)
-                raise UserError(f"{cfg.where('stages', stage.name, 'args', key)}: stage {stage.name!r}: "
-                                f"input '{key}' {item}: no such file or directory")
+                    raise UserError(f"{where} {item}: no file matches")
+            elif not Path(item).exists():
+                raise UserError(f"{where} {item}: no such file or directory")
 
 
 def expand_globs(argv: list[str]) -> list[str]:
