@@ -1,6 +1,6 @@
 """ELECTRA training throughput: ja-pretrain's trainer against the naive composition the first seed uses.
 
-    python benchmarks/train_bench_electra.py [--repeats 2] [--steps 2] [--warmup 1] [--budget 340]
+    python benchmarks/train_bench_electra.py [--steps 5] [--warmup 1] [--threads N]
 
 Both train the electra-small preset (12 layers, hidden 256, embedding 128, generator 1/1) on
 sequences of 128 in batches of 32, from the same packed samples, fp32 and bf16 autocast.
@@ -15,14 +15,15 @@ sequences of 128 in batches of 32, from the same packed samples, fp32 and bf16 a
   masked positions only, masking from pre-drawn noise on the batch, count-weighted loss, fused
   AdamW, no host sync per step).
 
-The two run alternately (baseline, ours, ours, baseline, ...) --repeats times per precision;
-each run takes --warmup unmeasured steps and then --steps timed ones. tokens/s counts sequence
-positions. Data: the packed dataset that benchmarks/train_bench.py builds (real Japanese text
+Both live in one process and alternate step by step: after each baseline step (timed from the
+end of our previous step, so its data loading and masking count) a callback runs one step of
+ours (timed around the call, data included). On a shared machine the load then falls on both
+alike; --warmup steps of each are dropped, the medians of --steps timed ones give tokens/s, and
+the per-pair ratios give the spread. tokens/s counts sequence positions. Data: the packed dataset that benchmarks/train_bench.py builds (real Japanese text
 from ../shared/data/corpus-ja when present, else the bundled sample; our tokenizer with the
 seed's 32768 vocabulary), reused from benchmarks/out/train_bench_cache/ or built there.
-Prints a table and writes benchmarks/out/train_bench_electra.json. No new run starts after
---budget seconds. The machine's load average is recorded: on a shared machine both sides slow
-down, and the ratio is the figure to read.
+Prints a table and writes benchmarks/out/train_bench_electra.json, with the load average: on a
+shared machine both sides slow down, and the ratio is the figure to read.
 """
 
 from __future__ import annotations
@@ -60,28 +61,16 @@ def device() -> torch.device:
 
 
 # -- ours: the real trainer ----------------------------------------------------------------------------
-def run_ours(tokenizer: Path, dataset: Path, precision: str, warmup: int, steps: int, peak: float):
+def make_ours(tokenizer: Path, dataset: Path, precision: str, peak: float, model_dir: Path):
     from ja_pretrain.training.distributed import DistContext
-    from ja_pretrain.training.metrics import MetricWindow
     from ja_pretrain.training.trainer import TrainConfig, Trainer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=Path(tmp),
-                          params=params_for(PRESET, BATCH), precision=precision, progress=False, peak_flops=peak,
-                          export=False)
-        trainer = Trainer(cfg, DistContext(device=device()))
-        window = MetricWindow()
-        ends = []
-        for _ in range(warmup + steps):
-            trainer.train_step(window)
-            _sync()
-            ends.append(time.perf_counter())
-        values = window.reduce(trainer.ctx, trainer.ctx.device)
-        trainer.logger.close()
-    return np.diff(ends[warmup - 1:]).tolist(), values["flops"] / (warmup + steps)
+    cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=model_dir,
+                      params=params_for(PRESET, BATCH), precision=precision, progress=False, peak_flops=peak,
+                      export=False)
+    return Trainer(cfg, DistContext(device=device()))
 
 
-# -- the baseline: the seed's composition in transformers' Trainer -----------------------------------------
 class NaiveElectra(torch.nn.Module):
     """Generator + discriminator composed as HF-based ELECTRA pretraining scripts do it."""
 
@@ -123,12 +112,14 @@ class PackedRows(torch.utils.data.Dataset):
         return {k: row[k][0].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")}
 
 
-def run_baseline(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int, steps: int):
+def run_pair(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int, steps: int, peak: float):
+    """Baseline and ours alternating step by step; returns (baseline times, our times, our FLOPs/step)."""
     from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, ElectraForMaskedLM,
                               ElectraForPreTraining, Trainer, TrainerCallback, TrainingArguments)
     from transformers.utils import logging as hf_logging
 
     from ja_pretrain.models.electra import electra_configs
+    from ja_pretrain.training.metrics import MetricWindow
     from ja_pretrain.training.trainer import embedding_rows
 
     hf_logging.set_verbosity_error()
@@ -139,26 +130,42 @@ def run_baseline(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int
     gen_config, disc_config = electra_configs(params, rows.samples.special_ids, vocab)
     model = NaiveElectra(ElectraForMaskedLM(gen_config), ElectraForPreTraining(disc_config))
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    ends: list[float] = []
-
-    class StepEnds(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            _sync()
-            ends.append(time.perf_counter())
+    baseline_times: list[float] = []
+    our_times: list[float] = []
+    window = MetricWindow()
 
     with tempfile.TemporaryDirectory() as tmp:
+        ours = make_ours(tokenizer_dir, dataset, precision, peak, Path(tmp) / "ours")
+
+        class Interleave(TrainerCallback):
+            last = 0.0
+
+            def on_train_begin(self, args, state, control, **kwargs):
+                Interleave.last = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                _sync()
+                now = time.perf_counter()
+                baseline_times.append(now - Interleave.last)
+                ours.train_step(window)
+                _sync()
+                Interleave.last = time.perf_counter()
+                our_times.append(Interleave.last - now)
+
         args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=BATCH, max_steps=warmup + steps,
+            output_dir=str(Path(tmp) / "hf"), per_device_train_batch_size=BATCH, max_steps=warmup + steps,
             learning_rate=params.learning_rate, warmup_steps=params.warmup_steps, weight_decay=0.01, adam_epsilon=1e-6,
             bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
             logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0, remove_unused_columns=False,
         )
         collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=params.mask_probability,
                                                    mask_replace_prob=0.85, random_replace_prob=0.0)
-        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[StepEnds()])
+        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[Interleave()])
         with contextlib.redirect_stdout(sys.stderr):
             trainer.train()
-    return np.diff(ends[warmup - 1:]).tolist()
+        flops = window.reduce(ours.ctx, ours.ctx.device)["flops"] / len(our_times)
+        ours.logger.close()
+    return baseline_times[warmup:], our_times[warmup:], flops
 
 
 def measure_peaks() -> dict[str, float]:
@@ -171,11 +178,9 @@ def measure_peaks() -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     global BATCH
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per run")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps of each side per precision")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps of each side first")
     parser.add_argument("--max_sentences", type=int, default=60_000, help="corpus sentences (if the data is built here)")
-    parser.add_argument("--budget", type=float, default=340.0, help="seconds; no new run starts after this")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's choice)")
     parser.add_argument("--batch", type=int, default=BATCH, help="sequences per step (32 is the issue's)")
@@ -196,33 +201,21 @@ def main(argv: list[str] | None = None) -> int:
 
     vocab = open_samples(dataset).vocab_size
     tokens = BATCH * LENGTH
-    rows, skipped = [], []
+    rows = []
     for precision in args.precisions.split(","):
-        base_tps, ours_tps, flops = [], [], 0.0
-        for repeat in range(args.repeats):
-            if time.perf_counter() - started > args.budget:
-                skipped.append(f"{precision} repeat {repeat + 1}")
-                continue
-            # A/B then B/A, so neither side always runs on the warmer (or the busier) machine.
-            order = ("baseline", "ours") if repeat % 2 == 0 else ("ours", "baseline")
-            for side in order:
-                if side == "baseline":
-                    b = run_baseline(tokenizer, dataset, precision, args.warmup, args.steps)
-                    base_tps.append(tokens * len(b) / sum(b))
-                else:
-                    o, flops = run_ours(tokenizer, dataset, precision, args.warmup, args.steps, peaks[precision])
-                    ours_tps.append(tokens * len(o) / sum(o))
-            print(f"  {precision} repeat {repeat + 1}: baseline {base_tps[-1]:.0f} tok/s, ours {ours_tps[-1]:.0f} tok/s, "
-                  f"x{ours_tps[-1] / base_tps[-1]:.2f} (load {load_average()})", file=sys.stderr, flush=True)
-        if not ours_tps:
-            continue
-        ratios = [o / b for o, b in zip(ours_tps, base_tps)]
+        base, ours, flops = run_pair(tokenizer, dataset, precision, args.warmup, args.steps, peaks[precision])
+        base_tps = [tokens / t for t in base]
+        ours_tps = [tokens / t for t in ours]
+        ratios = [b / o for b, o in zip(base, ours)]
+        print(f"  {precision}: baseline steps {[round(t, 2) for t in base]} s, ours {[round(t, 2) for t in ours]} s "
+              f"(load {load_average()})", file=sys.stderr, flush=True)
         per_token = flops / tokens
         rows.append({
             "preset": PRESET, "sequence_length": LENGTH, "batch": BATCH, "precision": precision,
-            "repeats": len(ratios), "baseline_tokens_per_s": statistics.median(base_tps),
-            "ours_tokens_per_s": statistics.median(ours_tps), "ratio_median": statistics.median(ratios),
-            "ratio_min": min(ratios), "ratio_max": max(ratios), "baseline_runs": base_tps, "ours_runs": ours_tps,
+            "steps": len(ratios), "baseline_tokens_per_s": statistics.median(base_tps),
+            "ours_tokens_per_s": statistics.median(ours_tps),
+            "ratio": statistics.median(ours_tps) / statistics.median(base_tps),
+            "ratio_min": min(ratios), "ratio_max": max(ratios), "baseline_step_s": base, "ours_step_s": ours,
             "baseline_mfu": statistics.median(base_tps) * per_token / peaks[precision],
             "ours_mfu": statistics.median(ours_tps) * per_token / peaks[precision],
             "useful_flops_per_token": per_token,
@@ -238,20 +231,19 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines.append(
             f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
-            f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
+            f"{r['ours_tokens_per_s']:.0f} | {r['ratio']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
             f"{100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
-    lines.append(f"\n{args.repeats} alternating repeats x {args.steps} timed steps after {args.warmup} warm-up; "
-                 f"MFU counts useful FLOPs (generator head at masked positions only) for both; "
-                 f"setup {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s."
-                 + (f" Skipped for the time budget: {', '.join(skipped)}." if skipped else ""))
+    lines.append(f"\nSteps alternate naive/ours; medians of {args.steps} timed steps each after {args.warmup} warm-up "
+                 f"(ratio spread: per step pair); MFU counts useful FLOPs (generator head at masked positions only) "
+                 f"for both; setup {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s.")
     table = "\n".join(lines)
     print(table)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "train_bench_electra.json").write_text(json.dumps({
         "device": where, "python": platform.python_version(), "torch": torch.__version__, "data": source,
         "vocab_size": vocab, "threads": torch.get_num_threads(), "load_average_start": load_start,
-        "load_average_end": load_average(), "matmul_peak_flops": peaks, "repeats": args.repeats,
-        "steps": args.steps, "warmup": args.warmup, "setup_seconds": setup_s, "rows": rows, "skipped": skipped,
+        "load_average_end": load_average(), "matmul_peak_flops": peaks,
+        "steps": args.steps, "warmup": args.warmup, "setup_seconds": setup_s, "rows": rows,
         "table": table,
     }, indent=2, ensure_ascii=False) + "\n")
     return 0
