@@ -103,6 +103,10 @@ def test_final_is_the_joint_model_and_extracts_to_the_trained_logits(trained, ti
         torch.testing.assert_close(discriminator(**enc).logits, objective.model.discriminator(**enc).logits,
                                    rtol=1e-6, atol=1e-6)
     assert generator.config.max_position_embeddings == 64
+    # final/ itself loads as the trained discriminator (its config.json is the discriminator's)
+    direct = AutoModelForPreTraining.from_pretrained(final).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(direct(**enc).logits, discriminator(**enc).logits, rtol=1e-6, atol=1e-6)
 
 
 def test_continue_resumes_exactly(tiny, tmp_path):

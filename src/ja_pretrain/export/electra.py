@@ -1,9 +1,10 @@
 """ELECTRA exports: MODEL_DIR/final/ (the joint model) and `extract-electra` (the two halves).
 
-final/ holds what a checkpoint holds for the model (config.json naming the joint architecture
-and both networks' configs, model.safetensors with each shared tensor once) plus the tokenizer
-files, a model card and manifest.json. It is a training artifact, like a checkpoint: users load
-the halves that `extract_electra` writes,
+final/ holds what a checkpoint holds for the model (config.json: the discriminator's config
+naming the joint architecture, with both networks' configs and the preset; model.safetensors:
+the discriminator under its own names, the generator under `generator.*`, each shared tensor
+once) plus the tokenizer files, a model card and manifest.json. `AutoModelForPreTraining` loads
+final/ as the trained discriminator, but the intended use is the halves `extract_electra` writes,
 
     OUT/generator/       ElectraForMaskedLM     (AutoModelForMaskedLM)
     OUT/discriminator/   ElectraForPreTraining  (AutoModelForPreTraining; fine-tune this one)

@@ -321,14 +321,23 @@ class ElectraObjective(Objective):
 
 
 # -- files ----------------------------------------------------------------------------------------
+DISCRIMINATOR_PREFIX = "discriminator."
+
+
 def save_joint_model(model: ElectraJointModel, directory: str | os.PathLike, params: ModelParameters | None = None,
                      extra: dict[str, Any] | None = None) -> None:
-    """DIR/config.json (see `ElectraJointModel.joint_config`) + DIR/model.safetensors (joint state)."""
+    """DIR/config.json (see `ElectraJointModel.joint_config`) + DIR/model.safetensors (joint state).
+
+    The discriminator's tensors are stored under its own names (`electra.*`,
+    `discriminator_predictions.*`) and the generator's under `generator.*`: with the
+    discriminator's config in config.json, `AutoModelForPreTraining.from_pretrained(DIR)` then
+    loads the trained discriminator (warning about the generator's keys) instead of a random one.
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k.removeprefix(DISCRIMINATOR_PREFIX): v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
     (directory / "config.json").write_text(
         json.dumps(model.joint_config(params, extra), indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -385,7 +394,8 @@ def _check_shape(directory: Path, saved: dict[str, Any], ours: ElectraConfig, wh
 
 
 def _load_joint_state(model: ElectraJointModel, directory: Path) -> None:
-    state = _read_state(directory)
+    state = {(k if k.startswith(("generator.", DISCRIMINATOR_PREFIX)) else DISCRIMINATOR_PREFIX + k): v
+             for k, v in _read_state(directory).items()}
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise UserError(f"{directory}: weights do not match the ELECTRA model (missing {result.missing_keys[:3]}, "
