@@ -48,11 +48,13 @@ def test_same_request_reuses_changed_inputs_rebuild(setup):
     assert open_samples(changed_tokenizer).vocab_size == open_samples(first).vocab_size + 1
 
 
-def test_overwrite_cache_rebuilds_like_the_seed(setup):
+def test_same_request_reuses_and_overwrite_cache_rebuilds(setup):
     corpus, tokenizer, cache_dir = setup
     request = dict(sequence_length=32, form="packed", cache_dir=cache_dir)
     first = prepare_dataset(corpus, tokenizer, **request)
     stamp = _stamp(first)
+    time.sleep(0.01)
+    assert prepare_dataset(corpus, tokenizer, **request) == first and _stamp(first) == stamp
     time.sleep(0.01)
     again = prepare_dataset(corpus, tokenizer, overwrite_cache=True, **request)
     assert again == first and _stamp(again) != stamp

@@ -2,9 +2,10 @@
 
 A built dataset directory is used as it is. A corpus directory or text file is built into
 CACHE_DIR/<name>-<form>-L<length>-<key>, where key hashes exactly (corpus manifest or text
-hashes, tokenizer files, sequence length, form). The seed's `--disable_overwrite_cache`
-(overwrite_cache=False) reuses a finished cache entry with the same key; by default
-(overwrite_cache=True, as in the seed) the entry is rebuilt.
+hashes, tokenizer files, sequence length, form). Because the key covers every input, a
+finished entry with the same key is reused: that is what the seed's `--disable_overwrite_cache`
+asked for, and it is the default here. `overwrite_cache=True` (`--overwrite_cache`) rebuilds it
+anyway; the seed rebuilt on every launch because its cache was not keyed.
 
 Distributed runs: local rank 0 of each node builds while the node's other ranks wait, then
 everyone maps the same files. With torch.distributed initialised the wait is a barrier;
@@ -52,7 +53,7 @@ def prepare_dataset(
     sequence_length: int,
     form: str,
     cache_dir: str | os.PathLike,
-    overwrite_cache: bool = True,
+    overwrite_cache: bool = False,
     workers: int = 1,
 ) -> Path:
     """A dataset directory for `input_path`, building it into the cache when needed."""
