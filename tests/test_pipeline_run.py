@@ -114,6 +114,8 @@ def test_run_killed_mid_stage_completes_on_rerun(env, monkeypatch):
     assert "RuntimeError" in (tmp / "run" / "logs" / "tokenizer.log").read_text(encoding="utf-8")
     statuses, _ = _run(config)
     assert statuses == {"corpus": "skipped: up to date", "tokenizer": "ran", "model": "ran"}
+    assert "RuntimeError" not in (tmp / "run" / "logs" / "tokenizer.log").read_text(encoding="utf-8")
+    assert "RuntimeError" in (tmp / "run" / "logs" / "tokenizer.previous.log").read_text(encoding="utf-8")
     assert (tmp / "run" / "tokenizer" / "manifest.json").is_file()
     assert (tmp / "run" / "model" / "final" / "weights.txt").is_file()
 

@@ -221,6 +221,8 @@ class PipelineRunner:
         """Run the stage in a child process; echo its output and keep it in the stage log."""
         log = self.log_path(plan.name)
         log.parent.mkdir(parents=True, exist_ok=True)
+        if log.exists():  # keep the last attempt's log (e.g. the one that was killed) beside the new one
+            os.replace(log, log.with_suffix(".previous.log"))
         launcher = plan.launch or [sys.executable]
         cmd = [*launcher, "-m", "ja_pretrain.pipeline.child", plan.spec, *expand_globs(argv)]
         env = dict(os.environ if self.env is None else self.env)
