@@ -207,3 +207,16 @@ def test_mixed_precision_trains_with_finite_losses(tiny, tmp_path, flags):
         assert 0 < record["generator_loss"] < 20 and 0 < record["discriminator_loss"] < 5
     weights = load_file(tmp_path / "m" / "final" / "model.safetensors")
     assert all(w.dtype == torch.float32 for w in weights.values())
+
+
+def test_loss_weights_from_the_command_line(tiny, tmp_path):
+    """--generator_weight/--discriminator_weight reach the objective: the logged total is their
+    weighted sum of the two logged terms, and the checkpoint records the tokenizer for extraction."""
+    model_dir = tmp_path / "weighted"
+    assert cli(tiny, model_dir, "--train_steps", "2", "--logging_steps", "1", "--save_steps", "2",
+               "--generator_weight", "2", "--discriminator_weight", "7", "--eval_samples", "16") == 0
+    record = next(r for r in train_log(model_dir) if r["split"] == "train")
+    expected = 2 * record["generator_loss"] + 7 * record["discriminator_loss"]
+    assert record["loss"] == pytest.approx(expected, rel=1e-4)
+    state = json.loads((model_dir / "checkpoint-2" / "trainer_state.json").read_text())
+    assert Path(state["tokenizer_dir"]) == Path(tiny.tokenizer).resolve()

@@ -54,7 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     io.add_argument("--model_type", "--model-type", default="bert-small", help="preset name (default bert-small)")
     io.add_argument("--cache_dir", "--cache-dir", help="where a corpus is built into a dataset (default MODEL_DIR/dataset_cache)")
     io.add_argument("--disable_overwrite_cache", "--disable-overwrite-cache", action="store_true",
-                    help="reuse a cached dataset without checking it against the corpus")
+                    help="seed flag: reuse a cached dataset built from the same corpus, tokenizer, length and "
+                         "form (the default here, as the cache key covers all of them)")
+    io.add_argument("--overwrite_cache", "--overwrite-cache", action="store_true",
+                    help="rebuild the cached dataset even if its key matches")
     io.add_argument("--workers", type=int, default=1, help="processes for building the dataset")
     io.add_argument("--tokenizer_type", "--tokenizer-type", choices=("wordpiece", "sentencepiece"),
                     help="seed flag: checked against the tokenizer directory")
@@ -64,6 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     obj = p.add_argument_group("objective")
     obj.add_argument("--do_whole_word_mask", "--do-whole-word-mask", action="store_true",
                      help="mask whole MeCab words instead of single subword tokens")
+    obj.add_argument("--generator_weight", "--generator-weight", type=float, default=1.0,
+                     help="ELECTRA: weight of the generator's masked-LM loss (default 1)")
+    obj.add_argument("--discriminator_weight", "--discriminator-weight", "--rtd_weight", type=float, default=50.0,
+                     help="ELECTRA: weight of the discriminator's replaced-token loss (default 50, as the paper)")
     obj.add_argument("--nsp", action="store_true",
                      help="add next-sentence prediction (BertForPreTraining; builds a 'pairs' dataset); implied by a pairs dataset")
 
@@ -160,8 +167,9 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
                     model_type: str = "bert-small", parameter_file: str | os.PathLike | None = None,
                     precision: str = "fp32", whole_word_mask: bool = False, nsp: bool = False,
                     do_continue: bool = False, init_from: str | os.PathLike | None = None, seed: int = 42,
-                    cache_dir: str | os.PathLike | None = None, overwrite_cache: bool = True, workers: int = 1,
+                    cache_dir: str | os.PathLike | None = None, overwrite_cache: bool = False, workers: int = 1,
                     device: str = "auto", node_rank: int | None = None, local_rank: int | None = None,
+                    generator_weight: float = 1.0, discriminator_weight: float = 50.0,
                     overrides: dict[str, Any] | None = None, **train_options: Any):
     """The command as a function; returns the TrainResult (see ja_pretrain.training.trainer)."""
     from ja_pretrain.config.parameters import load_parameters
@@ -184,7 +192,8 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
         )
         cfg = TrainConfig(
             dataset_dir=Path(dataset_dir), tokenizer_dir=tokenizer_dir, model_dir=model_dir, params=params,
-            options=ObjectiveOptions(whole_word_mask=whole_word_mask, next_sentence_prediction=nsp),
+            options=ObjectiveOptions(whole_word_mask=whole_word_mask, next_sentence_prediction=nsp,
+                                     generator_weight=generator_weight, discriminator_weight=discriminator_weight),
             precision=precision, seed=seed, do_continue=do_continue,
             init_from=Path(init_from) if init_from else None,
             facts={"input_file": str(input_file), "init_from": str(init_from) if init_from else None},
@@ -206,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
         precision=resolve_precision(args.precision, args.fp16_type),
         whole_word_mask=args.do_whole_word_mask, nsp=args.nsp, do_continue=args.do_continue,
         init_from=args.init_from, seed=args.seed, cache_dir=args.cache_dir,
-        overwrite_cache=not args.disable_overwrite_cache, workers=args.workers, device=args.device,
+        overwrite_cache=args.overwrite_cache and not args.disable_overwrite_cache, workers=args.workers,
+        device=args.device, generator_weight=args.generator_weight, discriminator_weight=args.discriminator_weight,
         node_rank=args.node_rank, local_rank=args.local_rank,
         overrides={"train-steps": args.train_steps, "batch-size": args.batch_size, "learning-rate": args.learning_rate,
                    "warmup-steps": args.warmup_steps, "save-steps": args.save_steps,

@@ -42,6 +42,7 @@ special_ids, vocab_size, options)` that returns such a module.
 
 from __future__ import annotations
 
+import abc
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,29 +73,35 @@ class ObjectiveOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # room for objective-specific settings
 
 
-class Objective(nn.Module):
-    """Base class documenting the contract above; subclasses implement every method."""
+class Objective(nn.Module, abc.ABC):
+    """The contract above as an abstract base: subclasses implement every method."""
 
     kind: str = ""
     loss_weights: dict[str, float] = {}
 
+    @abc.abstractmethod
     def prepare(self, batch: dict[str, Any], noise: Any) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def loss_counts(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def forward(self, **inputs: torch.Tensor) -> ObjectiveOutput:  # type: ignore[override]
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def save_model(self, directory: str | os.PathLike) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def load_model(self, directory: str | os.PathLike) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def flops(self, inputs: dict[str, torch.Tensor]) -> float:
-        raise NotImplementedError
+        ...
 
 
 def build_objective(

@@ -186,6 +186,7 @@ class Trainer:
             "form": self.train_set.form,
             "model_type": self.cfg.params.model_type,
             "parameters": self.cfg.params.to_json_dict(),
+            "tokenizer_dir": str(Path(self.cfg.tokenizer_dir).resolve()),
         }
 
     def _resume_or_check_fresh(self) -> None:
