@@ -2,35 +2,15 @@
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
-from ja_pretrain.cli import main
-from training_support import build_tiny_run, one_thread
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory.mktemp("tiny"))
-
-
-def train_log(model_dir):
-    return [json.loads(line) for line in (Path(model_dir) / "train_log.jsonl").read_text().splitlines()]
+from training_support import build_tiny_run, pretrain_cli, train_log
 
 
 def cli(tiny, model_dir, *extra):
-    argv = ["run-pretraining", "--input_file", str(tiny.dataset), "--tokenizer_dir", str(tiny.tokenizer),
-            "--model_dir", str(model_dir), "--model_type", "bert-micro", "--device", "cpu", "--no_progress",
-            "--peak_tflops", "1", *extra]
-    return main(argv)
+    return pretrain_cli(tiny, model_dir, *extra, model_type="bert-micro")
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,6 @@ SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 CHARS = "日本語の文章を学習するためのテキストです。東京大阪京都経済金融市場株式会社"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The suite runs two workers on two shared cores; two OpenMP threads each would be
-    oversubscribed, which makes small-model steps several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tok")

@@ -16,22 +16,12 @@ from ja_pretrain.models.electra import (
     gumbel_max_sample,
     load_electra_weights,
 )
-from ja_pretrain.training.masking import IGNORE_INDEX, draw_mask_noise
+from ja_pretrain.training.masking import draw_mask_noise
 from ja_pretrain.training.objective import ObjectiveOptions, build_objective
 from ja_pretrain.training.optim import build_optimizer
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 VOCAB = 300
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The suite runs two workers on two shared cores; two OpenMP threads each would be
-    oversubscribed, which makes small-model steps several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def micro_objective(seed=0, **options) -> ElectraObjective:

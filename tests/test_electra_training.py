@@ -11,35 +11,13 @@ import torch
 import torch.multiprocessing as mp
 
 from ja_pretrain.cli import main
-from training_support import build_tiny_run, free_port
+from training_support import free_port, pretrain_cli, train_log
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The suite runs two workers on two shared cores; two OpenMP threads each would be
-    oversubscribed, which makes small-model steps several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory.mktemp("tiny"))
-
-
-def train_log(model_dir):
-    return [json.loads(line) for line in (Path(model_dir) / "train_log.jsonl").read_text().splitlines()]
-
-
 def cli(tiny, model_dir, *extra):
-    argv = ["run-pretraining", "--input_file", str(tiny.dataset), "--tokenizer_dir", str(tiny.tokenizer),
-            "--model_dir", str(model_dir), "--model_type", "electra-micro", "--device", "cpu", "--no_progress",
-            "--peak_tflops", "1", *extra]
-    return main(argv)
+    return pretrain_cli(tiny, model_dir, *extra, model_type="electra-micro")
 
 
 @pytest.fixture(scope="module")

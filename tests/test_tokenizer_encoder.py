@@ -1,6 +1,5 @@
 """The fast encoder gives exactly AutoTokenizer's ids for the saved tokenizer."""
 
-import numpy as np
 import pytest
 
 from ja_pretrain.errors import UserError

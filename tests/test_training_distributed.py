@@ -10,20 +10,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from training_support import build_tiny_run, free_port, one_thread
+from training_support import free_port
 
 DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory.mktemp("tiny"))
 
 
 def _trainer(tiny, model_dir, batch_size, ctx):

@@ -7,29 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from ja_pretrain.cli import main
 from ja_pretrain.config.parameters import load_parameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.training.distributed import DistContext, batch_layout
-from training_support import build_tiny_run, one_thread
+from training_support import pretrain_cli
 
 SPECIALS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory.mktemp("tiny"))
-
-
 def cli(tiny, model_dir, *extra, input_file=None):
-    return main(["run-pretraining", "--input_file", str(input_file or tiny.dataset), "--tokenizer_dir", str(tiny.tokenizer),
-                 "--model_dir", str(model_dir), "--device", "cpu", "--no_progress", "--peak_tflops", "1", *extra])
+    return pretrain_cli(tiny, model_dir, *extra, input_file=input_file)
 
 
 def test_per_node_batches_are_split_over_each_nodes_processes():

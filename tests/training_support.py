@@ -1,15 +1,12 @@
-"""Shared by tests/test_training_*.py and tests/test_bert_*.py: a tiny real pipeline (corpus ->
-tokenizer -> dataset) built from the bundled sample corpus, and a free port."""
+"""Shared by the training tests: a tiny real pipeline (corpus -> tokenizer -> dataset) built from
+the bundled sample corpus, the run-pretraining command on it, its train log, and a free port."""
 
 from __future__ import annotations
 
 import socket
-from contextlib import contextmanager
+import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-
 
 @dataclass(frozen=True)
 class TinyRun:
@@ -40,13 +37,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def one_thread():
-    """Tiny models on a shared 2-core machine run several times faster on one thread (OpenMP
-    workers otherwise spin against each other); restored afterwards for other tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+
+def train_log(model_dir) -> list[dict]:
+    return [json.loads(line) for line in (Path(model_dir) / "train_log.jsonl").read_text().splitlines()]
+
+
+def pretrain_cli(tiny: TinyRun, model_dir, *extra: str, model_type: str | None = None, input_file=None) -> int:
+    """`ja-pretrain run-pretraining` on the tiny run, on the CPU, quiet; returns the exit code."""
+    from ja_pretrain.cli import main
+
+    argv = ["run-pretraining", "--input_file", str(input_file or tiny.dataset), "--tokenizer_dir", str(tiny.tokenizer),
+            "--model_dir", str(model_dir), "--device", "cpu", "--no_progress", "--peak_tflops", "1"]
+    if model_type:
+        argv += ["--model_type", model_type]
+    return main(argv + list(extra))
