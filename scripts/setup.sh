@@ -12,8 +12,8 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 if ! python -c "import torch" >/dev/null 2>&1; then
-  python -m pip install -q "${JA_PRETRAIN_TORCH:-torch==2.13.0}"
+  python -m pip install -q "${JA_PRETRAIN_TORCH:-torch==2.13.0}" 2>&1 | { grep -vE "^WARNING: Location" || true; }
 fi
 # pip's notes about this machine's local wheel folders are noise; its exit status is kept.
-python -m pip install -q -e ".[dev]" 2>&1 | { grep -vE "^WARNING: Location" || true; }
+python -m pip install -q -e ".[${JA_PRETRAIN_EXTRAS:-dev}]" 2>&1 | { grep -vE "^WARNING: Location" || true; }
 python -c "import ja_pretrain, torch; print(f'ja-pretrain {ja_pretrain.__version__} with torch {torch.__version__} ready in .venv')"
