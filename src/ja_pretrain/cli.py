@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from ja_pretrain import __version__
 from ja_pretrain.errors import UserError
@@ -53,28 +54,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    # transformers draws a bar for every local save/load of a few-MB model; our stages have their own.
+def configure_output(verbose: bool = False) -> None:
+    """Log format, and no transformers progress bar for each local save/load of a few-MB model
+    (the stages draw their own)."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    parser = build_parser()
-    args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+
+
+def run_guarded(name: str, run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
+                interrupted: str = "rerun the same command to finish.") -> int:
+    """Run a subcommand: a UserError prints as one line and exits 2, Ctrl-C exits 130."""
+    try:
+        return int(run(args) or 0)
+    except UserError as err:
+        print(f"ja-pretrain {name}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ja-pretrain {name}: interrupted; {interrupted}", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_output(args.verbose)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    try:
-        return int(args._run(args) or 0)
-    except UserError as err:
-        print(f"ja-pretrain {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"ja-pretrain {args.command}: interrupted; rerun the same command to finish.", file=sys.stderr)
-        return 130
-
+    return run_guarded(args.command, args._run, args)
 
 if __name__ == "__main__":
     sys.exit(main())

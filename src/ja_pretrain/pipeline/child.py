@@ -7,11 +7,10 @@ subcommand interface (NAME, add_arguments, run). Errors print as the CLI prints 
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 
-from ja_pretrain.errors import UserError
+from ja_pretrain.cli import configure_output, run_guarded
 from ja_pretrain.pipeline.stages import load_command
 
 
@@ -25,16 +24,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"ja-pretrain {name}")
     command.add_arguments(parser)
     parsed = parser.parse_args(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    try:
-        return int(command.run(parsed) or 0)
-    except UserError as err:
-        print(f"ja-pretrain {name}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"ja-pretrain {name}: interrupted; rerun the pipeline to finish.", file=sys.stderr)
-        return 130
+    configure_output()
+    return run_guarded(name, command.run, parsed, interrupted="rerun the pipeline to finish.")
 
 
 if __name__ == "__main__":
