@@ -12,7 +12,13 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 if ! python -c "import torch" >/dev/null 2>&1; then
-  python -m pip install -q "${JA_PRETRAIN_TORCH:-torch==2.13.0}" 2>&1 | { grep -vE "^WARNING: Location" || true; }
+  if [ -n "${JA_PRETRAIN_TORCH:-}" ]; then
+    python -m pip install -q "$JA_PRETRAIN_TORCH"
+  else
+    # PyPI's Linux torch is the CUDA build; the CPU index's "2.13.0+cpu" sorts above it.
+    python -m pip install -q --retries 2 --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0" \
+      2>&1 | { grep -vE "^WARNING: (Location|Retrying)" || true; }
+  fi
 fi
 # pip's notes about this machine's local wheel folders are noise; its exit status is kept.
 python -m pip install -q -e ".[${JA_PRETRAIN_EXTRAS:-dev}]" 2>&1 | { grep -vE "^WARNING: Location" || true; }

@@ -216,3 +216,19 @@ def test_samples_built_in_small_chunks_equal_one_pass(packed, tmp_path, form):
     assert whole == pieces > 0
     assert np.array_equal(np.load(tmp_path / "whole.npy"), np.load(tmp_path / "pieces.npy"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pieces.npy", "whole.npy"]
+
+
+def test_out_holding_other_files_is_refused_and_left_alone(tmp_path):
+    """build-dataset replaces its --out whole: a directory of someone else's files (or another
+    stage's output, such as the corpus itself) must be refused, not swept away."""
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(UserError, match="not an earlier output"):
+        build_dataset(sample_corpus(), trained_tokenizer(), foreign, sequence_length=32, progress=False)
+    assert (foreign / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    corpus_copy = write_corpus(tmp_path / "corpus", sample_documents()[:4])
+    (corpus_copy / "manifest.json").write_text(json.dumps({"stage": "corpus"}), encoding="utf-8")
+    assert main(["build-dataset", "--corpus", str(corpus_copy), "--tokenizer", str(trained_tokenizer()),
+                 "--out", str(corpus_copy), "--sequence-length", "32", "--no-progress"]) == 2
+    assert sorted(p.name for p in corpus_copy.iterdir()) == ["manifest.json", "train-00000.txt", "train-00001.txt"]

@@ -176,3 +176,21 @@ def test_sentence_sample_is_exact_and_uniform():
         assert chosen.sum() == 10
         hits += chosen
     assert np.all(np.abs(hits / 500 - 0.25) < 0.08)  # every position about equally likely
+
+
+def test_more_parts_than_documents(tmp_path):
+    """--num_files above the document count leaves some parts empty; they must simply count nothing."""
+    corpus = write_corpus(tmp_path / "corpus", sample_documents()[:2], shards=1)
+    out = train_tokenizer(corpus, tmp_path / "tok", num_files=5, vocab_size=300, min_frequency=1,
+                          limit_alphabet=200, workers=1)
+    vocab = (out / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(vocab) > 50
+
+
+def test_model_dir_holding_other_files_is_refused(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(UserError, match="--model_dir .*not an earlier output"):
+        train_tokenizer(sample_corpus(), mine, vocab_size=300, min_frequency=1, limit_alphabet=200, workers=1)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]

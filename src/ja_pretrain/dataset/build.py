@@ -27,7 +27,7 @@ from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.encoder import FastEncoder, encode_in_workers
 from ja_pretrain.tokenization.files import tokenizer_files
 from ja_pretrain.utils.atomic import atomic_directory
-from ja_pretrain.utils.manifest import file_sha256, is_up_to_date, read_manifest, write_manifest
+from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ def build_dataset(
     options = {"sequence_length": sequence_length, "form": form, "seed": seed, "dtype": np.dtype(token_type).name}
     if sharded:
         options.update(shard_index=shard_index, num_shards=num_shards)
+    check_output_dir(out_dir, (DATASET_STAGE, SHARD_STAGE))
     if not force and is_up_to_date(out_dir, stage, inputs, options):
         log.info("%s is up to date; skipping (use --force to rebuild)", out_dir)
         return out_dir
@@ -202,6 +203,7 @@ def merge_shards(shard_dirs: list[str | os.PathLike], out_dir: str | os.PathLike
     token_type = np.dtype(options["dtype"]).type
     split_counts: dict[str, dict] = {}
     t0 = time.perf_counter()
+    check_output_dir(out_dir, (DATASET_STAGE,))
     with atomic_directory(out_dir) as tmp:
         for split in first["splits"]:
             writer = StoreWriter(tmp, split, token_type)

@@ -112,7 +112,6 @@ def evaluate_model(
     valid.txt or a text file); return the figures and, with `out_dir`, write OUT/metrics.json
     and OUT/manifest.json. Models are keyed by their dir name ("final" becomes its parent's
     name); a name seen twice is prefixed with its parent's."""
-    import torch
     from tqdm import tqdm
 
     from ja_pretrain.evaluation.metrics import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
@@ -130,21 +129,21 @@ def evaluate_model(
             label = _unique_label(label, path, [entry[0] for entry in loaded])
             loaded.append((label, path, model, architecture, kind, pair_generator))
     given_generator = resolve_model_dirs(generator_dir)[0][1] if generator_dir else None
-    heldout_sets: dict[str, tuple[HeldOutSet, Any]] = {}
+    heldout_sets: dict[tuple[str, int], tuple[HeldOutSet, Any]] = {}
     results: dict[str, Any] = {}
     for label, path, model, architecture, kind, pair_generator in loaded:
         generator_path = given_generator or pair_generator
-        key = tokenizer_key(path)
+        # Same tokenizer and length: the same sequences and masks, whichever model asks.
+        length = min(sequence_length, model.config.max_position_embeddings)
+        key = (tokenizer_key(path), length)
         if key not in heldout_sets:
             tokenizer = load_tokenizer(path)
-            length = min(sequence_length, model.config.max_position_embeddings)
             heldout_sets[key] = (
                 build_heldout_set(tokenizer, corpus, sequence_length=length, max_sentences=max_sentences,
                                   mask_probability=mask_probability, seed=seed, tokenizer_dir=path),
                 tokenizer,
             )
         heldout, tokenizer = heldout_sets[key]
-        torch.manual_seed(seed)
         bar = tqdm(total=len(heldout.sequences), desc=f"evaluate {label}", unit="seq", file=sys.stderr,
                    disable=not show_progress, leave=False)
         common = {"mask_id": tokenizer.mask_token_id, "pad_id": tokenizer.pad_token_id, "batch_size": batch_size,

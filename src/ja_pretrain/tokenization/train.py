@@ -38,7 +38,7 @@ from ja_pretrain.tokenization.files import (
 )
 from ja_pretrain.tokenization.words import WordSegmenter, WordTokenizerSpec
 from ja_pretrain.utils.atomic import atomic_directory
-from ja_pretrain.utils.manifest import file_sha256, is_up_to_date, write_manifest
+from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ def train_tokenizer(
     if tokenizer_type == "sentencepiece":
         options["sentencepiece_model"] = sentencepiece_model
     inputs = input_fingerprint(input_path)
+    check_output_dir(model_dir, (STAGE,), "--model_dir")
     if not force and is_up_to_date(model_dir, STAGE, inputs, options):
         log.info("%s is up to date; skipping (use --force to retrain)", model_dir)
         return model_dir
@@ -226,6 +227,8 @@ def _segment_part(job) -> tuple[str, int, dict[str, int]]:
 
     def count_pending() -> None:
         # One bincount over UTF-32 code units instead of a dict update per character.
+        if not pending:
+            return
         codes = np.frombuffer("".join(pending).encode("utf-32-le"), dtype=np.uint32)
         counts[: 1 + int(codes.max(initial=0))] += np.bincount(codes)
         pending.clear()

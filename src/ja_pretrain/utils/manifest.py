@@ -85,3 +85,21 @@ def is_up_to_date(directory: str | os.PathLike, stage: str, inputs: dict[str, An
     if manifest is None or manifest.get("stage") != stage:
         return False
     return manifest.get("fingerprint") == fingerprint({"stage": stage, "inputs": inputs, "options": options})
+
+
+def check_output_dir(directory: str | os.PathLike, stages: tuple[str, ...], option: str = "--out") -> None:
+    """Refuse to write over a directory that is neither empty nor an earlier output of `stages`:
+    the stage replaces its output directory whole, and must never take a user's files with it."""
+    path = Path(directory)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise UserError(f"{option} {path}: exists and is not a directory")
+    if not any(path.iterdir()):
+        return
+    manifest = read_manifest(path)
+    if manifest is None or manifest.get("stage") not in stages:
+        raise UserError(
+            f"{option} {path}: holds files that are not an earlier output of this command; "
+            "choose a new or empty directory (nothing was changed)"
+        )
