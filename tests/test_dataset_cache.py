@@ -131,3 +131,33 @@ def test_distributed_rank_zero_builds_the_others_wait_at_the_barrier(setup):
     zero, one = (open(f"{report}.{r}").read().split() for r in (0, 1))
     assert zero[:2] == one[:2] and int(zero[1]) > 0
     assert (zero[2], one[2]) == ("1", "0")  # only local rank 0 built
+
+
+def test_waiting_ranks_stop_when_rank_zero_fails(setup, monkeypatch):
+    """A failed build on local rank 0 must reach the ranks polling for it, not leave them hanging."""
+    corpus, tokenizer, cache_dir = setup
+    monkeypatch.setattr(cache, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(cache, "WAIT_TIMEOUT_S", 20.0)
+    request = dict(sequence_length=32, form="packed", cache_dir=cache_dir)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    outcome = {}
+
+    def wait():
+        try:
+            prepare_dataset(corpus, tokenizer, **request)
+        except UserError as err:
+            outcome["error"] = str(err)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.2)
+
+    def broken_build(*args, **kwargs):
+        raise UserError("disk full")
+
+    monkeypatch.setattr(cache, "build_dataset", broken_build)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(UserError, match="disk full"):
+        prepare_dataset(corpus, tokenizer, **request)
+    waiter.join(timeout=10)
+    assert not waiter.is_alive() and "failed to build" in outcome["error"] and "disk full" in outcome["error"]

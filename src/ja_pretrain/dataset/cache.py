@@ -7,9 +7,8 @@ finished entry with the same key is reused: that is what the seed's `--disable_o
 asked for, and it is the default here. `overwrite_cache=True` (`--overwrite_cache`) rebuilds it
 anyway; the seed rebuilt on every launch because its cache was not keyed.
 
-Distributed runs: local rank 0 of each node builds while the node's other ranks wait, then
-everyone maps the same files. With torch.distributed initialised the wait is a barrier;
-without it (ranks known only from LOCAL_RANK) the others poll for the finished manifest.
+Distributed runs: local rank 0 of each node builds while the node's other ranks poll for the
+finished manifest (or for rank 0's failure marker), then everyone maps the same files.
 A lock file keeps two builders (e.g. nodes sharing a filesystem) from building one entry at once.
 """
 
@@ -85,16 +84,26 @@ def prepare_dataset(
             build_dataset(path, tokenizer_dir, target, sequence_length=sequence_length, form=form,
                           workers=workers, force=True)
 
+    # The other ranks poll the filesystem rather than wait in a collective: a build of a real
+    # corpus outlasts the process group's timeout, and a failed build must not leave them hanging.
+    failed = target.with_name(target.name + ".failed")
+    if local_rank == 0:
+        failed.unlink(missing_ok=True)
+        try:
+            build()
+        except BaseException as err:
+            try:
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                failed.write_text(f"{type(err).__name__}: {err}", encoding="utf-8")
+            except OSError:
+                pass  # the build's own error is the one to report
+            raise
+    else:
+        _wait_for(target, failed)
     if distributed:
         import torch.distributed as dist
 
-        if local_rank == 0:
-            build()
         dist.barrier()
-    elif local_rank == 0:
-        build()
-    else:
-        _wait_for(target)
     if not _is_dataset(target):
         raise UserError(f"{target}: the dataset was not built (see local rank 0's error)")
     return target
@@ -112,10 +121,13 @@ def _local_rank() -> tuple[int, bool]:
     return int(os.environ.get("LOCAL_RANK", rank)), initialised
 
 
-def _wait_for(target: Path) -> None:
+def _wait_for(target: Path, failed: Path) -> None:
     lock = target.with_name(target.name + ".lock")
+    started = time.time()
     deadline = time.monotonic() + WAIT_TIMEOUT_S
     while not (_is_dataset(target) and not lock.exists()):
+        if failed.exists() and failed.stat().st_mtime >= started - 1:  # not a marker of an earlier run
+            raise UserError(f"{target}: local rank 0 failed to build the dataset ({failed.read_text(encoding='utf-8')})")
         if time.monotonic() > deadline:
             raise UserError(f"{target}: gave up after {WAIT_TIMEOUT_S:.0f}s waiting for local rank 0 to build it")
         time.sleep(POLL_SECONDS)
