@@ -96,6 +96,22 @@ def test_changed_input_file_reruns_everything(env):
     assert statuses == {"corpus": "ran", "tokenizer": "ran", "model": "ran"}
 
 
+def test_files_matched_by_a_pattern_are_signed(env):
+    """A user's `data/*.txt`: adding or editing a matched file reruns the stage."""
+    tmp, config, calls = env
+    texts = tmp / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("一つ目の文書。\n", encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8").replace(str(tmp / "input.txt"), str(texts / "*.txt")),
+                      encoding="utf-8")
+    assert _run(config)[0]["corpus"] == "ran"
+    assert set(_run(config)[0].values()) == {"skipped: up to date"}
+    (texts / "b.txt").write_text("二つ目の文書。\n", encoding="utf-8")
+    assert _run(config)[0]["corpus"] == "ran"
+    (texts / "a.txt").write_text("書き換えた文書。\n", encoding="utf-8")
+    assert _run(config)[0]["corpus"] == "ran"
+
+
 def test_deleted_output_is_rebuilt(env):
     tmp, config, calls = env
     _run(config)

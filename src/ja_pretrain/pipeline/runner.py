@@ -17,6 +17,7 @@ live and kept in RUN_DIR/logs/STAGE.log.
 from __future__ import annotations
 
 import codecs
+import glob
 import json
 import os
 import shutil
@@ -83,6 +84,11 @@ def listing_signature(out: Path) -> str | None:
     return fingerprint([[str(p.relative_to(out)), p.stat().st_size] for p in files]) if files else None
 
 
+# Commands that end by writing manifest.json in their output (or, for training, in final/).
+MANIFEST_COMMANDS = frozenset({"corpus", "train-tokenizer", "build-dataset", "run-pretraining", "extract-electra",
+                               "evaluate", "report"})
+
+
 def stage_output_signature(out: Path) -> str | None:
     return output_signature(out) or listing_signature(out)
 
@@ -114,16 +120,21 @@ class PipelineRunner:
         upstream = {u: [self.fingerprints.get(u), stage_output_signature(self.plan(u).out)] for u in plan.upstream}
         external = {}
         for word in plan.argv:
-            path = Path(word)
-            if word.startswith("-") or not path.exists():
+            if word.startswith("-"):
                 continue
-            # Its own output (or a dir holding it, as a report's RUN_DIR) and upstream outputs are
-            # covered by the output and upstream signatures.
-            if _inside(path, plan.out) or _inside(plan.out, path):
-                continue
-            if any(_inside(path, self.plan(u).out) for u in plan.upstream):
-                continue
-            external[word] = path_signature(path)
+            # A pattern (a user's *.txt) is signed by what it matches now, so added, removed or
+            # edited files rerun the stage.
+            paths = [Path(m) for m in sorted(glob.glob(word))] if any(c in word for c in "*?[") else [Path(word)]
+            for path in paths:
+                if not path.exists():
+                    continue
+                # Its own output (or a dir holding it, as a report's RUN_DIR) and upstream outputs
+                # are covered by the output and upstream signatures.
+                if _inside(path, plan.out) or _inside(plan.out, path):
+                    continue
+                if any(_inside(path, self.plan(u).out) for u in plan.upstream):
+                    continue
+                external[str(path)] = path_signature(path)
         # The launcher is left out: the same training on 8 GPUs or on 1 gives the same model.
         return fingerprint({"command": plan.command, "spec": plan.spec, "argv": plan.argv, "upstream": upstream,
                             "external": external})
@@ -210,6 +221,10 @@ class PipelineRunner:
         output = stage_output_signature(plan.out)
         if output is None:
             raise UserError(f"stage {plan.name!r} exited 0 but wrote nothing to {plan.out}; log: {self.log_path(plan.name)}")
+        if plan.command in MANIFEST_COMMANDS and output_signature(plan.out) is None:
+            # e.g. run-pretraining --stop_after_steps: checkpoints but no final/ yet
+            raise UserError(f"stage {plan.name!r} exited 0 but left no manifest.json in {plan.out}: it did not "
+                            f"finish its work (a --stop_after_steps option?); log: {self.log_path(plan.name)}")
         atomic_write_json(self.state_path(plan.name), {
             "stage": plan.name, "command": plan.command, "argv": plan.argv, "fingerprint": fp, "output": output,
             "seconds": round(seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
