@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from ja_pretrain.cli import main
 from training_support import build_tiny_run, pretrain_cli, train_log
 
 
@@ -115,6 +116,23 @@ def test_init_from_starts_from_the_weights_with_a_fresh_optimizer(trained, tiny,
     assert first["mlm_loss"] < math.log(vocab) - 0.5  # a random init scores about log(vocab)
     card = (tmp_path / "stage2" / "final" / "README.md").read_text(encoding="utf-8")
     assert str(trained / "final") in card
+
+
+def test_a_model_dir_as_tokenizer_dir_does_not_overwrite_the_export(trained, tiny, tmp_path):
+    """final/ holds the tokenizer files, so users pass it as --tokenizer_dir; only the tokenizer's
+    files may be copied from it, never its config.json or weights over the new model."""
+    from safetensors.torch import load_file
+
+    argv = ["run-pretraining", "--input_file", str(tiny.dataset), "--tokenizer_dir", str(trained / "final"),
+            "--model_dir", str(tmp_path / "again"), "--model_type", "bert-micro", "--device", "cpu",
+            "--no_progress", "--peak_tflops", "1", "--train_steps", "2", "--save_steps", "2", "--seed", "7"]
+    assert main(argv) == 0
+    exported = load_file(tmp_path / "again" / "final" / "model.safetensors")
+    checkpoint = load_file(tmp_path / "again" / "checkpoint-2" / "model.safetensors")
+    old = load_file(trained / "final" / "model.safetensors")
+    assert all(torch.equal(exported[k], checkpoint[k]) for k in checkpoint)
+    assert any(not torch.equal(exported[k], old[k]) for k in old)
+    assert (tmp_path / "again" / "final" / "vocab.txt").read_bytes() == (tiny.tokenizer / "vocab.txt").read_bytes()
 
 
 def test_next_sentence_prediction_exports_bert_for_pretraining(tiny, tmp_path):

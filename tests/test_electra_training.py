@@ -11,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ja_pretrain.cli import main
-from training_support import free_port, pretrain_cli, train_log
+from training_support import build_tiny_run, free_port, pretrain_cli, train_log
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 
@@ -198,3 +198,14 @@ def test_loss_weights_from_the_command_line(tiny, tmp_path):
     assert record["loss"] == pytest.approx(expected, rel=1e-4)
     state = json.loads((model_dir / "checkpoint-2" / "trainer_state.json").read_text())
     assert Path(state["tokenizer_dir"]) == Path(tiny.tokenizer).resolve()
+
+
+def test_next_sentence_prediction_is_refused_for_electra(tiny, tmp_path, capsys):
+    """--nsp, or a dataset of sentence pairs, has no meaning for ELECTRA: an error, not a silent no-op."""
+    assert cli(tiny, tmp_path / "nsp", "--nsp", "--train_steps", "2") == 2
+    assert "no next-sentence prediction" in capsys.readouterr().err
+    pairs = build_tiny_run(tiny.corpus.parent, form="pairs")
+    assert pretrain_cli(tiny, tmp_path / "pairs", "--train_steps", "2", model_type="electra-micro",
+                        input_file=pairs.dataset) == 2
+    assert "no next-sentence prediction" in capsys.readouterr().err
+    assert not (tmp_path / "nsp" / "final").exists() and not (tmp_path / "pairs" / "final").exists()

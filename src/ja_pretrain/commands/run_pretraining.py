@@ -182,6 +182,8 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
     model_dir, tokenizer_dir = Path(model_dir), Path(tokenizer_dir)
     if init_from is not None and not Path(init_from).is_dir():
         raise UserError(f"--init_from {init_from}: no such model directory")
+    if params.is_electra and nsp:
+        raise UserError(f"--nsp: preset '{params.model_type}' is ELECTRA, which has no next-sentence prediction")
     form = dataset_form(input_file, nsp)
     ctx = setup_distributed(device, node_rank=node_rank, local_rank=local_rank)
     try:

@@ -10,24 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.tokenization.files import copy_tokenizer
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
 from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
-
-TOKENIZER_SKIP = {"manifest.json"}  # the tokenizer's own manifest stays with the tokenizer
-
-
-def copy_tokenizer_files(tokenizer_dir: str | os.PathLike, out_dir: Path) -> list[str]:
-    copied = []
-    for path in sorted(Path(tokenizer_dir).iterdir()):
-        if path.is_file() and path.name not in TOKENIZER_SKIP and not path.name.startswith("."):
-            shutil.copy2(path, out_dir / path.name)
-            copied.append(path.name)
-    return copied
-
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
@@ -109,7 +97,7 @@ def export_bert_final(objective: Any, out_dir: str | os.PathLike, *, tokenizer_d
     facts.setdefault("vocab_size", model.config.vocab_size)
     with atomic_directory(out_dir) as tmp:
         model.save_pretrained(tmp)
-        tokenizer_names = copy_tokenizer_files(tokenizer_dir, tmp)
+        tokenizer_names = copy_tokenizer(tokenizer_dir, tmp)
         atomic_write_text(tmp / "README.md", model_card(
             architecture=architecture, params=params, options=options, tokenizer_config=tokenizer_config,
             train_state=train_state, dataset_manifest=dataset_manifest, last_train=last_train,

@@ -21,20 +21,17 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from ja_pretrain.errors import UserError
+from ja_pretrain.tokenization.files import copy_tokenizer
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
 from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
-# Files of a BertJapaneseTokenizer dir (WordPiece: vocab.txt; SentencePiece: spiece.model).
-TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "spiece.model",
-                   "added_tokens.json", "tokenizer.json")
 # Preset keys that fix the networks' shapes; the others (steps, batch, lr) may differ freely.
 SHAPE_KEYS = ("number-of-layers", "hidden-size", "embedding-size", "ffn-inner-hidden-size", "attention-heads",
               "generator-size", "sequence-length")
@@ -103,13 +100,12 @@ def export_electra_final(objective: Any, out_dir: str | os.PathLike, *, tokenize
                          params: Any, options: Any, dataset_dir: str | os.PathLike, train_state: dict,
                          last_train: dict, last_valid: dict, facts: dict | None = None) -> Path:
     """Write `out_dir` (normally MODEL_DIR/final) for a trained ElectraObjective; returns the path."""
-    from ja_pretrain.export.bert import copy_tokenizer_files
 
     facts = dict(facts or {})
     dataset_manifest = read_manifest(dataset_dir)
     with atomic_directory(out_dir) as tmp:
         objective.save_model(tmp)
-        tokenizer_names = copy_tokenizer_files(tokenizer_dir, tmp)
+        tokenizer_names = copy_tokenizer(tokenizer_dir, tmp)
         atomic_write_json_state(tmp, train_state)
         atomic_write_text(tmp / "README.md", joint_model_card(
             params=params, options=options, train_state=train_state, last_train=last_train,
@@ -200,16 +196,6 @@ def find_tokenizer_dir(joint_dir: Path, tokenizer_dir: str | os.PathLike | None)
             return candidate
     raise UserError(f"--input_dir {joint_dir}: no tokenizer files there or in {joint_dir.parent / 'final'}; "
                     "pass --tokenizer_dir (the tokenizer the model was trained with)")
-
-
-def copy_tokenizer(source: Path, out_dir: Path) -> list[str]:
-    """Copy the tokenizer's files (only those: `source` may be a model dir such as final/)."""
-    copied = []
-    for name in TOKENIZER_FILES:
-        if (source / name).is_file():
-            shutil.copy2(source / name, out_dir / name)
-            copied.append(name)
-    return copied
 
 
 def _training_facts(joint_dir: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from ja_pretrain.errors import UserError
@@ -74,3 +75,19 @@ def tokenizer_files(directory: str | os.PathLike) -> list[Path]:
     if (d / SPECIAL_MAP_FILE).is_file():
         names.append(SPECIAL_MAP_FILE)
     return [d / name for name in names]
+
+
+# What a BertJapaneseTokenizer directory holds (WordPiece: vocab.txt; SentencePiece: spiece.model).
+TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "spiece.model",
+                   "added_tokens.json", "tokenizer.json")
+
+
+def copy_tokenizer(source: str | os.PathLike, out_dir: str | os.PathLike) -> list[str]:
+    """Copy a tokenizer's files, and only those: `source` may be a model directory (an earlier
+    final/), whose config.json and weights must not overwrite the model being exported."""
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (Path(source) / name).is_file():
+            shutil.copy2(Path(source) / name, Path(out_dir) / name)
+            copied.append(name)
+    return copied

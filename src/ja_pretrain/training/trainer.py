@@ -119,6 +119,9 @@ class Trainer:
             raise UserError(f"{cfg.dataset_dir}: built for sequence length {self.train_set.sequence_length}, "
                             f"but preset '{params.model_type}' has {params.sequence_length}")
         options = cfg.options
+        if params.is_electra and (options.next_sentence_prediction or self.train_set.form == "pairs"):
+            raise UserError(f"preset '{params.model_type}' is ELECTRA, which has no next-sentence prediction; "
+                            "drop --nsp and train on a 'packed' dataset (or the corpus)")
         if self.train_set.form == "pairs" and not options.next_sentence_prediction:
             options = dataclasses.replace(options, next_sentence_prediction=True)
         elif options.next_sentence_prediction and self.train_set.form != "pairs":
@@ -288,10 +291,10 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
         """Held-out loss and accuracies on the first `eval_samples` valid samples, fixed masks."""
-        if self.valid_set is None or len(self.valid_set) < self.ctx.world_size:
-            return {}  # (the same decision on every rank: evaluation is collective)
+        total = min(len(self.valid_set), self.cfg.eval_samples) if self.valid_set is not None else 0
+        if total < self.ctx.world_size:
+            return {}  # (the same decision on every rank: evaluation is collective, each rank needs a row)
         ctx, objective = self.ctx, self.objective
-        total = min(len(self.valid_set), self.cfg.eval_samples)
         length = self.valid_set.sequence_length
         noise = draw_mask_noise(total, length, noise_generator(self.cfg.seed, EVAL_NOISE, 0))
         mine = np.array_split(np.arange(total), ctx.world_size)[ctx.rank]
