@@ -133,6 +133,19 @@ def batch_layout(params: ModelParameters, ctx: DistContext) -> BatchLayout:
     return BatchLayout(per_rank=sizes[ctx.rank], offset=sum(sizes[: ctx.rank]), global_rows=sum(sizes))
 
 
+def check_same_step(step: int, ctx: DistContext) -> None:
+    """Every rank must start from the same step; a node that cannot see the checkpoint that rank 0
+    resumed would otherwise train from step 0 and drift, then hang at the end of the loop."""
+    if not ctx.distributed:
+        return
+    bounds = torch.tensor([step, -step], dtype=torch.int64, device=ctx.device)
+    dist.all_reduce(bounds, op=dist.ReduceOp.MAX)
+    highest, lowest = int(bounds[0]), -int(bounds[1])
+    if highest != lowest:
+        raise UserError(f"ranks start from different steps ({lowest} to {highest}): every node must see the same "
+                        "MODEL_DIR (shared storage) to --do_continue a multi-node run")
+
+
 def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Sum over ranks in place (asynchronous on the device; no host sync)."""
     if ctx.distributed:

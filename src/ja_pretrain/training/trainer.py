@@ -33,7 +33,7 @@ import torch
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.training import checkpoint as ckpt
-from ja_pretrain.training.distributed import DistContext, all_reduce_sum, barrier, batch_layout
+from ja_pretrain.training.distributed import DistContext, all_reduce_sum, barrier, batch_layout, check_same_step
 from ja_pretrain.training.masking import draw_mask_noise
 from ja_pretrain.training.metrics import MetricWindow, TrainLogger, measure_matmul_peak, summarize
 from ja_pretrain.training.objective import Objective, ObjectiveOptions, build_objective
@@ -159,6 +159,7 @@ class Trainer:
         else:
             self.peak_flops = cfg.peak_flops or float("nan")
         self._resume_or_check_fresh()
+        check_same_step(self.step, ctx)
         if ctx.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -276,7 +277,8 @@ class Trainer:
             self.scaler.update()
             bad = ~finite
         else:
-            bad = ~(finite & torch.isfinite(grad_norm))
+            # Each rank saw only its own losses: agree on skipping, or the replicas drift apart.
+            bad = all_reduce_sum((~(finite & torch.isfinite(grad_norm))).to(torch.float32), self.ctx) > 0
             self.optimizer.found_inf = bad.to(torch.float32)  # the fused AdamW skips on the device
             self.optimizer.step()
         self.scheduler.step()
