@@ -25,7 +25,8 @@ from ja_pretrain.dataset.samples import DATASET_STAGE, FORMS, samples_file
 from ja_pretrain.dataset.store import FORMAT_VERSION, StoreWriter, TokenStore, token_dtype
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.encoder import FastEncoder, encode_in_workers
-from ja_pretrain.tokenization.files import tokenizer_files
+from ja_pretrain.tokenization.files import read_tokenizer_config, tokenizer_files
+from ja_pretrain.tokenization.words import WordTokenizerSpec
 from ja_pretrain.utils.atomic import atomic_directory
 from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, read_manifest, write_manifest
 
@@ -46,7 +47,9 @@ def corpus_fingerprint(corpus: str | os.PathLike) -> dict:
 
 
 def tokenizer_fingerprint(tokenizer_dir: str | os.PathLike) -> dict:
-    return {f.name: file_sha256(f) for f in tokenizer_files(tokenizer_dir)}
+    """What decides the ids: the tokenizer's files and the segmenter packages that run them."""
+    spec = WordTokenizerSpec.from_config(read_tokenizer_config(tokenizer_dir))
+    return {**{f.name: file_sha256(f) for f in tokenizer_files(tokenizer_dir)}, "segmenter": spec.package_versions()}
 
 
 def check_options(sequence_length: int, form: str, shard_index: int = 0, num_shards: int = 1) -> None:

@@ -70,6 +70,21 @@ class WordTokenizerSpec:
             "sudachi_kwargs": {"sudachi_split_mode": self.sudachi_mode, "sudachi_dict_type": self.sudachi_dict},
         }
 
+    def package_versions(self) -> dict[str, str]:
+        """Versions of the segmenter and its dictionary: a new dictionary release can segment
+        differently, so cached token ids depend on them."""
+        from importlib import metadata
+
+        names = ["fugashi", _DIC_PACKAGES[self.mecab_dic][0]] if self.kind == "mecab" else [
+            "sudachipy", f"sudachidict-{self.sudachi_dict}"]
+        versions = {}
+        for name in names:
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                versions[name] = "not installed"
+        return versions
+
     @classmethod
     def from_config(cls, config: dict) -> "WordTokenizerSpec":
         kind = config.get("word_tokenizer_type", "basic")
