@@ -107,6 +107,13 @@ def test_pairs_follow_or_come_from_another_document(pairs):
     assert np.all(doc_a[label == 1] != doc_b[label == 1])
     assert np.all(doc_a[label == 0] == doc_b[label == 0])
     assert np.all(np.searchsorted(doc_bounds, b1 - 1, "right") == doc_b)
+    # every token is read exactly once as an A or as a true-continuation B
+    covered = np.zeros(len(samples.store.tokens), dtype=np.int64)
+    for x0, x1, y0, y1, is_random in rows:
+        covered[x0:x1] += 1
+        if not is_random:
+            covered[y0:y1] += 1
+    assert np.all(covered == 1)
 
     batch = samples.batch(np.arange(6))
     assert np.array_equal(batch["next_sentence_label"], label[:6])

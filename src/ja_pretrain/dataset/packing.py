@@ -89,7 +89,9 @@ def pair_samples(sentence_offsets, document_sentences, sequence_length: int, rng
     """
     target = sequence_length - 3
     random_text = random_text or RandomText(sentence_offsets, document_sentences, rng)
-    bounds_np, doc_first, doc_end = _units(sentence_offsets, document_sentences, target)
+    # Units of at most L-4 tokens: a one-unit A with a random B keeps every token and still
+    # leaves B a token of room.
+    bounds_np, doc_first, doc_end = _units(sentence_offsets, document_sentences, target - 1)
     bounds, doc_first, doc_end = bounds_np.tolist(), doc_first.tolist(), doc_end.tolist()
     rows: list[tuple[int, int, int, int, int]] = []
     for d in range(len(doc_first)):
@@ -111,7 +113,6 @@ def pair_samples(sentence_offsets, document_sentences, sequence_length: int, rng
                     random_b = True
                 i = k
             if random_b:
-                a1 = min(a1, a0 + target - 1)
                 b0, b1 = random_text(first_document + d, target - (a1 - a0))
             rows.append((a0, a1, b0, b1, int(random_b)))
     if not rows:
