@@ -24,7 +24,10 @@ def split(text: str, limit: int = 500) -> list[str]:
         # quotes: no split inside, closing bracket stays with its sentence
         ("彼は「行くぞ。待ってろ。」と言った。次の日、出発した。", ["彼は「行くぞ。待ってろ。」と言った。", "次の日、出発した。"]),
         ("『本当に。』そう思った。", ["『本当に。』そう思った。"]),
-        ("「はい。」「いいえ。」", ["「はい。」「いいえ。」"]),
+        # dialogue run together: one sentence per quote; a quote that goes on (と言った) stays whole
+        ("「はい。」「いいえ。」", ["「はい。」", "「いいえ。」"]),
+        ("「行くよ！」『待って。』そう言って走った。", ["「行くよ!」", "『待って。』そう言って走った。"]),
+        ("「はい。」と答えた。「では。」", ["「はい。」と答えた。", "「では。」"]),
         ("本当だ。」と彼は言った。", ["本当だ。」", "と彼は言った。"]),
         # parentheses (full-width become half-width under NFKC)
         ("東京（旧称は江戸。徳川家康が開いた。）は首都である。人口は多い。", ["東京(旧称は江戸。徳川家康が開いた。)は首都である。", "人口は多い。"]),

@@ -13,6 +13,8 @@ Rules, in order of precedence:
   "，．"); decimals (3.5), abbreviations (U.S.A.), numbered items ("1.") and ellipses ("...",
   NFKC of "…") never split.
 - 。 directly followed by 、 , の or を is part of a name ("モーニング娘。の"), not an end.
+- A quote ending in a mark and followed straight by another quote ends a sentence:
+  「ああ。」「そう。」 is two (dialogue run together), 「ああ。」と言った。 is one.
 The caller splits at line breaks before calling this.
 """
 
@@ -96,6 +98,12 @@ def _split(line: str, use_brackets: bool) -> list[str]:
             if opener in stack:  # close it (and anything left open inside it)
                 del stack[len(stack) - 1 - stack[::-1].index(opener) :]
             pos = i + 1
+            # Dialogue run together on one line, 「ああ。」「そう。」: a quote that ends with a
+            # mark and is followed straight by the next quote is a sentence of its own.
+            if (not stack and ch in "」』" and line[i - 1] in "。!?"
+                    and line[i + 1 : i + 2] in ("「", "『") and i + 1 > start):
+                pieces.append(line[start : i + 1])
+                start = i + 1
         elif ch in _MARKS:
             end = _MARK_RUN.match(line, i).end()
             if not stack and _ends_sentence(line, i, end):
