@@ -157,7 +157,7 @@ def evaluate_model(
                 generator, _, gen_kind = load_model(generator_path)
                 if gen_kind != MASKED_LM:
                     raise UserError(f"--generator {generator_path}: not a masked-LM model")
-                if tokenizer_key(generator_path) != key:
+                if tokenizer_key(generator_path) != key[0]:
                     raise UserError(f"--generator {generator_path}: its tokenizer differs from {path}'s")
             figures = replaced_token_metrics(model, heldout, seed=seed, generator=generator,
                                              candidates=ordinary_token_ids(tokenizer), **common)
