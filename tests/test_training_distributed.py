@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from ja_pretrain.errors import UserError
 from training_support import free_port
 
 DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
@@ -100,3 +101,33 @@ def test_two_node_torchrun_on_localhost_trains_and_checkpoints(tiny, tmp_path):
     assert [r["step"] for r in records if r["split"] == "train"] == [2, 4]
     assert (model_dir / "final" / "model.safetensors").is_file()
     assert "run-pretraining: step 4" in outputs[0]
+
+
+def _step_check(rank: int, port: int, steps: list[int], report: str) -> None:
+    import torch.distributed as dist
+
+    from ja_pretrain.training.distributed import DistContext, check_same_step
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        try:
+            check_same_step(steps[rank], DistContext(rank=rank, world_size=2))
+            outcome = "ok"
+        except UserError as err:
+            outcome = str(err)
+        with open(f"{report}.{rank}", "w", encoding="utf-8") as f:
+            f.write(outcome)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("steps, agree", [([40, 40], True), ([40, 0], False)])
+def test_ranks_must_start_from_the_same_step(tmp_path, steps, agree):
+    """A node that cannot see the checkpoint rank 0 resumed would start at 0: every rank refuses."""
+    report = str(tmp_path / "report")
+    mp.spawn(_step_check, args=(free_port(), steps, report), nprocs=2, join=True)
+    outcomes = [open(f"{report}.{r}", encoding="utf-8").read() for r in (0, 1)]
+    if agree:
+        assert outcomes == ["ok", "ok"]
+    else:
+        assert all("different steps (0 to 40)" in o for o in outcomes)
