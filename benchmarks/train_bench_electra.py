@@ -40,11 +40,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_bench import OUT_DIR, load_average, params_for, prepare_data  # noqa: E402  (the shared data cache)
+from train_bench import OUT_DIR, PackedRows, load_average, params_for, prepare_data  # noqa: E402  (shared with the BERT bench)
 
 PRESET, LENGTH, BATCH = "electra-small", 128, 32
 PRECISIONS = ("fp32", "bf16")
@@ -94,22 +93,6 @@ class NaiveElectra(torch.nn.Module):
         disc = self.discriminator(input_ids=corrupted, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                   labels=replaced)
         return {"loss": gen.loss + RTD_WEIGHT * disc.loss}
-
-
-class PackedRows(torch.utils.data.Dataset):
-    """Our packed samples as the per-example dicts a transformers Trainer expects."""
-
-    def __init__(self, dataset: Path):
-        from ja_pretrain.dataset import open_samples
-
-        self.samples = open_samples(dataset, "train")
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        row = self.samples.batch(np.array([i]))
-        return {k: row[k][0].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")}
 
 
 def run_pair(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int, steps: int, peak: float):

@@ -11,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ja_pretrain.cli import main
-from training_support import build_tiny_run, free_port, pretrain_cli, train_log
+from training_support import build_tiny_run, build_trainer, free_port, one_step_gradients, pretrain_cli, train_log
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 
@@ -122,27 +122,6 @@ def test_continued_pretraining_from_an_extracted_pair(trained, tiny, tmp_path):
     assert first["generator_loss"] < fresh["generator_loss"] - 0.5
 
 
-def _trainer(tiny, model_dir, batch_size, ctx):
-    from ja_pretrain.config.parameters import load_parameters
-    from ja_pretrain.training.objective import ObjectiveOptions
-    from ja_pretrain.training.trainer import TrainConfig, Trainer
-
-    params = load_parameters("electra-micro").replace(batch_size=batch_size, accumulation_steps=2)
-    cfg = TrainConfig(dataset_dir=tiny.dataset, tokenizer_dir=tiny.tokenizer, model_dir=Path(model_dir), params=params,
-                      options=ObjectiveOptions(hidden_dropout=0.0, attention_dropout=0.0), progress=False,
-                      peak_flops=1e9)
-    return Trainer(cfg, ctx)
-
-
-def _one_step(trainer):
-    from ja_pretrain.training.metrics import MetricWindow
-
-    window = MetricWindow()
-    trainer.accumulate_gradients(window)
-    grads = {n: p.grad.detach().clone() for n, p in trainer.objective.named_parameters() if p.grad is not None}
-    return grads, window.reduce(trainer.ctx, trainer.ctx.device)
-
-
 def _gloo_worker(rank, port, tiny, out_dir):
     from ja_pretrain.training.distributed import setup_distributed, teardown_distributed
 
@@ -151,7 +130,7 @@ def _gloo_worker(rank, port, tiny, out_dir):
                       LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", GROUP_RANK=str(rank))
     ctx = setup_distributed("cpu")
     try:
-        grads, values = _one_step(_trainer(tiny, Path(out_dir) / "model", {"0": 3, "1": 5}, ctx))
+        grads, values = one_step_gradients(build_trainer(tiny, Path(out_dir) / "model", "electra-micro", {"0": 3, "1": 5}, ctx))
         torch.save({"grads": grads, "values": values}, Path(out_dir) / f"rank{rank}.pt")
     finally:
         teardown_distributed()
@@ -163,7 +142,7 @@ def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(
 
     mp.spawn(_gloo_worker, args=(free_port(), tiny, str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    grads, values = _one_step(_trainer(tiny, tmp_path / "single", 8, DistContext()))
+    grads, values = one_step_gradients(build_trainer(tiny, tmp_path / "single", "electra-micro", 8, DistContext()))
     for key in ("loss_count/generator", "loss_count/discriminator", "num/replaced_fraction"):
         assert values[key] == ranks[0]["values"][key], key
     for key in ("loss_sum/generator", "loss_sum/discriminator"):

@@ -11,30 +11,9 @@ import torch
 import torch.multiprocessing as mp
 
 from ja_pretrain.errors import UserError
-from training_support import free_port
+from training_support import build_trainer, free_port, one_step_gradients
 
 DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
-
-
-def _trainer(tiny, model_dir, batch_size, ctx):
-    from ja_pretrain.config.parameters import load_parameters
-    from ja_pretrain.training.objective import ObjectiveOptions
-    from ja_pretrain.training.trainer import TrainConfig, Trainer
-
-    params = load_parameters("bert-micro").replace(batch_size=batch_size, accumulation_steps=2)
-    cfg = TrainConfig(dataset_dir=tiny.dataset, tokenizer_dir=tiny.tokenizer, model_dir=Path(model_dir), params=params,
-                      options=ObjectiveOptions(whole_word_mask=True, hidden_dropout=0.0, attention_dropout=0.0),
-                      progress=False, peak_flops=1e9)
-    return Trainer(cfg, ctx)
-
-
-def _one_step_gradients(trainer):
-    from ja_pretrain.training.metrics import MetricWindow
-
-    window = MetricWindow()
-    trainer.accumulate_gradients(window)
-    grads = {name: p.grad.detach().clone() for name, p in trainer.objective.named_parameters() if p.grad is not None}
-    return grads, window.reduce(trainer.ctx, trainer.ctx.device)
 
 
 def _gloo_worker(rank, port, tiny, out_dir):
@@ -47,8 +26,8 @@ def _gloo_worker(rank, port, tiny, out_dir):
                       LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", GROUP_RANK=str(rank))
     ctx = setup_distributed("cpu")
     try:
-        trainer = _trainer(tiny, Path(out_dir) / "model", {"0": 3, "1": 5}, ctx)
-        grads, values = _one_step_gradients(trainer)
+        trainer = build_trainer(tiny, Path(out_dir) / "model", "bert-micro", {"0": 3, "1": 5}, ctx, whole_word_mask=True)
+        grads, values = one_step_gradients(trainer)
         local_masked = sum(int(trainer.objective.loss_counts(x)["mlm"]) for x in trainer._micro_batches()[0])
         torch.save({"grads": grads, "values": values, "local_masked": local_masked,
                     "per_rank": trainer.layout.per_rank}, Path(out_dir) / f"rank{rank}.pt")
@@ -65,8 +44,8 @@ def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(
     # the two ranks hold different numbers of masked tokens, so averaging per-rank means would be wrong
     assert ranks[0]["local_masked"] != ranks[1]["local_masked"]
 
-    single = _trainer(tiny, tmp_path / "single", 8, DistContext())
-    grads, values = _one_step_gradients(single)
+    single = build_trainer(tiny, tmp_path / "single", "bert-micro", 8, DistContext(), whole_word_mask=True)
+    grads, values = one_step_gradients(single)
     assert values["loss_count/mlm"] == ranks[0]["values"]["loss_count/mlm"]
     assert values["loss_sum/mlm"] == pytest.approx(ranks[0]["values"]["loss_sum/mlm"], rel=1e-5)
     assert set(grads) == set(ranks[0]["grads"])

@@ -51,3 +51,26 @@ def pretrain_cli(tiny: TinyRun, model_dir, *extra: str, model_type: str | None =
     if model_type:
         argv += ["--model_type", model_type]
     return main(argv + list(extra))
+
+
+def build_trainer(tiny: TinyRun, model_dir, model_type: str, batch_size, ctx, **options):
+    """A Trainer on the tiny run with dropout off (so gradients compare exactly), 2 micro-steps."""
+    from ja_pretrain.config.parameters import load_parameters
+    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.training.trainer import TrainConfig, Trainer
+
+    params = load_parameters(model_type).replace(batch_size=batch_size, accumulation_steps=2)
+    cfg = TrainConfig(dataset_dir=tiny.dataset, tokenizer_dir=tiny.tokenizer, model_dir=Path(model_dir), params=params,
+                      options=ObjectiveOptions(hidden_dropout=0.0, attention_dropout=0.0, **options),
+                      progress=False, peak_flops=1e9)
+    return Trainer(cfg, ctx)
+
+
+def one_step_gradients(trainer):
+    """Forward and backward of one optimizer step: the gradients and the step's reduced metrics."""
+    from ja_pretrain.training.metrics import MetricWindow
+
+    window = MetricWindow()
+    trainer.accumulate_gradients(window)
+    grads = {name: p.grad.detach().clone() for name, p in trainer.objective.named_parameters() if p.grad is not None}
+    return grads, window.reduce(trainer.ctx, trainer.ctx.device)
