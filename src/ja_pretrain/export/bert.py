@@ -17,10 +17,22 @@ from ja_pretrain.tokenization.files import copy_tokenizer
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
 from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def fmt(value: Any, digits: int = 4) -> str:
+    """A figure for a model card: n/a for missing or non-finite values."""
     if isinstance(value, float):
         return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
     return "n/a" if value is None else str(value)
+
+
+def usage_lines(auto: str) -> list[str]:
+    """The model card's how-to-load snippet."""
+    return [
+        "```python",
+        f"from transformers import AutoTokenizer, {auto}",
+        "tokenizer = AutoTokenizer.from_pretrained(PATH)  # BertJapaneseTokenizer: needs fugashi + its dictionary",
+        f"model = {auto}.from_pretrained(PATH)",
+        "```",
+    ]
 
 
 def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config: dict, train_state: dict,
@@ -36,11 +48,7 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
         f"A `{architecture}` trained from scratch by `ja-pretrain run-pretraining`"
         + (f", starting from the weights of `{facts['init_from']}`" if facts.get("init_from") else "") + ".",
         "",
-        "```python",
-        f"from transformers import AutoTokenizer, {auto}",
-        "tokenizer = AutoTokenizer.from_pretrained(PATH)  # BertJapaneseTokenizer: needs fugashi + its dictionary",
-        f"model = {auto}.from_pretrained(PATH)",
-        "```",
+        *usage_lines(auto),
         "",
         "## Data",
         f"- input: `{data}`",
@@ -74,9 +82,9 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
     ]
     for name, record in (("valid (held out)", last_valid), ("train (last log window)", last_train)):
         if record:
-            row = f"| {name} | {_fmt(record.get('loss'))} | {_fmt(record.get('mlm_loss'))} | {_fmt(record.get('mlm_accuracy'))} |"
+            row = f"| {name} | {fmt(record.get('loss'))} | {fmt(record.get('mlm_loss'))} | {fmt(record.get('mlm_accuracy'))} |"
             if "nsp_accuracy" in last_valid:
-                row += f" {_fmt(record.get('nsp_accuracy'))} |"
+                row += f" {fmt(record.get('nsp_accuracy'))} |"
             lines.append(row)
     if last_valid:
         lines.append(f"\nHeld-out: the first {last_valid.get('samples')} samples of the valid split, with fixed masks.")

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from ja_pretrain.errors import UserError
+from ja_pretrain.export.bert import fmt, usage_lines
 from ja_pretrain.tokenization.files import copy_tokenizer
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
 from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
@@ -35,12 +35,6 @@ log = logging.getLogger(__name__)
 # Preset keys that fix the networks' shapes; the others (steps, batch, lr) may differ freely.
 SHAPE_KEYS = ("number-of-layers", "hidden-size", "embedding-size", "ffn-inner-hidden-size", "attention-heads",
               "generator-size", "sequence-length")
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if isinstance(value, float):
-        return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
-    return "n/a" if value is None else str(value)
 
 
 # -- MODEL_DIR/final --------------------------------------------------------------------------------
@@ -89,7 +83,7 @@ def joint_model_card(*, params: Any, options: Any, train_state: dict, last_train
               "| :-- | --: | --: | --: | --: | --: | --: | --: |"]
     for name, record in (("valid (held out)", last_valid), ("train (last log window)", last_train)):
         if record:
-            lines.append(f"| {name} | " + " | ".join(_fmt(record.get(k)) for k in (
+            lines.append(f"| {name} | " + " | ".join(fmt(record.get(k)) for k in (
                 "loss", "generator_loss", "generator_accuracy", "discriminator_loss", "discriminator_accuracy",
                 "discriminator_precision", "discriminator_recall")) + " |")
     lines.append("\nLicense: choose one compatible with your training data before publishing.")
@@ -220,11 +214,7 @@ def half_model_card(*, role: str, architecture: str, auto: str, joint: dict, sou
         "",
         f"An `{architecture}` extracted by `ja-pretrain extract-electra` from `{source}`. {use}",
         "",
-        "```python",
-        f"from transformers import AutoTokenizer, {auto}",
-        "tokenizer = AutoTokenizer.from_pretrained(PATH)  # BertJapaneseTokenizer: needs fugashi + its dictionary",
-        f"model = {auto}.from_pretrained(PATH)",
-        "```",
+        *usage_lines(auto),
         "",
         "| setting | value |",
         "| :-- | :-- |",
