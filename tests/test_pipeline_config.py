@@ -13,7 +13,7 @@ from ja_pretrain.pipeline import run_pipeline
 from ja_pretrain.pipeline.config import load_config
 
 TESTS = Path(__file__).parent
-FAKES = "test_pipeline_fakes"
+FAKES = "pipeline_fakes"
 
 GOOD = f"""\
 run_dir: RUN
@@ -64,7 +64,7 @@ def _fails(tmp_path, config, match, *overrides):
 BAD_CASES = [
     # (edit of the good config, expected message)
     (("run_dir: RUN", "run_dir: RUN\nrundir: x"), r"c.yaml:2: unknown key 'rundir'"),
-    (("    command: test_pipeline_fakes:FakeCorpus", "    command: test_pipeline_fakes:FakeCorpus\n    argz: {}"),
+    (("    command: pipeline_fakes:FakeCorpus", "    command: pipeline_fakes:FakeCorpus\n    argz: {}"),
      r"c.yaml:7: unknown key 'stages.corpus.argz'"),
     (("      kind: wordpiece", "      kind: wordpiece\n      vocab_sise: 10"),
      r"c.yaml:14: stage 'tokenizer': unknown option 'vocab_sise' .*vocab_size"),
@@ -74,7 +74,7 @@ BAD_CASES = [
     (("      do_whole_word_mask: false", "      do_whole_word_mask: 1"), r"option 'do_whole_word_mask' is a switch"),
     (("      input_file: ${corpus}\n      kind", "      input_file: ${model}\n      kind"),
      r"c.yaml:12: \$\{model\} names no earlier stage"),
-    (("command: test_pipeline_fakes:FakeTrain", "command: train-the-model"), r"c.yaml:15: .*unknown command 'train-the-model'"),
+    (("command: pipeline_fakes:FakeTrain", "command: train-the-model"), r"c.yaml:15: .*unknown command 'train-the-model'"),
     (("      tokenizer_dir: ${tokenizer}\n", ""), r"stage 'model' .*required: --tokenizer_dir"),
     (("stages:", "stages: 3\nx:"), r"c.yaml:5: unknown key 'x'"),
     (("  text: TEXT", "  text: TEXT-missing"), r"c.yaml:8: stage 'corpus': input 'inputs' .*in.txt-missing: no such file"),
@@ -82,7 +82,7 @@ BAD_CASES = [
     (("inputs: [\"${vars.text}\"]", "inputs: [\"${vars.txt}\"]"), r"no variable 'txt' under vars"),
     (("run_dir: RUN", "run_dir: [RUN"), r"c.yaml:\d+: not valid YAML"),
     # A missing file beside one an earlier stage makes is still caught.
-    (("  tokenizer:\n", "  corpus2:\n    command: test_pipeline_fakes:FakeCorpus\n"
+    (("  tokenizer:\n", "  corpus2:\n    command: pipeline_fakes:FakeCorpus\n"
       "    args: {inputs: [\"${corpus}/text.txt\", \"/nonexistent/*.txt\"]}\n  tokenizer:\n"),
      r"stage 'corpus2': input 'inputs' /nonexistent/\*.txt: no file matches"),
 ]

@@ -13,7 +13,7 @@ from ja_pretrain.errors import UserError
 from ja_pretrain.pipeline import run_pipeline
 
 TESTS = Path(__file__).parent
-FAKES = "test_pipeline_fakes"
+FAKES = "pipeline_fakes"
 
 CONFIG = f"""\
 run_dir: RUN

@@ -1,4 +1,4 @@
-"""Small fake stages with the subcommand interface, for the pipeline tests (no tests here).
+"""Small fake stages with the subcommand interface, for the pipeline tests.
 
 Each appends "NAME ARGV" to the file named by $FAKE_CALLS, so tests can see what ran.
 FakeTokenize crashes half-way (output half written, no manifest) while $FAKE_CRASH names a
