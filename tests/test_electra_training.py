@@ -3,7 +3,6 @@ exact resume, continued pretraining from an extracted pair."""
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,8 @@ import torch
 import torch.multiprocessing as mp
 
 from ja_pretrain.cli import main
-from training_support import build_tiny_run, build_trainer, free_port, one_step_gradients, pretrain_cli, train_log
+from training_support import (build_tiny_run, build_trainer, free_port, join_two_nodes, one_step_gradients,
+                              pretrain_cli, train_log)
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 
@@ -123,12 +123,9 @@ def test_continued_pretraining_from_an_extracted_pair(trained, tiny, tmp_path):
 
 
 def _gloo_worker(rank, port, tiny, out_dir):
-    from ja_pretrain.training.distributed import setup_distributed, teardown_distributed
+    from ja_pretrain.training.distributed import teardown_distributed
 
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", GROUP_RANK=str(rank))
-    ctx = setup_distributed("cpu")
+    ctx = join_two_nodes(rank, port)
     try:
         grads, values = one_step_gradients(build_trainer(tiny, Path(out_dir) / "model", "electra-micro", {"0": 3, "1": 5}, ctx))
         torch.save({"grads": grads, "values": values}, Path(out_dir) / f"rank{rank}.pt")

@@ -11,20 +11,16 @@ import torch
 import torch.multiprocessing as mp
 
 from ja_pretrain.errors import UserError
-from training_support import build_trainer, free_port, one_step_gradients
+from training_support import build_trainer, free_port, join_two_nodes, one_step_gradients
 
 DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
 
 
 def _gloo_worker(rank, port, tiny, out_dir):
     from ja_pretrain.config.parameters import load_parameters  # noqa: F401  (import before the group)
-    from ja_pretrain.training.distributed import setup_distributed, teardown_distributed
+    from ja_pretrain.training.distributed import teardown_distributed
 
-    torch.set_num_threads(1)
-    # two "nodes" of one process each, with node batch sizes 3 and 5
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", GROUP_RANK=str(rank))
-    ctx = setup_distributed("cpu")
+    ctx = join_two_nodes(rank, port)  # two one-process nodes, batch sizes 3 and 5
     try:
         trainer = build_trainer(tiny, Path(out_dir) / "model", "bert-micro", {"0": 3, "1": 5}, ctx, whole_word_mask=True)
         grads, values = one_step_gradients(trainer)

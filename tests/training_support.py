@@ -74,3 +74,18 @@ def one_step_gradients(trainer):
     trainer.accumulate_gradients(window)
     grads = {name: p.grad.detach().clone() for name, p in trainer.objective.named_parameters() if p.grad is not None}
     return grads, window.reduce(trainer.ctx, trainer.ctx.device)
+
+
+def join_two_nodes(rank: int, port: int):
+    """Inside a spawned process: join a gloo group of two one-process "nodes" on 127.0.0.1, as
+    torchrun would set it up; returns the DistContext (tear down with teardown_distributed)."""
+    import os
+
+    import torch
+
+    from ja_pretrain.training.distributed import setup_distributed
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", GROUP_RANK=str(rank))
+    return setup_distributed("cpu")

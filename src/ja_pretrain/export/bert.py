@@ -8,32 +8,14 @@ when complete; manifest.json is written last.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.export.common import fmt, usage_lines, write_final_manifest
 from ja_pretrain.tokenization.files import copy_tokenizer
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
-from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A figure for a model card: n/a for missing or non-finite values."""
-    if isinstance(value, float):
-        return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
-    return "n/a" if value is None else str(value)
-
-
-def usage_lines(auto: str) -> list[str]:
-    """The model card's how-to-load snippet."""
-    return [
-        "```python",
-        f"from transformers import AutoTokenizer, {auto}",
-        "tokenizer = AutoTokenizer.from_pretrained(PATH)  # BertJapaneseTokenizer: needs fugashi + its dictionary",
-        f"model = {auto}.from_pretrained(PATH)",
-        "```",
-    ]
-
+from ja_pretrain.utils.manifest import read_manifest
 
 def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config: dict, train_state: dict,
                dataset_manifest: dict | None, last_train: dict, last_valid: dict, facts: dict) -> str:
@@ -110,16 +92,8 @@ def export_bert_final(objective: Any, out_dir: str | os.PathLike, *, tokenizer_d
             architecture=architecture, params=params, options=options, tokenizer_config=tokenizer_config,
             train_state=train_state, dataset_manifest=dataset_manifest, last_train=last_train,
             last_valid=last_valid, facts=facts))
-        write_manifest(
-            tmp, stage="pretrain",
-            inputs={"dataset": (dataset_manifest or {}).get("fingerprint", str(dataset_dir)),
-                    "tokenizer_files": tokenizer_names, "init_from": str(facts.get("init_from") or "")},
-            options={"parameters": params.to_json_dict(), "model_type": params.model_type,
-                     "objective": {k: v for k, v in vars(options).items() if k != "extra"},
-                     "architecture": architecture},
-            counts={"steps": train_state.get("step"), "tokens_seen": train_state.get("tokens_seen"),
-                    "samples_seen": train_state.get("samples_seen")},
-            extra={"final_valid": last_valid, "final_train": last_train,
-                   "train_state_fingerprint": fingerprint(train_state)},
-        )
+        write_final_manifest(tmp, params=params, options=options, architecture=architecture,
+                             dataset_dir=dataset_dir, dataset_manifest=dataset_manifest,
+                             tokenizer_names=tokenizer_names, train_state=train_state, facts=facts,
+                             last_train=last_train, last_valid=last_valid)
     return Path(out_dir)

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from ja_pretrain.errors import UserError
-from ja_pretrain.export.bert import fmt, usage_lines
+from ja_pretrain.export.common import fmt, usage_lines, write_final_manifest
 from ja_pretrain.tokenization.files import copy_tokenizer
-from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
-from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
+from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from ja_pretrain.utils.manifest import read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +100,15 @@ def export_electra_final(objective: Any, out_dir: str | os.PathLike, *, tokenize
     with atomic_directory(out_dir) as tmp:
         objective.save_model(tmp)
         tokenizer_names = copy_tokenizer(tokenizer_dir, tmp)
-        atomic_write_json_state(tmp, train_state)
+        atomic_write_json(tmp / "trainer_state.json", train_state)  # for extract-electra's model cards
         atomic_write_text(tmp / "README.md", joint_model_card(
             params=params, options=options, train_state=train_state, last_train=last_train,
             last_valid=last_valid, facts=facts))
-        write_manifest(
-            tmp, stage="pretrain",
-            inputs={"dataset": (dataset_manifest or {}).get("fingerprint", str(dataset_dir)),
-                    "tokenizer_files": tokenizer_names, "init_from": str(facts.get("init_from") or "")},
-            options={"parameters": params.to_json_dict(), "model_type": params.model_type,
-                     "objective": {k: v for k, v in vars(options).items() if k != "extra"},
-                     "architecture": "ElectraJointModel"},
-            counts={"steps": train_state.get("step"), "tokens_seen": train_state.get("tokens_seen"),
-                    "samples_seen": train_state.get("samples_seen")},
-            extra={"final_valid": last_valid, "final_train": last_train,
-                   "train_state_fingerprint": fingerprint(train_state)},
-        )
+        write_final_manifest(tmp, params=params, options=options, architecture="ElectraJointModel",
+                             dataset_dir=dataset_dir, dataset_manifest=dataset_manifest,
+                             tokenizer_names=tokenizer_names, train_state=train_state, facts=facts,
+                             last_train=last_train, last_valid=last_valid)
     return Path(out_dir)
-
-
-def atomic_write_json_state(directory: Path, train_state: dict) -> None:
-    """final/trainer_state.json: the step and tokens, for extract-electra's model cards."""
-    atomic_write_text(directory / "trainer_state.json", json.dumps(train_state, indent=2, ensure_ascii=False) + "\n")
 
 
 # -- extract-electra --------------------------------------------------------------------------------
