@@ -7,7 +7,9 @@ The baseline is what a user would otherwise run, as transformers' run_mlm.py doe
 the same model configuration (the preset, SDPA attention), the same packed samples, the same
 optimizer settings and precision. Ours is `ja_pretrain.training.trainer.Trainer` (MLM head at
 masked positions only, vectorised masking from the memmap dataset, fused AdamW, no host sync
-per step). Configurations: the bert-small preset at sequence 128 and batch 32 (the issue's),
+per step, and on a CPU the cheaper dropout and attention of `ja_pretrain.models.cpu_ops`). On a
+CPU a third arm, ours with PyTorch's dropout and SDPA (`--torch_dropout`), runs in the same
+rotation and shows that last part's share (skip it with --no_ablation). Configurations: the bert-small preset at sequence 128 and batch 32 (the issue's),
 and the bert-tiny preset at its sequence 512 with batch 8 (the same 4,096 positions per step);
 fp32 and bf16 autocast each.
 
@@ -92,14 +94,14 @@ def params_for(preset: str, batch: int):
 class Ours:
     """ja-pretrain's Trainer, stepped one optimizer step at a time."""
 
-    def __init__(self, preset, batch, tokenizer, dataset, precision, peak, model_dir):
+    def __init__(self, preset, batch, tokenizer, dataset, precision, peak, model_dir, cpu_ops=True):
         from ja_pretrain.training.distributed import DistContext
         from ja_pretrain.training.metrics import MetricWindow
         from ja_pretrain.training.trainer import TrainConfig, Trainer
 
         cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=Path(model_dir),
                           params=params_for(preset, batch), precision=precision, progress=False, peak_flops=peak,
-                          export=False)
+                          export=False, cpu_ops=cpu_ops)
         self.trainer = Trainer(cfg, DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu")))
         self.window = MetricWindow()
         self.steps = 0
@@ -132,10 +134,12 @@ class PackedRows(torch.utils.data.Dataset):
         return {k: row[k][0].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")}
 
 
-def run_interleaved(preset, batch, tokenizer_dir, dataset, precision, warmup, steps, peak):
+def run_interleaved(preset, batch, tokenizer_dir, dataset, precision, warmup, steps, peak, ablation):
     """transformers' Trainer.train() for warmup + steps steps; after each of its steps, one step of
-    ours (from a callback, timed apart), so the two alternate step by step under the same load.
-    Returns (baseline step seconds, our step seconds, our useful FLOPs per step), warm-up dropped."""
+    ours (from a callback, timed apart), so the two alternate step by step under the same load; with
+    `ablation`, then one step of ours with PyTorch's dropout and SDPA (cpu_ops=False).
+    Returns (baseline step seconds, our step seconds, ablation step seconds or [], our useful FLOPs
+    per step), warm-up dropped."""
     from transformers import (AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
                               TrainerCallback, TrainingArguments)
     from transformers.utils import logging as hf_logging
@@ -153,9 +157,12 @@ def run_interleaved(preset, batch, tokenizer_dir, dataset, precision, warmup, st
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     baseline_times: list[tuple[float, float]] = []
     our_times: list[tuple[float, float]] = []
+    torch_ops_times: list[tuple[float, float]] = []
 
     with tempfile.TemporaryDirectory() as tmp:
         ours = Ours(preset, batch, tokenizer_dir, dataset, precision, peak, Path(tmp) / "ours")
+        torch_ops = (Ours(preset, batch, tokenizer_dir, dataset, precision, peak, Path(tmp) / "torch-ops", cpu_ops=False)
+                     if ablation else None)
 
         class Alternate(TrainerCallback):
             def on_step_begin(self, args, state, control, **kwargs):
@@ -167,6 +174,8 @@ def run_interleaved(preset, batch, tokenizer_dir, dataset, precision, warmup, st
                 _sync()
                 baseline_times.append(elapsed(self.mark))
                 our_times.append(ours.step())
+                if torch_ops is not None:
+                    torch_ops_times.append(torch_ops.step())
                 self.mark = clocks()
 
         args = TrainingArguments(
@@ -181,7 +190,9 @@ def run_interleaved(preset, batch, tokenizer_dir, dataset, precision, warmup, st
             trainer.train()
         flops = ours.flops_per_step()
         ours.trainer.logger.close()
-    return baseline_times[warmup:], our_times[warmup:], flops
+        if torch_ops is not None:
+            torch_ops.trainer.logger.close()
+    return baseline_times[warmup:], our_times[warmup:], torch_ops_times[warmup:], flops
 
 
 def clocks() -> tuple[float, float]:
@@ -231,6 +242,8 @@ def main() -> int:
     parser.add_argument("--only", choices=[c[0] for c in CONFIGS], help="run one preset")
     parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's choice)")
     parser.add_argument("--prepare_only", action="store_true", help="build the data and stop")
+    parser.add_argument("--no_ablation", action="store_true",
+                        help="on a CPU, skip the third arm: ours with PyTorch's dropout and SDPA (--torch_dropout)")
     args = parser.parse_args()
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be at least 1")
@@ -248,6 +261,7 @@ def main() -> int:
     # On a CPU shared with other users, CPU seconds of this process measure the work; wall time
     # also counts other users' load. (Use --threads 1 there: idle OpenMP threads spin and burn CPU.)
     clock = 0 if torch.cuda.is_available() else 1
+    ablation = not torch.cuda.is_available() and not args.no_ablation  # cpu_ops only act on a CPU
     clock_name = "wall" if clock == 0 else "CPU-time"
     peaks = measure_peaks(clock)
     from ja_pretrain.dataset import open_samples
@@ -262,8 +276,8 @@ def main() -> int:
                 skipped.append(f"{preset} {precision}")
                 continue
             tokens = batch * length
-            b, o, flops = run_interleaved(preset, batch, tokenizer, datasets[length], precision, args.warmup,
-                                          args.steps, peaks[precision])
+            b, o, t, flops = run_interleaved(preset, batch, tokenizer, datasets[length], precision, args.warmup,
+                                             args.steps, peaks[precision], ablation)
             ratios = [bt[clock] / ot[clock] for bt, ot in zip(b, o)]  # step-time ratio = tokens/s ratio
             wall_ratios = [bt[0] / ot[0] for bt, ot in zip(b, o)]
             base_tps = tokens / statistics.median(t[clock] for t in b)
@@ -280,6 +294,10 @@ def main() -> int:
                 "baseline_mfu": base_tps * per_token / peaks[precision], "ours_mfu": ours_tps * per_token / peaks[precision],
                 "useful_flops_per_token": per_token,
             })
+            if t:  # the cheaper CPU dropout/attention's share: ours with PyTorch's ops, same pairs
+                rows[-1].update({"ours_torch_ops_step_wall_cpu_s": t,
+                                 "ours_torch_ops_tokens_per_s": tokens / statistics.median(x[clock] for x in t),
+                                 "cpu_ops_gain_median": statistics.median(x[clock] / y[clock] for x, y in zip(t, o))})
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     header = (f"train_bench on {device}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
@@ -294,6 +312,18 @@ def main() -> int:
             f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
             f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
             f"{r['wall_ratio_median']:.2f}x | {100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
+    if any("cpu_ops_gain_median" in r for r in rows):
+        lines += ["", ("Ablation: ours with PyTorch's dropout and SDPA attention (`--torch_dropout`), in the same "
+                       "step rotation:"), "",
+                  (f"| preset (seq x batch) | precision | ours, PyTorch ops tok/s ({clock_name}) | its ratio to baseline | "
+                   "gain from our CPU dropout/attention |"),
+                  "| :-- | :-- | --: | --: | --: |"]
+        for r in rows:
+            if "cpu_ops_gain_median" in r:
+                lines.append(f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | "
+                             f"{r['ours_torch_ops_tokens_per_s']:.0f} | "
+                             f"{r['ours_torch_ops_tokens_per_s'] / r['baseline_tokens_per_s']:.2f}x | "
+                             f"{r['cpu_ops_gain_median']:.2f}x |")
     lines.append(f"\nBaseline and ours alternate step by step in one process: {args.steps} timed steps each after "
                  f"{args.warmup} warm-up; tok/s from the median step, ratio = median per-pair step-time ratio; "
                  f"setup (data build) {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s."

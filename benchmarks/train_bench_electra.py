@@ -13,7 +13,10 @@ sequences of 128 in batches of 32, from the same packed samples, fp32 and bf16 a
   Trainer's AdamW, linear schedule, clipping, weight decay and precision flags.
 - ours: `ja_pretrain.training.trainer.Trainer` with the ELECTRA objective (generator head at
   masked positions only, masking from pre-drawn noise on the batch, count-weighted loss, fused
-  AdamW, no host sync per step).
+  AdamW, no host sync per step, and on a CPU the cheaper dropout and attention of
+  `ja_pretrain.models.cpu_ops`).
+- on a CPU, a third arm: ours with PyTorch's dropout and SDPA (`--torch_dropout`), in the same
+  rotation, to show that last part's share (skip it with --no_ablation).
 
 Both live in one process and alternate step by step: after each baseline step (timed from the
 end of our previous step, so its data loading and masking count) a callback runs one step of
@@ -60,13 +63,13 @@ def device() -> torch.device:
 
 
 # -- ours: the real trainer ----------------------------------------------------------------------------
-def make_ours(tokenizer: Path, dataset: Path, precision: str, peak: float, model_dir: Path):
+def make_ours(tokenizer: Path, dataset: Path, precision: str, peak: float, model_dir: Path, cpu_ops: bool = True):
     from ja_pretrain.training.distributed import DistContext
     from ja_pretrain.training.trainer import TrainConfig, Trainer
 
     cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=model_dir,
                       params=params_for(PRESET, BATCH), precision=precision, progress=False, peak_flops=peak,
-                      export=False)
+                      export=False, cpu_ops=cpu_ops)
     return Trainer(cfg, DistContext(device=device()))
 
 
@@ -95,8 +98,10 @@ class NaiveElectra(torch.nn.Module):
         return {"loss": gen.loss + RTD_WEIGHT * disc.loss}
 
 
-def run_pair(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int, steps: int, peak: float):
-    """Baseline and ours alternating step by step; returns (baseline times, our times, our FLOPs/step)."""
+def run_pair(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int, steps: int, peak: float,
+             ablation: bool):
+    """Baseline and ours alternating step by step (then, with `ablation`, ours with PyTorch's dropout
+    and SDPA); returns (baseline times, our times, ablation times or [], our FLOPs/step)."""
     from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, ElectraForMaskedLM,
                               ElectraForPreTraining, Trainer, TrainerCallback, TrainingArguments)
     from transformers.utils import logging as hf_logging
@@ -115,10 +120,12 @@ def run_pair(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int, st
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     baseline_times: list[float] = []
     our_times: list[float] = []
+    torch_ops_times: list[float] = []
     window = MetricWindow()
 
     with tempfile.TemporaryDirectory() as tmp:
         ours = make_ours(tokenizer_dir, dataset, precision, peak, Path(tmp) / "ours")
+        torch_ops = make_ours(tokenizer_dir, dataset, precision, peak, Path(tmp) / "torch-ops", cpu_ops=False) if ablation else None
 
         class Interleave(TrainerCallback):
             last = 0.0
@@ -134,6 +141,11 @@ def run_pair(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int, st
                 _sync()
                 Interleave.last = time.perf_counter()
                 our_times.append(Interleave.last - now)
+                if torch_ops is not None:
+                    torch_ops.train_step(MetricWindow())
+                    _sync()
+                    now, Interleave.last = Interleave.last, time.perf_counter()
+                    torch_ops_times.append(Interleave.last - now)
 
         args = TrainingArguments(
             output_dir=str(Path(tmp) / "hf"), per_device_train_batch_size=BATCH, max_steps=warmup + steps,
@@ -148,7 +160,9 @@ def run_pair(tokenizer_dir: Path, dataset: Path, precision: str, warmup: int, st
             trainer.train()
         flops = window.reduce(ours.ctx, ours.ctx.device)["flops"] / len(our_times)
         ours.logger.close()
-    return baseline_times[warmup:], our_times[warmup:], flops
+        if torch_ops is not None:
+            torch_ops.logger.close()
+    return baseline_times[warmup:], our_times[warmup:], torch_ops_times[warmup:], flops
 
 
 def measure_peaks() -> dict[str, float]:
@@ -167,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's choice)")
     parser.add_argument("--batch", type=int, default=BATCH, help="sequences per step (32 is the issue's)")
+    parser.add_argument("--no_ablation", action="store_true",
+                        help="on a CPU, skip the third arm: ours with PyTorch's dropout and SDPA (--torch_dropout)")
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be at least 1")
@@ -186,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     tokens = BATCH * LENGTH
     rows = []
     for precision in args.precisions.split(","):
-        base, ours, flops = run_pair(tokenizer, dataset, precision, args.warmup, args.steps, peaks[precision])
+        ablation = not torch.cuda.is_available() and not args.no_ablation  # cpu_ops only act on a CPU
+        base, ours, torch_ops, flops = run_pair(tokenizer, dataset, precision, args.warmup, args.steps,
+                                                peaks[precision], ablation)
         base_tps = [tokens / t for t in base]
         ours_tps = [tokens / t for t in ours]
         ratios = [b / o for b, o in zip(base, ours)]
@@ -203,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
             "ours_mfu": statistics.median(ours_tps) * per_token / peaks[precision],
             "useful_flops_per_token": per_token,
         })
+        if torch_ops:  # the cheaper CPU dropout/attention's share: ours with PyTorch's ops, same rotation
+            rows[-1].update({"ours_torch_ops_step_s": torch_ops,
+                             "ours_torch_ops_tokens_per_s": statistics.median(tokens / t for t in torch_ops),
+                             "cpu_ops_gain_median": statistics.median(t / o for t, o in zip(torch_ops, ours))})
 
     where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     header = (f"train_bench_electra on {where}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
@@ -216,6 +238,18 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
             f"{r['ours_tokens_per_s']:.0f} | {r['ratio']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
             f"{100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
+    if any("cpu_ops_gain_median" in r for r in rows):
+        lines += ["", ("Ablation: ours with PyTorch's dropout and SDPA attention (`--torch_dropout`), in the same "
+                       "step rotation:"), "",
+                  ("| preset (seq x batch) | precision | ours, PyTorch ops tok/s | its ratio to naive | "
+                   "gain from our CPU dropout/attention |"),
+                  "| :-- | :-- | --: | --: | --: |"]
+        for r in rows:
+            if "cpu_ops_gain_median" in r:
+                lines.append(f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | "
+                             f"{r['ours_torch_ops_tokens_per_s']:.0f} | "
+                             f"{r['ours_torch_ops_tokens_per_s'] / r['baseline_tokens_per_s']:.2f}x | "
+                             f"{r['cpu_ops_gain_median']:.2f}x |")
     lines.append(f"\nSteps alternate naive/ours; medians of {args.steps} timed steps each after {args.warmup} warm-up "
                  f"(ratio spread: per step pair); MFU counts useful FLOPs (generator head at masked positions only) "
                  f"for both; setup {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s.")

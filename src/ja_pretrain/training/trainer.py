@@ -32,6 +32,7 @@ import torch
 
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
+from ja_pretrain.models.cpu_ops import use_cpu_ops
 from ja_pretrain.training import checkpoint as ckpt
 from ja_pretrain.training.distributed import DistContext, all_reduce_sum, barrier, batch_layout, check_same_step
 from ja_pretrain.training.masking import draw_mask_noise
@@ -65,6 +66,7 @@ class TrainConfig:
     stop_after_steps: int | None = None  # checkpoint and stop early (e.g. to split a run into jobs)
     peak_flops: float | None = None  # per device; measured when None
     progress: bool = True
+    cpu_ops: bool = True  # on a CPU, models/cpu_ops.py's cheaper dropout and attention
     export: bool = True
     facts: dict[str, Any] = field(default_factory=dict)  # for the model card (input data etc.)
 
@@ -139,6 +141,8 @@ class Trainer:
             self.objective.load_model(cfg.init_from)
             log.info("initialised the weights from %s", cfg.init_from)
         self.objective.to(ctx.device)
+        if cfg.cpu_ops and ctx.device.type == "cpu":
+            use_cpu_ops(self.objective)
         torch.manual_seed(cfg.seed + 1_000_003 * ctx.rank)
 
         self.optimizer = build_optimizer(self.objective, params.learning_rate)
