@@ -232,6 +232,22 @@ def measure_peaks(clock: int) -> dict[str, float]:
     return peaks
 
 
+def ablation_lines(rows: list[dict], speed_header: str, baseline_name: str) -> list[str]:
+    """The ablation table (ours with PyTorch's dropout and SDPA) for the rows that ran it."""
+    ran = [r for r in rows if "cpu_ops_gain_median" in r]
+    if not ran:
+        return []
+    lines = ["", "Ablation: ours with PyTorch's dropout and SDPA attention (`--torch_dropout`), in the same step rotation:",
+             "", (f"| preset (seq x batch) | precision | {speed_header} | its ratio to {baseline_name} | "
+                  "gain from our CPU dropout/attention |"),
+             "| :-- | :-- | --: | --: | --: |"]
+    for r in ran:
+        lines.append(f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | "
+                     f"{r['ours_torch_ops_tokens_per_s']:.0f} | "
+                     f"{r['ours_torch_ops_tokens_per_s'] / r['baseline_tokens_per_s']:.2f}x | {r['cpu_ops_gain_median']:.2f}x |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=2, help="timed steps of each, alternating")
@@ -312,18 +328,7 @@ def main() -> int:
             f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
             f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
             f"{r['wall_ratio_median']:.2f}x | {100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
-    if any("cpu_ops_gain_median" in r for r in rows):
-        lines += ["", ("Ablation: ours with PyTorch's dropout and SDPA attention (`--torch_dropout`), in the same "
-                       "step rotation:"), "",
-                  (f"| preset (seq x batch) | precision | ours, PyTorch ops tok/s ({clock_name}) | its ratio to baseline | "
-                   "gain from our CPU dropout/attention |"),
-                  "| :-- | :-- | --: | --: | --: |"]
-        for r in rows:
-            if "cpu_ops_gain_median" in r:
-                lines.append(f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | "
-                             f"{r['ours_torch_ops_tokens_per_s']:.0f} | "
-                             f"{r['ours_torch_ops_tokens_per_s'] / r['baseline_tokens_per_s']:.2f}x | "
-                             f"{r['cpu_ops_gain_median']:.2f}x |")
+    lines += ablation_lines(rows, f"ours, PyTorch ops tok/s ({clock_name})", "baseline")
     lines.append(f"\nBaseline and ours alternate step by step in one process: {args.steps} timed steps each after "
                  f"{args.warmup} warm-up; tok/s from the median step, ratio = median per-pair step-time ratio; "
                  f"setup (data build) {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s."

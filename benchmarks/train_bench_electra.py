@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_bench import OUT_DIR, PackedRows, load_average, params_for, prepare_data  # noqa: E402  (shared with the BERT bench)
+from train_bench import OUT_DIR, PackedRows, ablation_lines, load_average, params_for, prepare_data  # noqa: E402  (shared with the BERT bench)
 
 PRESET, LENGTH, BATCH = "electra-small", 128, 32
 PRECISIONS = ("fp32", "bf16")
@@ -238,18 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
             f"{r['ours_tokens_per_s']:.0f} | {r['ratio']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
             f"{100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
-    if any("cpu_ops_gain_median" in r for r in rows):
-        lines += ["", ("Ablation: ours with PyTorch's dropout and SDPA attention (`--torch_dropout`), in the same "
-                       "step rotation:"), "",
-                  ("| preset (seq x batch) | precision | ours, PyTorch ops tok/s | its ratio to naive | "
-                   "gain from our CPU dropout/attention |"),
-                  "| :-- | :-- | --: | --: | --: |"]
-        for r in rows:
-            if "cpu_ops_gain_median" in r:
-                lines.append(f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | "
-                             f"{r['ours_torch_ops_tokens_per_s']:.0f} | "
-                             f"{r['ours_torch_ops_tokens_per_s'] / r['baseline_tokens_per_s']:.2f}x | "
-                             f"{r['cpu_ops_gain_median']:.2f}x |")
+    lines += ablation_lines(rows, "ours, PyTorch ops tok/s", "naive")
     lines.append(f"\nSteps alternate naive/ours; medians of {args.steps} timed steps each after {args.warmup} warm-up "
                  f"(ratio spread: per step pair); MFU counts useful FLOPs (generator head at masked positions only) "
                  f"for both; setup {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s.")
