@@ -193,7 +193,7 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
         dataset_dir = prepare_dataset(
             input_file, tokenizer_dir, sequence_length=params.sequence_length, form=form,
             cache_dir=Path(cache_dir) if cache_dir else model_dir / "dataset_cache",
-            overwrite_cache=overwrite_cache, workers=workers,
+            overwrite_cache=overwrite_cache, workers=workers, progress=train_options.get("progress", True),
         )
         cfg = TrainConfig(
             dataset_dir=Path(dataset_dir), tokenizer_dir=tokenizer_dir, model_dir=model_dir, params=params,

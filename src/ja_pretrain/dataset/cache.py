@@ -54,6 +54,7 @@ def prepare_dataset(
     cache_dir: str | os.PathLike,
     overwrite_cache: bool = False,
     workers: int = 1,
+    progress: bool = True,
 ) -> Path:
     """A dataset directory for `input_path`, building it into the cache when needed."""
     check_options(sequence_length, form)
@@ -82,7 +83,7 @@ def prepare_dataset(
             if lock.waited and _is_dataset(target):
                 return  # another process built it while we waited
             build_dataset(path, tokenizer_dir, target, sequence_length=sequence_length, form=form,
-                          workers=workers, force=True)
+                          workers=workers, force=True, progress=progress)
 
     # The other ranks poll the filesystem rather than wait in a collective: a build of a real
     # corpus outlasts the process group's timeout, and a failed build must not leave them hanging.
