@@ -10,7 +10,8 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
-from ja_pretrain.models.cpu_ops import ATTENTION_NAME, CheapDropout, cheap_dropout, cpu_attention, keep_mask, use_cpu_ops
+from ja_pretrain.models.cpu_ops import (ATTENTION_NAME, CheapDropout, cheap_dropout, cpu_attention, dropped_levels,
+                                        keep_from_lanes, keep_mask, use_cpu_ops)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
@@ -27,12 +28,31 @@ def test_keep_mask_drops_at_the_rounded_rate(p):
     assert torch.all((lanes - expected).abs() < 5 * sigma * 2)
 
 
+@pytest.mark.parametrize("p, dropped", [(0.1, 6554), (0.5, 32768), (1e-6, 0), (4e-5, 3), (1 - 1e-6, 65536),
+                                        (0.99998, 65535)])
+def test_the_threshold_drops_exactly_the_rounded_share_of_int16_values(p, dropped):
+    assert dropped_levels(p) == dropped
+    every_value = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16)
+    assert int((~keep_from_lanes(every_value, dropped)).sum()) == dropped
+
+
+def test_rates_that_round_to_nothing_or_everything():
+    x = torch.randn(1000, requires_grad=True)
+    assert cheap_dropout(x, 1e-7) is x  # rounds to 0 of 65536: nothing dropped, nothing scaled
+    for p in (1.0, 1 - 1e-7):  # rounds to all 65536: everything dropped (not wrapped round to "keep all")
+        y = cheap_dropout(x, p)
+        assert torch.count_nonzero(y) == 0 and y.requires_grad
+
+
 def test_keep_mask_odd_size_and_reproducible():
     torch.manual_seed(3)
     a = keep_mask(torch.Size([7, 3]), 0.3, torch.device("cpu"))
     torch.manual_seed(3)
     b = keep_mask(torch.Size([7, 3]), 0.3, torch.device("cpu"))
     assert a.shape == (7, 3) and torch.equal(a, b)
+    torch.manual_seed(4)
+    tail = keep_mask(torch.Size([1 << 16 | 3]), 0.5, torch.device("cpu"))  # size not a multiple of 4
+    assert 0.48 < (~tail).float().mean().item() < 0.52 and 0 < int((~tail[-3:]).sum() + tail[-3:].sum()) == 3
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -43,19 +63,19 @@ def test_cheap_dropout_scales_kept_values_and_gradient(dtype):
     kept = y != 0
     assert y.dtype == dtype
     assert 0.15 < 1 - kept.float().mean().item() < 0.25
-    torch.testing.assert_close(y[kept], x.detach()[kept] / 0.8, rtol=1e-2 if dtype == torch.bfloat16 else 1e-6, atol=0)
+    keep_rate = 1 - dropped_levels(0.2) / 65536  # 0.8 rounded to a multiple of 1/65536
+    torch.testing.assert_close(y[kept], x.detach()[kept] / keep_rate, rtol=1e-2 if dtype == torch.bfloat16 else 1e-6, atol=0)
     upstream = torch.randn(4096).to(dtype)
     y.backward(upstream)
-    expected = torch.where(kept, upstream / 0.8, torch.zeros_like(upstream))
+    expected = torch.where(kept, upstream / keep_rate, torch.zeros_like(upstream))
     torch.testing.assert_close(x.grad, expected, rtol=1e-2 if dtype == torch.bfloat16 else 1e-6, atol=0)
 
 
-def test_cheap_dropout_identity_in_eval_and_zero_at_one():
+def test_cheap_dropout_identity_in_eval():
     x = torch.randn(10, 10)
     module = CheapDropout(0.3).eval()
     assert module(x) is x
     assert cheap_dropout(x, 0.0) is x
-    assert torch.count_nonzero(cheap_dropout(x, 1.0)) == 0
 
 
 class _EncoderAttention(torch.nn.Module):
@@ -99,6 +119,17 @@ def test_cpu_attention_matches_textbook_attention_with_the_same_mask(with_paddin
                                _reference_attention(q, k, v, None, 0.0, 0.5, attend))
 
 
+def test_cpu_attention_zeroes_a_row_with_nothing_to_attend_to_as_sdpa_does():
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 4, 8) for _ in range(3))
+    attend = torch.ones(1, 1, 4, 4, dtype=torch.bool)
+    attend[0, 0, 2] = False  # query 2 may attend to nothing
+    out = cpu_attention(_ENCODER, q, k, v, attend, dropout=1e-3)[0]
+    assert torch.all(out[0, 2] == 0) and torch.all(torch.isfinite(out)) and bool(out[0, 1].abs().sum() > 0)
+    sdpa = cpu_attention(_ENCODER, q, k, v, attend, dropout=0.0)[0]
+    assert torch.all(sdpa[0, 2] == 0)
+
+
 def _tiny_bert(**overrides) -> BertForMaskedLM:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -130,12 +161,30 @@ def test_use_cpu_ops_switches_dropout_and_attention_and_keeps_outputs(tmp_path):
         assert torch.equal(loaded(input_ids=ids, attention_mask=mask).logits, after)
 
 
-def test_training_forward_with_dropout_off_equals_sdpa_and_dropout_on_changes_it():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_training_forward_through_the_textbook_path_equals_sdpa(dtype):
+    """A dropout rate that rounds to 0 of 65536 keeps the attention on the textbook path (dropout
+    != 0) with no element dropped, so in train mode it must give SDPA's logits and gradients."""
     ids = torch.randint(5, 60, (2, 10))
-    plain = _tiny_bert(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
-    switched = _tiny_bert(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[1, 7:] = 0
+    plain = _tiny_bert(hidden_dropout_prob=1e-7, attention_probs_dropout_prob=1e-7).train()
+    switched = _tiny_bert(hidden_dropout_prob=1e-7, attention_probs_dropout_prob=1e-7).train()
     use_cpu_ops(switched)
-    torch.testing.assert_close(switched(input_ids=ids).logits, plain(input_ids=ids).logits)
+    results = []
+    for model in (plain, switched):
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            torch.manual_seed(0)  # PyTorch's dropout at 1e-7 could drop an element: fixed draws
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        logits.sum().backward()
+        results.append((logits, model.bert.encoder.layer[0].attention.self.query.weight.grad))
+    tol = {"rtol": 2e-2, "atol": 2e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(results[1][0], results[0][0], **tol)
+    torch.testing.assert_close(results[1][1], results[0][1], **tol)
+
+
+def test_dropout_on_changes_the_output_and_follows_the_seed():
+    ids = torch.randint(5, 60, (2, 10))
 
     dropping = _tiny_bert(attention_probs_dropout_prob=0.5)
     use_cpu_ops(dropping)
@@ -164,3 +213,30 @@ def test_trainer_uses_cpu_ops_unless_told_not_to(tiny, tmp_path):
     assert not any(isinstance(m, CheapDropout) for m in torch_ops.objective.modules())
     assert torch_ops.objective.model.config._attn_implementation == "sdpa"
     torch_ops.logger.close()
+
+
+def test_use_cpu_ops_on_electra_keeps_the_shared_embeddings_and_eval_outputs():
+    from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
+    torch.manual_seed(0)
+    common = dict(vocab_size=60, embedding_size=16, max_position_embeddings=16, attn_implementation="sdpa")
+    generator = ElectraForMaskedLM(ElectraConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                                 intermediate_size=32, **common))
+    discriminator = ElectraForPreTraining(ElectraConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                                        intermediate_size=64, **common))
+    discriminator.electra.embeddings = generator.electra.embeddings
+    pair = torch.nn.ModuleDict({"generator": generator, "discriminator": discriminator}).eval()
+    ids = torch.randint(5, 60, (2, 12))
+    with torch.no_grad():
+        before = (generator(input_ids=ids).logits, discriminator(input_ids=ids).logits)
+    use_cpu_ops(pair)
+    assert generator.config._attn_implementation == discriminator.config._attn_implementation == ATTENTION_NAME
+    assert discriminator.electra.embeddings is generator.electra.embeddings
+    assert isinstance(generator.electra.embeddings.dropout, CheapDropout)
+    with torch.no_grad():
+        assert torch.equal(generator(input_ids=ids).logits, before[0])
+        assert torch.equal(discriminator(input_ids=ids).logits, before[1])
+    pair.train()
+    torch.manual_seed(1)
+    trained = discriminator(input_ids=ids).logits
+    assert not torch.equal(trained, before[1])  # dropout (0.1 by default) acts in train mode
