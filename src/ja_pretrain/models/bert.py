@@ -17,6 +17,7 @@ from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
 
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
+from ja_pretrain.models.encoder_config import shared_config_fields
 from ja_pretrain.training.masking import IGNORE_INDEX, MaskNoise, mask_tokens
 from ja_pretrain.training.objective import Objective, ObjectiveOptions, ObjectiveOutput
 
@@ -28,18 +29,11 @@ SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention
 def bert_config(params: ModelParameters, special_ids: dict[str, int], vocab_size: int,
                 options: ObjectiveOptions, *, next_sentence_prediction: bool = False) -> BertConfig:
     return BertConfig(
-        vocab_size=vocab_size,
         hidden_size=params.hidden_size,
-        num_hidden_layers=params.number_of_layers,
         num_attention_heads=params.attention_heads,
         intermediate_size=params.ffn_inner_hidden_size,
-        max_position_embeddings=params.sequence_length,
-        type_vocab_size=2,
-        hidden_dropout_prob=options.hidden_dropout,
-        attention_probs_dropout_prob=options.attention_dropout,
-        pad_token_id=special_ids.get("pad", 0),
         architectures=["BertForPreTraining" if next_sentence_prediction else "BertForMaskedLM"],
-        attn_implementation="sdpa",
+        **shared_config_fields(params, special_ids, vocab_size, options),
     )
 
 

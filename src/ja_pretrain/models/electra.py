@@ -39,6 +39,7 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
+from ja_pretrain.models.encoder_config import shared_config_fields
 from ja_pretrain.training.masking import IGNORE_INDEX, MaskNoise, mask_tokens
 from ja_pretrain.training.objective import Objective, ObjectiveOptions, ObjectiveOutput
 
@@ -68,17 +69,8 @@ def electra_configs(params: ModelParameters, special_ids: dict[str, int], vocab_
         raise UserError(f"preset '{params.model_type}' is not an ELECTRA preset (it has no 'generator-size')")
     options = options or ObjectiveOptions()
     gen_hidden, gen_heads, gen_ffn = params.generator_dims()
-    common = dict(
-        vocab_size=vocab_size,
-        embedding_size=params.embedding_size or params.hidden_size,
-        num_hidden_layers=params.number_of_layers,
-        max_position_embeddings=params.sequence_length,
-        type_vocab_size=2,
-        hidden_dropout_prob=options.hidden_dropout,
-        attention_probs_dropout_prob=options.attention_dropout,
-        pad_token_id=special_ids.get("pad", 0),
-        attn_implementation="sdpa",
-    )
+    common = dict(embedding_size=params.embedding_size or params.hidden_size,
+                  **shared_config_fields(params, special_ids, vocab_size, options))
     generator = ElectraConfig(hidden_size=gen_hidden, num_attention_heads=gen_heads, intermediate_size=gen_ffn,
                               architectures=["ElectraForMaskedLM"], **common)
     discriminator = ElectraConfig(hidden_size=params.hidden_size, num_attention_heads=params.attention_heads,
