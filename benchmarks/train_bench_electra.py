@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     vocab = open_samples(dataset).vocab_size
     tokens = BATCH * LENGTH
     rows = []
+    ablation = not torch.cuda.is_available() and not args.no_ablation  # cpu_ops only act on a CPU
     for precision in args.precisions.split(","):
-        ablation = not torch.cuda.is_available() and not args.no_ablation  # cpu_ops only act on a CPU
         base, ours, torch_ops, flops = run_pair(tokenizer, dataset, precision, args.warmup, args.steps,
                                                 peaks[precision], ablation)
         base_tps = [tokens / t for t in base]

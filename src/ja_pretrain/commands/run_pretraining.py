@@ -173,7 +173,7 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
                     cache_dir: str | os.PathLike | None = None, overwrite_cache: bool = False, workers: int = 1,
                     device: str = "auto", node_rank: int | None = None, local_rank: int | None = None,
                     generator_weight: float = 1.0, discriminator_weight: float = 50.0,
-                    overrides: dict[str, Any] | None = None, **train_options: Any):
+                    overrides: dict[str, Any] | None = None, progress: bool = True, **train_options: Any):
     """The command as a function; returns the TrainResult (see ja_pretrain.training.trainer)."""
     from ja_pretrain.config.parameters import load_parameters
     from ja_pretrain.dataset import prepare_dataset
@@ -193,7 +193,7 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
         dataset_dir = prepare_dataset(
             input_file, tokenizer_dir, sequence_length=params.sequence_length, form=form,
             cache_dir=Path(cache_dir) if cache_dir else model_dir / "dataset_cache",
-            overwrite_cache=overwrite_cache, workers=workers, progress=train_options.get("progress", True),
+            overwrite_cache=overwrite_cache, workers=workers, progress=progress,
         )
         cfg = TrainConfig(
             dataset_dir=Path(dataset_dir), tokenizer_dir=tokenizer_dir, model_dir=model_dir, params=params,
@@ -202,7 +202,7 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
             precision=precision, seed=seed, do_continue=do_continue,
             init_from=Path(init_from) if init_from else None,
             facts={"input_file": str(input_file), "init_from": str(init_from) if init_from else None},
-            **train_options,
+            progress=progress, **train_options,
         )
         result = train(cfg, ctx)
     finally:

@@ -20,6 +20,8 @@ config). GPUs keep PyTorch's fused dropout and SDPA kernels, which are already f
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from transformers import AttentionInterface
@@ -44,9 +46,7 @@ def keep_from_lanes(lanes: torch.Tensor, dropped: int) -> torch.Tensor:
 
 def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
     """A bool tensor of `shape`, each element False with probability dropped_levels(p)/65536."""
-    n = 1
-    for size in shape:
-        n *= size
+    n = math.prod(shape)
     # from=int64 min, to=None: every one of the 64 bits random (plain random_() leaves the top bit 0)
     draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), None)
     return keep_from_lanes(draws.view(torch.int16)[:n].view(shape), dropped_levels(p))
