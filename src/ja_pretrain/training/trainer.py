@@ -35,6 +35,7 @@ from ja_pretrain.errors import UserError
 from ja_pretrain.models.cpu_ops import use_cpu_ops
 from ja_pretrain.training import checkpoint as ckpt
 from ja_pretrain.training.distributed import DistContext, all_reduce_sum, barrier, batch_layout, check_same_step
+from ja_pretrain.training.host_memory import keep_freed_memory
 from ja_pretrain.training.masking import draw_mask_noise
 from ja_pretrain.training.metrics import MetricWindow, TrainLogger, measure_matmul_peak, summarize
 from ja_pretrain.training.objective import Objective, ObjectiveOptions, build_objective
@@ -67,6 +68,7 @@ class TrainConfig:
     peak_flops: float | None = None  # per device; measured when None
     progress: bool = True
     cpu_ops: bool = True  # on a CPU, models/cpu_ops.py's cheaper dropout and attention
+    keep_host_memory: bool = True  # on a CPU, malloc reuses freed memory (training/host_memory.py)
     export: bool = True
     facts: dict[str, Any] = field(default_factory=dict)  # for the model card (input data etc.)
 
@@ -143,6 +145,8 @@ class Trainer:
         self.objective.to(ctx.device)
         if cfg.cpu_ops and ctx.device.type == "cpu":
             use_cpu_ops(self.objective)
+        if cfg.keep_host_memory and ctx.device.type == "cpu":
+            keep_freed_memory()  # for this whole process: a CPU training run's steps dominate it
         torch.manual_seed(cfg.seed + 1_000_003 * ctx.rank)
 
         self.optimizer = build_optimizer(self.objective, params.learning_rate)
