@@ -1,27 +1,30 @@
 """BERT pretraining throughput: ja-pretrain's trainer against transformers' Trainer.
 
-    python benchmarks/train_bench.py [--steps 2] [--warmup 1] [--budget 420] [--threads 1]
+    python benchmarks/train_bench.py [--repeats 3] [--steps 3] [--warmup 1] [--only bert-small] [--threads 2]
 
 The baseline is what a user would otherwise run, as transformers' run_mlm.py does it:
 `Trainer` + `BertForMaskedLM` + `DataCollatorForLanguageModeling` (15% masking, 80/10/10) with
 the same model configuration (the preset, SDPA attention), the same packed samples, the same
-optimizer settings and precision. Ours is `ja_pretrain.training.trainer.Trainer` (MLM head at
-masked positions only, vectorised masking from the memmap dataset, fused AdamW, no host sync
-per step, and on a CPU the cheaper dropout and attention of `ja_pretrain.models.cpu_ops`). On a
-CPU a third arm, ours with PyTorch's dropout and SDPA (`--torch_dropout`), runs in the same
-rotation and shows that last part's share (skip it with --no_ablation). Configurations: the bert-small preset at sequence 128 and batch 32 (the issue's),
-and the bert-tiny preset at its sequence 512 with batch 8 (the same 4,096 positions per step);
-fp32 and bf16 autocast each.
+optimizer settings and precision, in a plain Python process. Ours is
+`ja_pretrain.training.trainer.Trainer` as `ja-pretrain run-pretraining` runs it (MLM head at
+masked positions only, vectorised masking from the memmap dataset, fused AdamW, no host sync per
+step; on a CPU also the cheaper dropout and attention of `ja_pretrain.models.cpu_ops` and the
+malloc settings of `ja_pretrain.training.host_memory`). Configurations: the bert-small preset at
+sequence 128 and batch 32 (the issue's), and the bert-tiny preset at its sequence 512 with batch
+8 (the same 4,096 positions per step); fp32 and bf16 autocast each.
 
-Per configuration both live in one process and alternate step by step: the baseline's
-Trainer.train() runs, and after each of its steps a callback runs one step of ours, timed
-apart (so a load spike from the machine's other users hits both alike). --warmup first steps
-of each are dropped, then --steps pairs are timed (wall time from step end to step end: data,
-collation/masking, forward, backward, optimizer). tokens/s counts sequence positions, from the
-median step; the ratio is the median over pairs of baseline step time / our step time. On a
-CPU the clock is this process's CPU time (other users' load on a shared machine inflates wall
-time, not CPU time; run with --threads 1 there, since idle OpenMP threads spin on the CPU);
-the wall-time ratio is shown beside it. On a GPU the clock is wall time.
+Each arm runs in blocks (benchmarks/arms.py): a fresh process, --warmup untimed and --steps timed
+optimizer steps, exit; the arms' blocks alternate over --repeats rounds, so each runs alone as a
+user runs it and a slow spell of the machine falls on neighbouring blocks of different arms. On
+a CPU three more arms run in the same rounds (skip them with --no_ablation): ours with
+PyTorch's dropout and SDPA (`--torch_dropout`), ours with glibc's default malloc settings
+(`--system_malloc`), and the baseline under ours' malloc settings; they show what each part
+adds, and how much of the lead the malloc setting alone makes. A step is timed from the
+command to its end (data, collation/masking, forward, backward, optimizer). tokens/s counts
+sequence positions, from the median timed step of all blocks; the ratio is the median over
+repeats of (baseline's median step time / ours') in the same round, with its min and max. On a
+CPU the clock is each arm's own CPU time (other users' load on a shared machine inflates wall
+time, not CPU time); the wall-time ratio is shown beside it. On a GPU the clock is wall time.
 MFU = useful model FLOPs (encoder + MLM head at the masked positions, forward + backward) per
 second over this machine's measured matmul peak in that precision (a 1024^3 or 4096^3 matmul).
 
@@ -43,10 +46,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arms import clocks, elapsed, run_blocks, serve_steps, step_on_command  # (shared by the benches)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "corpus-ja"
@@ -94,27 +101,34 @@ def params_for(preset: str, batch: int):
 class Ours:
     """ja-pretrain's Trainer, stepped one optimizer step at a time."""
 
-    def __init__(self, preset, batch, tokenizer, dataset, precision, peak, model_dir, cpu_ops=True):
+    def __init__(self, preset, batch, tokenizer, dataset, precision, peak, model_dir, **train_options):
         from ja_pretrain.training.distributed import DistContext
         from ja_pretrain.training.metrics import MetricWindow
         from ja_pretrain.training.trainer import TrainConfig, Trainer
 
         cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=Path(model_dir),
                           params=params_for(preset, batch), precision=precision, progress=False, peak_flops=peak,
-                          export=False, cpu_ops=cpu_ops)
+                          export=False, **train_options)
         self.trainer = Trainer(cfg, DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu")))
         self.window = MetricWindow()
         self.steps = 0
 
-    def step(self) -> tuple[float, float]:
-        start = clocks()
+    def step(self) -> None:
         self.trainer.train_step(self.window)
-        _sync()
         self.steps += 1
-        return elapsed(start)
 
     def flops_per_step(self) -> float:
         return self.window.reduce(self.trainer.ctx, self.trainer.ctx.device)["flops"] / self.steps
+
+
+def ours_arm(control, preset, batch, tokenizer, dataset, precision, peak, **train_options):
+    """A child process's arm: our trainer (`train_options`: TrainConfig fields, e.g. cpu_ops=False).
+    Last reports our useful FLOPs per step."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = Ours(preset, batch, tokenizer, dataset, precision, peak, Path(tmp) / "ours", **train_options)
+        serve_steps(control, ours.step)
+        control.report(ours.flops_per_step())
+        ours.trainer.logger.close()
 
 
 # -- the baseline: transformers Trainer as run_mlm.py uses it ---------------------------------------------
@@ -134,80 +148,85 @@ class PackedRows(torch.utils.data.Dataset):
         return {k: row[k][0].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")}
 
 
-def run_interleaved(preset, batch, tokenizer_dir, dataset, precision, warmup, steps, peak, ablation):
-    """transformers' Trainer.train() for warmup + steps steps; after each of its steps, one step of
-    ours (from a callback, timed apart), so the two alternate step by step under the same load; with
-    `ablation`, then one step of ours with PyTorch's dropout and SDPA (cpu_ops=False).
-    Returns (baseline step seconds, our step seconds, ablation step seconds or [], our useful FLOPs
-    per step), warm-up dropped."""
-    from transformers import (AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
-                              TrainerCallback, TrainingArguments)
+def hf_training_arguments(output_dir: Path, params, batch: int, steps: int, precision: str, **extra):
+    """The transformers TrainingArguments both benches' baselines run with: our preset's optimizer
+    settings, no logging, saving or progress bar."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=batch, max_steps=steps,
+        learning_rate=params.learning_rate, warmup_steps=params.warmup_steps, weight_decay=0.01, adam_epsilon=1e-6,
+        bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
+        logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0, **extra,
+    )
+
+
+def run_hf_trainer(control, model, rows, collator, args) -> None:
+    """Train a transformers Trainer one step per parent command (see arms.step_on_command)."""
+    from transformers import Trainer
     from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()
+    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator,
+                      callbacks=[step_on_command(control)])
+    with contextlib.redirect_stdout(sys.stderr):  # its end-of-training summary is not our table
+        trainer.train()
+    control.report(None)
+
+
+def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, steps, keep_memory=False):
+    """A child process's arm: transformers' Trainer + BertForMaskedLM + DataCollatorForLanguageModeling
+    for `steps` steps; with `keep_memory`, under the malloc settings our trainer makes."""
+    from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling
+
     from ja_pretrain.models.bert import bert_config
+    from ja_pretrain.training.host_memory import keep_freed_memory
     from ja_pretrain.training.objective import ObjectiveOptions
     from ja_pretrain.training.trainer import embedding_rows
 
-    hf_logging.set_verbosity_error()
+    if keep_memory:
+        keep_freed_memory()
     rows = PackedRows(dataset)
     params = params_for(preset, batch)
     torch.manual_seed(0)
     vocab = embedding_rows(tokenizer_dir, rows.samples.vocab_size)  # the same embedding as ours
     model = BertForMaskedLM(bert_config(params, rows.samples.special_ids, vocab, ObjectiveOptions()))
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    baseline_times: list[tuple[float, float]] = []
-    our_times: list[tuple[float, float]] = []
-    torch_ops_times: list[tuple[float, float]] = []
-
+    collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=params.mask_probability)
     with tempfile.TemporaryDirectory() as tmp:
-        ours = Ours(preset, batch, tokenizer_dir, dataset, precision, peak, Path(tmp) / "ours")
-        torch_ops = (Ours(preset, batch, tokenizer_dir, dataset, precision, peak, Path(tmp) / "torch-ops", cpu_ops=False)
-                     if ablation else None)
-
-        class Alternate(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kwargs):
-                if not baseline_times and not hasattr(self, "mark"):
-                    _sync()
-                    self.mark = clocks()
-
-            def on_step_end(self, args, state, control, **kwargs):
-                _sync()
-                baseline_times.append(elapsed(self.mark))
-                our_times.append(ours.step())
-                if torch_ops is not None:
-                    torch_ops_times.append(torch_ops.step())
-                self.mark = clocks()
-
-        args = TrainingArguments(
-            output_dir=str(Path(tmp) / "baseline"), per_device_train_batch_size=batch, max_steps=warmup + steps,
-            learning_rate=params.learning_rate, warmup_steps=params.warmup_steps, weight_decay=0.01, adam_epsilon=1e-6,
-            bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
-            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
-        )
-        collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=params.mask_probability)
-        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[Alternate()])
-        with contextlib.redirect_stdout(sys.stderr):  # its end-of-training summary is not our table
-            trainer.train()
-        flops = ours.flops_per_step()
-        ours.trainer.logger.close()
-        if torch_ops is not None:
-            torch_ops.trainer.logger.close()
-    return baseline_times[warmup:], our_times[warmup:], torch_ops_times[warmup:], flops
+        run_hf_trainer(control, model, rows, collator, hf_training_arguments(Path(tmp), params, batch, steps, precision))
 
 
-def clocks() -> tuple[float, float]:
-    """(wall, this process's CPU time)."""
-    return time.perf_counter(), time.process_time()
+# Arms beyond the baseline and ours, on a CPU: (name, what it is); each runs in the same rotation.
+ABLATIONS = (
+    ("ours_torch_ops", "ours with PyTorch's dropout and SDPA attention (`--torch_dropout`)"),
+    ("ours_system_malloc", "ours with glibc's default malloc settings (`--system_malloc`)"),
+    ("baseline_kept_memory", "the baseline under the malloc settings ours makes"),
+)
+ABLATION_OPTIONS = {"ours_torch_ops": {"cpu_ops": False}, "ours_system_malloc": {"keep_host_memory": False}}
 
 
-def elapsed(start: tuple[float, float]) -> tuple[float, float]:
-    wall, cpu = clocks()
-    return wall - start[0], cpu - start[1]
+def arm_summary(times: dict[str, list[list[tuple[float, float]]]], clock: int, tokens: int) -> dict:
+    """Tokens/s of every arm (from the median of all its timed steps) and, per repeat, the ratio of
+    the baseline's and each ablation arm's median step time to ours' (median, min, max over
+    repeats; the wall-clock median too)."""
+    def median_step(block, which):
+        return statistics.median(t[which] for t in block)
 
-
-def _sync():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    summary = {f"{name}_step_wall_cpu_s": blocks for name, blocks in times.items()}
+    summary.update({f"{name}_tokens_per_s": tokens / statistics.median(t[clock] for block in blocks for t in block)
+                    for name, blocks in times.items()})
+    ours = times["ours"]
+    for name, blocks in times.items():
+        if name == "ours":
+            continue
+        ratios = [median_step(a, clock) / median_step(o, clock) for a, o in zip(blocks, ours)]  # step time = 1/speed
+        key = "ratio" if name == "baseline" else f"ours_over_{name}"
+        summary.update({f"{key}_median": statistics.median(ratios), f"{key}_min": min(ratios), f"{key}_max": max(ratios),
+                        f"{key}_per_repeat": ratios,
+                        f"{key}_wall_median": statistics.median(median_step(a, 0) / median_step(o, 0)
+                                                                for a, o in zip(blocks, ours))})
+    return summary
 
 
 def measure_peaks(clock: int) -> dict[str, float]:
@@ -233,36 +252,56 @@ def measure_peaks(clock: int) -> dict[str, float]:
 
 
 def ablation_lines(rows: list[dict], speed_header: str, baseline_name: str) -> list[str]:
-    """The ablation table (ours with PyTorch's dropout and SDPA) for the rows that ran it."""
-    ran = [r for r in rows if "cpu_ops_gain_median" in r]
-    if not ran:
+    """The ablation table: each extra arm's speed and ours' speed over it, for the rows that ran them."""
+    lines = []
+    for r in rows:
+        for name, what in ABLATIONS:
+            if f"ours_over_{name}_median" in r:
+                lines.append(f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | "
+                             f"{what.replace('the baseline', f'the {baseline_name}')} | {r[f'{name}_tokens_per_s']:.0f} | "
+                             f"{r[f'ours_over_{name}_median']:.2f}x ({r[f'ours_over_{name}_min']:.2f}-"
+                             f"{r[f'ours_over_{name}_max']:.2f}) |")
+    if not lines:
         return []
-    lines = ["", "Ablation: ours with PyTorch's dropout and SDPA attention (`--torch_dropout`), in the same step rotation:",
-             "", (f"| preset (seq x batch) | precision | {speed_header} | its ratio to {baseline_name} | "
-                  "gain from our CPU dropout/attention |"),
-             "| :-- | :-- | --: | --: | --: |"]
-    for r in ran:
-        lines.append(f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | "
-                     f"{r['ours_torch_ops_tokens_per_s']:.0f} | "
-                     f"{r['ours_torch_ops_tokens_per_s'] / r['baseline_tokens_per_s']:.2f}x | {r['cpu_ops_gain_median']:.2f}x |")
-    return lines
+    return ["", "Ablations, in the same rotation (ours over an arm > 1: that arm is slower than ours):", "",
+            f"| preset (seq x batch) | precision | arm | {speed_header} | ours over it (min-max) |",
+            "| :-- | :-- | :-- | --: | --: |", *lines]
+
+
+def build_arms(baseline: tuple, ours: tuple, ablation: bool, **common) -> list[tuple[str, Callable, dict]]:
+    """(name, target, kwargs) of the baseline and ours, plus the ablation arms; `baseline` and `ours`
+    are (target, extra kwargs), `common` goes to every arm."""
+    (base_target, base_kwargs), (ours_target, ours_kwargs) = baseline, ours
+    arms = [("baseline", base_target, {**common, **base_kwargs}), ("ours", ours_target, {**common, **ours_kwargs})]
+    if ablation:
+        for name, _ in ABLATIONS:
+            if name == "baseline_kept_memory":
+                arms.append((name, base_target, {**common, **base_kwargs, "keep_memory": True}))
+            else:
+                arms.append((name, ours_target, {**common, **ours_kwargs, **ABLATION_OPTIONS[name]}))
+    return arms
+
+
+def log_progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=2, help="timed steps of each, alternating")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed first steps of each")
+    parser.add_argument("--repeats", type=int, default=3, help="blocks of each arm, alternating")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per block")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed first steps per block")
     parser.add_argument("--max_sentences", type=int, default=60_000, help="corpus sentences to build the data from")
     parser.add_argument("--vocab_size", type=int, default=32768)
-    parser.add_argument("--budget", type=float, default=420.0, help="seconds; no new configuration starts after this")
+    parser.add_argument("--budget", type=float, default=1800.0, help="seconds; no new configuration starts after this")
     parser.add_argument("--only", choices=[c[0] for c in CONFIGS], help="run one preset")
     parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's choice)")
     parser.add_argument("--prepare_only", action="store_true", help="build the data and stop")
     parser.add_argument("--no_ablation", action="store_true",
-                        help="on a CPU, skip the third arm: ours with PyTorch's dropout and SDPA (--torch_dropout)")
+                        help="on a CPU, run only the baseline and ours, not the ablation arms")
     args = parser.parse_args()
-    if args.warmup < 1 or args.steps < 1:
-        parser.error("--warmup and --steps must be at least 1")
+    if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
+        parser.error("--warmup, --steps and --repeats must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -277,7 +316,7 @@ def main() -> int:
     # On a CPU shared with other users, CPU seconds of this process measure the work; wall time
     # also counts other users' load. (Use --threads 1 there: idle OpenMP threads spin and burn CPU.)
     clock = 0 if torch.cuda.is_available() else 1
-    ablation = not torch.cuda.is_available() and not args.no_ablation  # cpu_ops only act on a CPU
+    ablation = not torch.cuda.is_available() and not args.no_ablation  # what they switch off acts on a CPU only
     clock_name = "wall" if clock == 0 else "CPU-time"
     peaks = measure_peaks(clock)
     from ja_pretrain.dataset import open_samples
@@ -292,28 +331,18 @@ def main() -> int:
                 skipped.append(f"{preset} {precision}")
                 continue
             tokens = batch * length
-            b, o, t, flops = run_interleaved(preset, batch, tokenizer, datasets[length], precision, args.warmup,
-                                             args.steps, peaks[precision], ablation)
-            ratios = [bt[clock] / ot[clock] for bt, ot in zip(b, o)]  # step-time ratio = tokens/s ratio
-            wall_ratios = [bt[0] / ot[0] for bt, ot in zip(b, o)]
-            base_tps = tokens / statistics.median(t[clock] for t in b)
-            ours_tps = tokens / statistics.median(t[clock] for t in o)
-            print(f"  {preset} {precision}: baseline steps (wall, cpu) {[tuple(round(x, 2) for x in t) for t in b]}, "
-                  f"ours {[tuple(round(x, 2) for x in t) for t in o]}", file=sys.stderr, flush=True)
-            per_token = flops / tokens
-            rows.append({
-                "preset": preset, "sequence_length": length, "batch": batch, "precision": precision, "clock": clock_name,
-                "timed_steps": len(ratios), "baseline_step_wall_cpu_s": b, "ours_step_wall_cpu_s": o,
-                "baseline_tokens_per_s": base_tps, "ours_tokens_per_s": ours_tps,
-                "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-                "wall_ratio_median": statistics.median(wall_ratios),
-                "baseline_mfu": base_tps * per_token / peaks[precision], "ours_mfu": ours_tps * per_token / peaks[precision],
-                "useful_flops_per_token": per_token,
-            })
-            if t:  # the cheaper CPU dropout/attention's share: ours with PyTorch's ops, same pairs
-                rows[-1].update({"ours_torch_ops_step_wall_cpu_s": t,
-                                 "ours_torch_ops_tokens_per_s": tokens / statistics.median(x[clock] for x in t),
-                                 "cpu_ops_gain_median": statistics.median(x[clock] / y[clock] for x, y in zip(t, o))})
+            common = {"preset": preset, "batch": batch, "dataset": datasets[length], "precision": precision}
+            arms = build_arms((baseline_arm, {"tokenizer_dir": tokenizer, "steps": args.warmup + args.steps}),
+                              (ours_arm, {"tokenizer": tokenizer, "peak": peaks[precision]}), ablation, **common)
+            log_progress(f"{preset} {precision}:")
+            times, finals = run_blocks(arms, args.repeats, args.warmup, args.steps, args.threads, log_progress)
+            per_token = finals["ours"] / tokens
+            row = {"preset": preset, "sequence_length": length, "batch": batch, "precision": precision, "clock": clock_name,
+                   "repeats": args.repeats, "timed_steps_per_block": args.steps, **arm_summary(times, clock, tokens),
+                   "useful_flops_per_token": per_token}
+            row["baseline_mfu"] = row["baseline_tokens_per_s"] * per_token / peaks[precision]
+            row["ours_mfu"] = row["ours_tokens_per_s"] * per_token / peaks[precision]
+            rows.append(row)
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     header = (f"train_bench on {device}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
@@ -327,10 +356,11 @@ def main() -> int:
         lines.append(
             f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
             f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
-            f"{r['wall_ratio_median']:.2f}x | {100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
-    lines += ablation_lines(rows, f"ours, PyTorch ops tok/s ({clock_name})", "baseline")
-    lines.append(f"\nBaseline and ours alternate step by step in one process: {args.steps} timed steps each after "
-                 f"{args.warmup} warm-up; tok/s from the median step, ratio = median per-pair step-time ratio; "
+            f"{r['ratio_wall_median']:.2f}x | {100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
+    lines += ablation_lines(rows, f"tok/s ({clock_name})", "baseline")
+    lines.append(f"\nEach arm in blocks of {args.warmup} warm-up + {args.steps} timed steps in a fresh process, the arms' "
+                 f"blocks alternating over {args.repeats} repeats; tok/s from the median step, ratio = median over "
+                 f"repeats of the blocks' median step-time ratio; "
                  f"setup (data build) {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s."
                  + (f" Skipped for the time budget: {', '.join(skipped)}." if skipped else ""))
     table = "\n".join(lines)
