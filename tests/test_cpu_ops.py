@@ -240,3 +240,36 @@ def test_use_cpu_ops_on_electra_keeps_the_shared_embeddings_and_eval_outputs():
     torch.manual_seed(1)
     trained = discriminator(input_ids=ids).logits
     assert not torch.equal(trained, before[1])  # dropout (0.1 by default) acts in train mode
+
+
+@pytest.mark.parametrize("with_padding", [False, True])
+def test_cpu_attention_gradients_match_the_textbook_formula_under_the_same_mask(with_padding):
+    """q, k, v as transformers makes them (head views of one projection's output), a real dropout
+    rate, padding: its output and gradients equal autograd's through the formula."""
+    torch.manual_seed(3)
+    projected = torch.randn(2, 6, 3 * 3 * 4)  # (batch, length, q/k/v x heads x head dim)
+
+    def split(t):
+        return [part.view(2, 6, 3, 4).transpose(1, 2) for part in t.split(12, dim=-1)]
+
+    attend = None
+    if with_padding:
+        attend = torch.ones(2, 1, 6, 6, dtype=torch.bool)
+        attend[0, :, :, 4:] = False
+    grads, outs = [], []
+    for attention in ("ours", "reference"):
+        x = projected.clone().requires_grad_()
+        q, k, v = split(x)
+        torch.manual_seed(11)
+        if attention == "ours":
+            out = cpu_attention(_ENCODER, q, k, v, attend, dropout=0.3, scaling=0.4)[0]
+        else:
+            keep = keep_mask(torch.Size([2, 3, 6, 6]), 0.3, x.device)
+            out = _reference_attention(q, k, v, keep, dropped_levels(0.3) / 65536, 0.4, attend)
+        upstream = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view(out.shape)
+        (out * upstream).sum().backward()
+        outs.append(out.detach())
+        grads.append(x.grad)
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(grads[0], grads[1])
+    assert grads[0].abs().sum() > 0
