@@ -158,3 +158,24 @@ def test_mixed_precision_trains_and_exports_fp32_weights(tiny, tmp_path, flags):
     assert (tmp_path / "m" / "checkpoint-3" / "scaler.pt").is_file() == (flags[0] == "--fp16_type")
     weights = load_file(tmp_path / "m" / "final" / "model.safetensors")
     assert all(w.dtype == torch.float32 for w in weights.values())
+
+
+def test_tokens_per_s_leaves_out_evaluation_time(tiny, tmp_path, monkeypatch):
+    """Evaluations on steps that log nothing must not count as training time in the next log."""
+    import time
+
+    from ja_pretrain.training.trainer import Trainer
+
+    def run(name, eval_seconds):
+        def slow_evaluate(self):
+            time.sleep(eval_seconds)
+            return {}
+
+        monkeypatch.setattr(Trainer, "evaluate", slow_evaluate)
+        assert cli(tiny, tmp_path / name, "--train_steps", "8", "--logging_steps", "4", "--eval_steps", "1",
+                   "--save_steps", "8") == 0
+        return [r["tokens_per_s"] for r in train_log(tmp_path / name) if r["split"] == "train"]
+
+    quick, slow = run("quick", 0.0), run("slow", 0.5)
+    # 1.5 s of evaluation in each window is several times the training time of 4 bert-micro steps
+    assert len(slow) == 2 and slow[1] > 0.5 * quick[1]

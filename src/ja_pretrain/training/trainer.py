@@ -356,16 +356,19 @@ class Trainer:
                    disable=not (self.ctx.is_main and cfg.progress), desc="pretraining")
         window = MetricWindow()
         window_start = time.perf_counter()
+        paused = 0.0  # evaluation and checkpoint seconds inside the window: not training time
         grad_norm = torch.zeros(())
         try:
             while self.step < end:
                 grad_norm = self.train_step(window)
                 bar.update(1)
                 finished = self.step == params.train_steps  # (not a --stop_after_steps stop: logs stay on schedule)
-                if self.step % params.logging_steps == 0 or finished:
-                    last_train = self._log_train(window, grad_norm, time.perf_counter() - window_start)
+                logging_step = self.step % params.logging_steps == 0 or finished
+                if logging_step:
+                    last_train = self._log_train(window, grad_norm, time.perf_counter() - window_start - paused)
                     self.logger.log(last_train)
                     bar.set_postfix(loss=f"{last_train['loss']:.3f}", tok_s=f"{last_train['tokens_per_s']:.0f}")
+                pause_start = time.perf_counter()
                 if self.step % eval_every == 0 or finished:
                     last_valid = self.evaluate() or last_valid
                     if last_valid:
@@ -374,8 +377,9 @@ class Trainer:
                     ckpt.save_checkpoint(cfg.model_dir, self.ctx, objective=self.objective, optimizer=self.optimizer,
                                          scheduler=self.scheduler, scaler=self.scaler, state=self.state(self.global_tokens()),
                                          keep=cfg.save_total_limit)
-                if self.step % params.logging_steps == 0 or finished:
-                    window_start = time.perf_counter()  # exclude eval and checkpoint time from tokens/s
+                paused += time.perf_counter() - pause_start
+                if logging_step:
+                    window_start, paused = time.perf_counter(), 0.0
         finally:
             bar.close()
             self.logger.close()
