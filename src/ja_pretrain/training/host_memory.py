@@ -31,10 +31,10 @@ def _glibc() -> ctypes.CDLL | None:
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.gnu_get_libc_version  # only glibc has it; musl's mallopt does nothing
-    except (OSError, AttributeError):
+    except OSError:
         return None
-    return libc
+    # only glibc has gnu_get_libc_version; musl's mallopt accepts the call and does nothing
+    return libc if hasattr(libc, "gnu_get_libc_version") else None
 
 
 def keep_freed_memory() -> bool:
