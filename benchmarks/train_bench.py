@@ -263,7 +263,7 @@ def ablation_lines(rows: list[dict], speed_header: str, baseline_name: str) -> l
                              f"{r[f'ours_over_{name}_max']:.2f}) |")
     if not lines:
         return []
-    return ["", "Ablations, in the same rotation (ours over an arm > 1: that arm is slower than ours):", "",
+    return ["", "Ablations, in the same rounds (ours over an arm > 1: that arm is slower than ours):", "",
             f"| preset (seq x batch) | precision | arm | {speed_header} | ours over it (min-max) |",
             "| :-- | :-- | :-- | --: | --: |", *lines]
 
