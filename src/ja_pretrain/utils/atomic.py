@@ -1,6 +1,7 @@
 """Write-to-temporary-then-rename helpers, so an interrupted run never leaves a file or a
 directory that looks finished. Contents are flushed to disk (fsync) before the rename and the
-rename itself after it, so a power cut cannot leave a finished-looking name over unwritten data."""
+rename itself after it, so a power cut cannot leave a finished-looking name over unwritten data
+(on macOS, fsync leaves the drive's own write cache unflushed)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,26 @@ def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def fsync_path(path: Path) -> None:
-    """fsync a file, or a directory's entry list (where the platform allows opening one)."""
+def fsync_file(path: Path) -> None:
+    """Flush a written file's data to disk; an error (EIO, a full disk) is raised, not hidden.
+    Opened for writing because Windows' fsync (FlushFileBuffers) needs write access."""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename into it, new files in it) to disk where the platform
+    allows: Windows cannot open a directory, and some file systems refuse fsync on one."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except (IsADirectoryError, PermissionError):  # Windows cannot open a directory
+    except OSError:
         return
     try:
         os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on a directory
+    except OSError:
         pass
     finally:
         os.close(fd)
@@ -34,8 +46,8 @@ def fsync_path(path: Path) -> None:
 def _fsync_tree(root: Path) -> None:
     for directory, _, files in os.walk(root):
         for name in files:
-            fsync_path(Path(directory) / name)
-        fsync_path(Path(directory))
+            fsync_file(Path(directory) / name)
+        fsync_dir(Path(directory))
 
 
 @contextmanager
@@ -46,10 +58,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = _tmp_sibling(final)
     try:
         yield tmp
-        if tmp.exists():
-            fsync_path(tmp)
+        if tmp.is_file():
+            fsync_file(tmp)
         os.replace(tmp, final)
-        fsync_path(final.parent)
+        fsync_dir(final.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -87,7 +99,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        fsync_path(final.parent)
+        fsync_dir(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
