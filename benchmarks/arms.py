@@ -10,14 +10,14 @@ its own malloc state and settings (ours keeps freed memory, `training/host_memor
 baseline runs with glibc's defaults), and no other arm's memory is held meanwhile. On this
 kind of virtual machine a page fault is expensive and its cost depends on what other processes
 hold: a transformers Trainer baseline, which faults in its 512 MB of logits every step, ran
-at 7.6-8.0 CPU seconds a step alone but 10-14 s beside three idle processes that kept their
+at 7.6-8.9 CPU seconds a step alone but 10-14 s beside three idle processes that kept their
 memory (measured while writing this), so interleaving live arms would distort the comparison.
 
 A child's target is `target(control, **kwargs)`: it builds its trainer, calls `control.ready()`,
 then runs a step and `control.report(times)` for as long as `control.next()` says so, and last
-reports anything else the parent wants (FLOPs per step). Trainers that own their loop (a
-transformers `Trainer`) do the same from a callback: `step_on_command`. A child times its own
-steps: wall time and its own CPU time.
+sends `control.final(...)`: anything else the parent wants (FLOPs per step). Trainers that own
+their loop (a transformers `Trainer`) do the same from a callback: `step_on_command`. A child
+times its own steps: wall time and its own CPU time.
 """
 
 from __future__ import annotations
@@ -53,14 +53,19 @@ class Control:
         self.conn = conn
 
     def ready(self) -> None:
-        self.conn.send(("ok", None))
+        self.conn.send(("ready", None))
 
     def next(self) -> bool:
         """Wait for the parent: True to run one more step, False to stop."""
         return self.conn.recv() == "step"
 
-    def report(self, value: Any) -> None:
-        self.conn.send(("ok", value))
+    def report(self, times: tuple[float, float]) -> None:
+        """One step's (wall, CPU) seconds."""
+        self.conn.send(("step", times))
+
+    def final(self, value: Any) -> None:
+        """The last message, after the parent said stop: anything it wants (FLOPs per step)."""
+        self.conn.send(("final", value))
 
 
 def _child(conn, threads: int | None, target: Callable[..., None], kwargs: dict) -> None:
@@ -84,25 +89,29 @@ class Arm:
         child_end.close()
         self.times: list[tuple[float, float]] = []
 
-    def _receive(self) -> Any:
+    def _receive(self, expected: str) -> Any:
         while not self.conn.poll(1.0):
-            if not self.process.is_alive():
+            # (a child may send its last message and exit between the poll and this check)
+            if not self.process.is_alive() and not self.conn.poll(0):
                 raise RuntimeError(f"benchmark arm {self.name!r} died (exit code {self.process.exitcode})")
-        status, value = self.conn.recv()
-        if status == "error":
+        kind, value = self.conn.recv()
+        if kind == "error":
             raise RuntimeError(f"benchmark arm {self.name!r} failed:\n{value}")
+        if kind != expected:
+            raise RuntimeError(f"benchmark arm {self.name!r} sent {kind!r} where {expected!r} was due "
+                               "(does its trainer stop at the number of steps the parent asks for?)")
         return value
 
     def ready(self) -> None:
-        self._receive()
+        self._receive("ready")
 
     def step(self) -> None:
         self.conn.send("step")
-        self.times.append(self._receive())
+        self.times.append(self._receive("step"))
 
     def finish(self) -> Any:
         self.conn.send("stop")
-        value = self._receive()
+        value = self._receive("final")
         self.process.join(timeout=60)
         return value
 

@@ -127,7 +127,7 @@ def ours_arm(control, preset, batch, tokenizer, dataset, precision, peak, **trai
     with tempfile.TemporaryDirectory() as tmp:
         ours = Ours(preset, batch, tokenizer, dataset, precision, peak, Path(tmp) / "ours", **train_options)
         serve_steps(control, ours.step)
-        control.report(ours.flops_per_step())
+        control.final(ours.flops_per_step())
         ours.trainer.logger.close()
 
 
@@ -171,7 +171,7 @@ def run_hf_trainer(control, model, rows, collator, args) -> None:
                       callbacks=[step_on_command(control)])
     with contextlib.redirect_stdout(sys.stderr):  # its end-of-training summary is not our table
         trainer.train()
-    control.report(None)
+    control.final(None)
 
 
 def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, steps, keep_memory=False):
@@ -204,6 +204,7 @@ ABLATIONS = (
     ("baseline_kept_memory", "the baseline under the malloc settings ours makes"),
 )
 ABLATION_OPTIONS = {"ours_torch_ops": {"cpu_ops": False}, "ours_system_malloc": {"keep_host_memory": False}}
+MALLOC_ARMS = ("ours_system_malloc", "baseline_kept_memory")  # only where malloc can be tuned (glibc)
 
 
 def arm_summary(times: dict[str, list[list[tuple[float, float]]]], clock: int, tokens: int) -> dict:
@@ -220,12 +221,12 @@ def arm_summary(times: dict[str, list[list[tuple[float, float]]]], clock: int, t
     for name, blocks in times.items():
         if name == "ours":
             continue
-        ratios = [median_step(a, clock) / median_step(o, clock) for a, o in zip(blocks, ours)]  # step time = 1/speed
+        ratios = [median_step(a, clock) / median_step(o, clock) for a, o in zip(blocks, ours, strict=True)]  # time = 1/speed
         key = "ratio" if name == "baseline" else f"ours_over_{name}"
         summary.update({f"{key}_median": statistics.median(ratios), f"{key}_min": min(ratios), f"{key}_max": max(ratios),
                         f"{key}_per_repeat": ratios,
                         f"{key}_wall_median": statistics.median(median_step(a, 0) / median_step(o, 0)
-                                                                for a, o in zip(blocks, ours))})
+                                                                for a, o in zip(blocks, ours, strict=True))})
     return summary
 
 
@@ -271,10 +272,14 @@ def ablation_lines(rows: list[dict], speed_header: str, baseline_name: str) -> l
 def build_arms(baseline: tuple, ours: tuple, ablation: bool, **common) -> list[tuple[str, Callable, dict]]:
     """(name, target, kwargs) of the baseline and ours, plus the ablation arms; `baseline` and `ours`
     are (target, extra kwargs), `common` goes to every arm."""
+    from ja_pretrain.training.host_memory import malloc_tunable
+
     (base_target, base_kwargs), (ours_target, ours_kwargs) = baseline, ours
     arms = [("baseline", base_target, {**common, **base_kwargs}), ("ours", ours_target, {**common, **ours_kwargs})]
     if ablation:
         for name, _ in ABLATIONS:
+            if name in MALLOC_ARMS and not malloc_tunable():  # they would run as plain ours and baseline
+                continue
             if name == "baseline_kept_memory":
                 arms.append((name, base_target, {**common, **base_kwargs, "keep_memory": True}))
             else:

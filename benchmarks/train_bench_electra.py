@@ -59,7 +59,7 @@ def ours_arm(control, batch, tokenizer, dataset, precision, peak, **train_option
     with tempfile.TemporaryDirectory() as tmp:
         ours = Ours(PRESET, batch, tokenizer, dataset, precision, peak, Path(tmp) / "ours", **train_options)
         serve_steps(control, ours.step)
-        control.report(ours.flops_per_step())
+        control.final(ours.flops_per_step())
         ours.trainer.logger.close()
 
 

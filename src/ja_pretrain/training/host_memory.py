@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 # mallopt parameter numbers from glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# Blocks up to 1 GiB come from the reusable heap. Older glibc caps the threshold at 32 MiB on
-# 64-bit and refuses more, hence the fallback.
+# Blocks up to 1 GiB come from the reusable heap. Some glibc versions cap the threshold at
+# 32 MiB on 64-bit and refuse more, hence the fallback.
 _MMAP_THRESHOLDS = (1 << 30, 32 << 20)
 _NEVER_TRIM = (1 << 31) - 1  # mallopt takes an int
 
@@ -37,15 +37,23 @@ def _glibc() -> ctypes.CDLL | None:
     return libc if hasattr(libc, "gnu_get_libc_version") else None
 
 
-def keep_freed_memory() -> bool:
-    """Tell glibc's malloc to reuse freed memory rather than unmap it; True if it took effect.
-    Does nothing (False) outside Linux with glibc."""
+def malloc_tunable() -> bool:
+    """True where `keep_freed_memory` can act: Linux with glibc."""
+    return _glibc() is not None
+
+
+def keep_freed_memory() -> int:
+    """Tell glibc's malloc to reuse freed memory rather than unmap it. Returns the mmap threshold
+    now in force: blocks up to it are reused (1 GiB; 32 MiB on an older glibc, which refuses more),
+    or 0 where nothing took effect (not Linux with glibc)."""
     libc = _glibc()
     if libc is None:
-        return False
-    if not any(libc.mallopt(_M_MMAP_THRESHOLD, size) == 1 for size in _MMAP_THRESHOLDS):
-        return False
-    if libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM) != 1:
-        return False
-    log.debug("malloc keeps freed memory for reuse (mmap and trim thresholds raised)")
-    return True
+        return 0
+    threshold = next((size for size in _MMAP_THRESHOLDS if libc.mallopt(_M_MMAP_THRESHOLD, size) == 1), 0)
+    if not threshold or libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM) != 1:
+        return 0
+    if threshold < _MMAP_THRESHOLDS[0]:
+        log.info("this glibc caps malloc's mmap threshold at %d MiB: larger tensors are still unmapped when freed",
+                 threshold >> 20)
+    log.debug("malloc keeps freed blocks up to %d MiB for reuse", threshold >> 20)
+    return threshold
