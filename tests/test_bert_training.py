@@ -177,5 +177,6 @@ def test_tokens_per_s_leaves_out_evaluation_time(tiny, tmp_path, monkeypatch):
         return [r["tokens_per_s"] for r in train_log(tmp_path / name) if r["split"] == "train"]
 
     quick, slow = run("quick", 0.0), run("slow", 0.5)
-    # 1.5 s of evaluation in each window is several times the training time of 4 bert-micro steps
-    assert len(slow) == 2 and slow[1] > 0.5 * quick[1]
+    # 1.5 s of evaluation in the window is over ten times the training time of 4 bert-micro steps:
+    # counted, it would cut tokens/s below a tenth; a busy machine moves it by up to about 2x
+    assert len(slow) == 2 and slow[1] > 0.2 * quick[1]
