@@ -110,6 +110,28 @@ def test_non_finite_loss_is_skipped_then_stops_with_a_clear_error(tiny, tmp_path
     assert records[0]["step"] == 2 and records[0]["nonfinite_steps"] == 2 and records[0]["loss"] is None
 
 
+def test_a_checkpoint_between_logs_counts_the_skipped_steps_since_the_last_log(tiny, tmp_path, monkeypatch):
+    from ja_pretrain.models.bert import BertObjective
+
+    real_forward = BertObjective.forward
+    poisoned_calls = []
+
+    def first_two_poisoned(self, *args, **kwargs):
+        out = real_forward(self, *args, **kwargs)
+        if self.training and len(poisoned_calls) < 2:
+            poisoned_calls.append(1)
+            out.sums["mlm"] = out.sums["mlm"] * float("nan")
+        return out
+
+    monkeypatch.setattr(BertObjective, "forward", first_two_poisoned)
+    assert cli(tiny, tmp_path / "m", "--model_type", "bert-micro", "--train_steps", "8", "--logging_steps", "4",
+               "--save_steps", "3", "--accumulation_steps", "1") == 0
+    state = json.loads((tmp_path / "m" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["nonfinite_steps"] == 2  # steps 1 and 2, skipped before the first log at step 4
+    records = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["nonfinite_steps"] for r in records if r["split"] == "train"] == [2, 2]
+
+
 def test_skipped_steps_leave_the_weights_alone():
     from ja_pretrain.training.optim import build_optimizer
 

@@ -188,7 +188,8 @@ class Trainer:
             "step": self.step,
             "samples_seen": self.samples_seen,
             "tokens_seen": tokens_seen,
-            "nonfinite_steps": self.nonfinite_total,
+            # skips since the last log are still on the device; a checkpoint between logs counts them too
+            "nonfinite_steps": self.nonfinite_total + int(self.skipped),
             "seed": self.cfg.seed,
             "global_batch": self.layout.global_rows,
             "accumulation_steps": self.accumulation,
