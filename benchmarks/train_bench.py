@@ -291,6 +291,33 @@ def log_progress(line: str) -> None:
     print(f"  {line}", file=sys.stderr, flush=True)
 
 
+def measure_configuration(arms: list[tuple[str, Callable, dict]], args: argparse.Namespace, label: str,
+                          clock: int, tokens: int, peak: float) -> dict:
+    """Run one configuration's arms in alternating blocks; its figures: tok/s and ratios of every arm
+    (`arm_summary`), useful FLOPs per token and the MFU of the baseline and ours against `peak`."""
+    log_progress(f"{label}:")
+    times, finals = run_blocks(arms, args.repeats, args.warmup, args.steps, args.threads, log_progress)
+    per_token = finals["ours"] / tokens
+    row = {"repeats": args.repeats, "timed_steps_per_block": args.steps, **arm_summary(times, clock, tokens),
+           "useful_flops_per_token": per_token}
+    row["baseline_mfu"] = row["baseline_tokens_per_s"] * per_token / peak
+    row["ours_mfu"] = row["ours_tokens_per_s"] * per_token / peak
+    return row
+
+
+def main_table_lines(rows: list[dict], clock_name: str, baseline_name: str) -> list[str]:
+    """The main table: the baseline's and our tok/s, the ratio with its spread, the wall-time ratio, MFU."""
+    lines = [(f"| preset (seq x batch) | precision | {baseline_name} tok/s ({clock_name}) | ours tok/s ({clock_name}) | "
+              f"ours/{baseline_name} (min-max) | wall-time ratio | {baseline_name} MFU | ours MFU |"),
+             "| :-- | :-- | --: | --: | --: | --: | --: | --: |"]
+    for r in rows:
+        lines.append(
+            f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
+            f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
+            f"{r['ratio_wall_median']:.2f}x | {100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="blocks of each arm, alternating")
@@ -339,29 +366,15 @@ def main() -> int:
             common = {"preset": preset, "batch": batch, "dataset": datasets[length], "precision": precision}
             arms = build_arms((baseline_arm, {"tokenizer_dir": tokenizer, "steps": args.warmup + args.steps}),
                               (ours_arm, {"tokenizer": tokenizer, "peak": peaks[precision]}), ablation, **common)
-            log_progress(f"{preset} {precision}:")
-            times, finals = run_blocks(arms, args.repeats, args.warmup, args.steps, args.threads, log_progress)
-            per_token = finals["ours"] / tokens
-            row = {"preset": preset, "sequence_length": length, "batch": batch, "precision": precision, "clock": clock_name,
-                   "repeats": args.repeats, "timed_steps_per_block": args.steps, **arm_summary(times, clock, tokens),
-                   "useful_flops_per_token": per_token}
-            row["baseline_mfu"] = row["baseline_tokens_per_s"] * per_token / peaks[precision]
-            row["ours_mfu"] = row["ours_tokens_per_s"] * per_token / peaks[precision]
-            rows.append(row)
+            rows.append({"preset": preset, "sequence_length": length, "batch": batch, "precision": precision,
+                         "clock": clock_name, **measure_configuration(arms, args, f"{preset} {precision}", clock, tokens,
+                                                                      peaks[precision])})
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     header = (f"train_bench on {device}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
               f"data: {source}, vocab {vocab}; load average {load_start} at start, {load_average()} at end; "
               f"matmul peak ({clock_name}) fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
-    lines = [header, "",
-             f"| preset (seq x batch) | precision | baseline tok/s ({clock_name}) | ours tok/s ({clock_name}) | "
-             "ours/baseline (min-max) | wall-time ratio | baseline MFU | ours MFU |",
-             "| :-- | :-- | --: | --: | --: | --: | --: | --: |"]
-    for r in rows:
-        lines.append(
-            f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
-            f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
-            f"{r['ratio_wall_median']:.2f}x | {100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
+    lines = [header, "", *main_table_lines(rows, clock_name, "baseline")]
     lines += ablation_lines(rows, f"tok/s ({clock_name})", "baseline")
     lines.append(f"\nEach arm in blocks of {args.warmup} warm-up + {args.steps} timed steps in a fresh process, the arms' "
                  f"blocks alternating over {args.repeats} repeats; tok/s from the median step, ratio = median over "

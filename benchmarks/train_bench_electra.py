@@ -45,22 +45,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from arms import run_blocks, serve_steps  # noqa: I001  (the benches share their parts)
-from train_bench import (OUT_DIR, Ours, PackedRows, ablation_lines, arm_summary, build_arms, hf_training_arguments,
-                         load_average, log_progress, measure_peaks, params_for, prepare_data, run_hf_trainer)
+# the parts both training benches share live in the BERT bench
+from train_bench import (OUT_DIR, PackedRows, ablation_lines, build_arms, hf_training_arguments, load_average,  # noqa: I001
+                         main_table_lines, measure_configuration, measure_peaks, ours_arm, params_for, prepare_data,
+                         run_hf_trainer)
 
 PRESET, LENGTH, BATCH = "electra-small", 128, 32
 PRECISIONS = ("fp32", "bf16")
 RTD_WEIGHT = 50.0
-
-
-def ours_arm(control, batch, tokenizer, dataset, precision, peak, **train_options):
-    """A child process's arm: our trainer with the ELECTRA objective; last reports FLOPs per step."""
-    with tempfile.TemporaryDirectory() as tmp:
-        ours = Ours(PRESET, batch, tokenizer, dataset, precision, peak, Path(tmp) / "ours", **train_options)
-        serve_steps(control, ours.step)
-        control.final(ours.flops_per_step())
-        ours.trainer.logger.close()
 
 
 class NaiveElectra(torch.nn.Module):
@@ -147,30 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     for precision in args.precisions.split(","):
         common = {"batch": args.batch, "dataset": dataset, "precision": precision}
         arms = build_arms((baseline_arm, {"tokenizer_dir": tokenizer, "steps": args.warmup + args.steps}),
-                          (ours_arm, {"tokenizer": tokenizer, "peak": peaks[precision]}), ablation, **common)
-        log_progress(f"{PRESET} {precision}:")
-        times, finals = run_blocks(arms, args.repeats, args.warmup, args.steps, args.threads, log_progress)
-        per_token = finals["ours"] / tokens
-        row = {"preset": PRESET, "sequence_length": LENGTH, "batch": args.batch, "precision": precision,
-               "clock": clock_name, "repeats": args.repeats, "timed_steps_per_block": args.steps,
-               **arm_summary(times, clock, tokens), "useful_flops_per_token": per_token}
-        row["baseline_mfu"] = row["baseline_tokens_per_s"] * per_token / peaks[precision]
-        row["ours_mfu"] = row["ours_tokens_per_s"] * per_token / peaks[precision]
-        rows.append(row)
+                          (ours_arm, {"preset": PRESET, "tokenizer": tokenizer, "peak": peaks[precision]}), ablation,
+                          **common)
+        rows.append({"preset": PRESET, "sequence_length": LENGTH, "batch": args.batch, "precision": precision,
+                     "clock": clock_name, **measure_configuration(arms, args, f"{PRESET} {precision}", clock, tokens,
+                                                                  peaks[precision])})
 
     where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     header = (f"train_bench_electra on {where}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
               f"data: {source}, vocab {vocab}; load average {load_start} at start, {load_average()} at end; "
               f"matmul peak ({clock_name}) fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
-    lines = [header, "",
-             (f"| preset (seq x batch) | precision | naive HF tok/s ({clock_name}) | ours tok/s ({clock_name}) | "
-              "ours/naive (min-max) | wall-time ratio | naive MFU | ours MFU |"),
-             "| :-- | :-- | --: | --: | --: | --: | --: | --: |"]
-    for r in rows:
-        lines.append(
-            f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
-            f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
-            f"{r['ratio_wall_median']:.2f}x | {100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
+    lines = [header, "", *main_table_lines(rows, clock_name, "naive")]
     lines += ablation_lines(rows, f"tok/s ({clock_name})", "naive HF baseline")
     lines.append(f"\nEach arm in blocks of {args.warmup} warm-up + {args.steps} timed steps in a fresh process, the arms' "
                  f"blocks alternating over {args.repeats} repeats (ratio spread: per repeat); MFU counts useful FLOPs "
