@@ -143,10 +143,11 @@ class Trainer:
             self.objective.load_model(cfg.init_from)
             log.info("initialised the weights from %s", cfg.init_from)
         self.objective.to(ctx.device)
-        if cfg.cpu_ops and ctx.device.type == "cpu":
-            use_cpu_ops(self.objective)
-        if cfg.keep_host_memory and ctx.device.type == "cpu":
-            keep_freed_memory()  # for this whole process: a CPU training run's steps dominate it
+        if ctx.device.type == "cpu":  # GPUs keep PyTorch's kernels and the host's defaults
+            if cfg.cpu_ops:
+                use_cpu_ops(self.objective)
+            if cfg.keep_host_memory:
+                keep_freed_memory()  # for this whole process: a CPU training run's steps dominate it
         torch.manual_seed(cfg.seed + 1_000_003 * ctx.rank)
 
         self.optimizer = build_optimizer(self.objective, params.learning_rate)
