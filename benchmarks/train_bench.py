@@ -6,27 +6,30 @@ The baseline is what a user would otherwise run, as transformers' run_mlm.py doe
 `Trainer` + `BertForMaskedLM` + `DataCollatorForLanguageModeling` (15% masking, 80/10/10) with
 the same model configuration (the preset, SDPA attention), the same packed samples, the same
 optimizer settings and precision, in a plain Python process. Ours is
-`ja_pretrain.training.trainer.Trainer` as `ja-pretrain run-pretraining` runs it (MLM head at
-masked positions only, vectorised masking from the memmap dataset, fused AdamW, no host sync per
-step; on a CPU also the cheaper dropout and attention of `ja_pretrain.models.cpu_ops` and the
-malloc settings of `ja_pretrain.training.host_memory`). Configurations: the bert-small preset at
+`ja_pretrain.training.trainer.Trainer` as `ja-pretrain run-pretraining` runs it (MLM head, and
+the last layer past attention, at masked positions only; vectorised masking from the memmap
+dataset, fused AdamW, no host sync per step; on a CPU also the cheaper dropout and attention of
+`ja_pretrain.models.cpu_ops` and the malloc settings of `ja_pretrain.training.host_memory`). Configurations: the bert-small preset at
 sequence 128 and batch 32 (the issue's), and the bert-tiny preset at its sequence 512 with batch
 8 (the same 4,096 positions per step); fp32 and bf16 autocast each.
 
 Each arm runs in blocks (benchmarks/arms.py): a fresh process, --warmup untimed and --steps timed
 optimizer steps, exit; the arms' blocks alternate over --repeats rounds, so each runs alone as a
 user runs it and a slow spell of the machine falls on neighbouring blocks of different arms. On
-a CPU three more arms run in the same rounds (skip them with --no_ablation): ours with
+a CPU four more arms run in the same rounds (skip them with --no_ablation): ours with
 PyTorch's dropout and SDPA (`--torch_dropout`), ours with glibc's default malloc settings
-(`--system_malloc`), and the baseline under ours' malloc settings; they show what each part
-adds, and how much of the lead the malloc setting alone makes. A step is timed from the
+(`--system_malloc`), ours with the encoder's last layer run at every position (as transformers
+runs it; ours runs it past attention only where the MLM head reads, see
+ja_pretrain/models/selected_output.py), and the baseline under ours' malloc settings; they show
+what each part adds, and how much of the lead the malloc setting alone makes. A step is timed from the
 command to its end (data, collation/masking, forward, backward, optimizer). tokens/s counts
 sequence positions, from the median timed step of all blocks; the ratio is the median over
 repeats of (baseline's median step time / ours') in the same round, with its min and max. On a
 CPU the clock is each arm's own CPU time (other users' load on a shared machine inflates wall
 time, not CPU time); the wall-time ratio is shown beside it. On a GPU the clock is wall time.
-MFU = useful model FLOPs (encoder + MLM head at the masked positions, forward + backward) per
-second over this machine's measured matmul peak in that precision (a 1024^3 or 4096^3 matmul).
+MFU = useful model FLOPs (the encoder, with its last layer past attention and the MLM head at the
+masked positions only, forward + backward) per second over this machine's measured matmul peak
+in that precision (a 1024^3 or 4096^3 matmul).
 
 Data: ../shared/data/corpus-ja (real Japanese text) when present, else the bundled sample;
 built through our own stages (corpus -> tokenizer with the seed's 32768 vocabulary -> dataset)
@@ -121,9 +124,25 @@ class Ours:
         return self.window.reduce(self.trainer.ctx, self.trainer.ctx.device)["flops"] / self.steps
 
 
-def ours_arm(control, preset, batch, tokenizer, dataset, precision, peak, **train_options):
-    """A child process's arm: our trainer (`train_options`: TrainConfig fields, e.g. cpu_ops=False).
-    Last reports our useful FLOPs per step."""
+def run_top_layer_everywhere() -> None:
+    """In this process, run the encoder's last layer at every position, as transformers does, and
+    pick the heads' rows from its output (ours runs it past attention only at those rows)."""
+    import ja_pretrain.models.bert
+    import ja_pretrain.models.electra
+
+    def full_rows(encoder, positions, input_ids, attention_mask, token_type_ids):
+        out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return out.last_hidden_state.flatten(0, 1).index_select(0, positions)
+
+    ja_pretrain.models.bert.encode_selected = full_rows
+    ja_pretrain.models.electra.encode_selected = full_rows
+
+
+def ours_arm(control, preset, batch, tokenizer, dataset, precision, peak, full_top_layer=False, **train_options):
+    """A child process's arm: our trainer (`train_options`: TrainConfig fields, e.g. cpu_ops=False;
+    `full_top_layer`: see run_top_layer_everywhere). Last reports our useful FLOPs per step."""
+    if full_top_layer:
+        run_top_layer_everywhere()
     with tempfile.TemporaryDirectory() as tmp:
         ours = Ours(preset, batch, tokenizer, dataset, precision, peak, Path(tmp) / "ours", **train_options)
         serve_steps(control, ours.step)
@@ -201,9 +220,11 @@ def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, step
 ABLATIONS = (
     ("ours_torch_ops", "ours with PyTorch's dropout and SDPA attention (`--torch_dropout`)"),
     ("ours_system_malloc", "ours with glibc's default malloc settings (`--system_malloc`)"),
+    ("ours_full_top_layer", "ours with the last layer at every position"),
     ("baseline_kept_memory", "the baseline under the malloc settings ours makes"),
 )
-ABLATION_OPTIONS = {"ours_torch_ops": {"cpu_ops": False}, "ours_system_malloc": {"keep_host_memory": False}}
+ABLATION_OPTIONS = {"ours_torch_ops": {"cpu_ops": False}, "ours_system_malloc": {"keep_host_memory": False},
+                    "ours_full_top_layer": {"full_top_layer": True}}
 MALLOC_ARMS = ("ours_system_malloc", "baseline_kept_memory")  # only where malloc can be tuned (glibc)
 
 

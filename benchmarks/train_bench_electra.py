@@ -21,7 +21,8 @@ repeats (benchmarks/arms.py; the same scheme and clocks as train_bench.py): each
 from the command to its end, so data loading and masking count. On a CPU the clock is each
 arm's own CPU time and the wall-time ratio is shown beside it; on a GPU, wall time. On a CPU
 the ablation arms of train_bench.py run too (ours with PyTorch's ops, ours with glibc's default
-malloc settings, the baseline under ours' malloc settings; skip them with --no_ablation).
+malloc settings, ours with the generator's last layer at every position, the baseline under
+ours' malloc settings; skip them with --no_ablation).
 --warmup steps of each block are dropped, the medians of the timed ones give tokens/s, and the
 per-repeat ratios give the spread. tokens/s counts sequence positions. Data: the packed dataset
 that benchmarks/train_bench.py builds (real Japanese text from ../shared/data/corpus-ja when

@@ -1,5 +1,6 @@
 """BERT from a preset: transformers' BertForMaskedLM (or BertForPreTraining with next-sentence
-prediction), trained through `BertObjective`, which runs the MLM head only at masked positions.
+prediction), trained through `BertObjective`, which runs the MLM head only at masked positions,
+and the last layer past its attention only where a head reads (`models.selected_output`).
 
 The trained module *is* the transformers model, so `save_pretrained` of it is the export and
 AutoModelForMaskedLM / AutoModelForPreTraining load it with no code of ours.
@@ -18,6 +19,7 @@ from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.encoder_config import shared_config_fields
+from ja_pretrain.models.selected_output import encode_selected, positions_of_rows
 from ja_pretrain.training.masking import IGNORE_INDEX, MaskNoise, mask_tokens
 from ja_pretrain.training.objective import Objective, ObjectiveOptions, ObjectiveOutput
 
@@ -98,9 +100,13 @@ class BertObjective(Objective):
     # -- the objective --------------------------------------------------------------------------
     def forward(self, input_ids, attention_mask, token_type_ids, masked_positions, masked_labels,
                 next_sentence_label=None) -> ObjectiveOutput:
-        out = self.model.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        hidden = out.last_hidden_state
-        picked = hidden.flatten(0, 1).index_select(0, masked_positions)
+        bert, masked = self.model.bert, masked_positions.numel()
+        wanted = masked_positions
+        if self.nsp:  # the pooler reads each row's [CLS]
+            rows, length = input_ids.shape
+            wanted = torch.cat([masked_positions, positions_of_rows(rows, length, input_ids.device)])
+        selected = encode_selected(bert, wanted, input_ids, attention_mask, token_type_ids)
+        picked = selected[:masked]
         logits = self.model.cls.predictions(picked).float()
         mlm_sum = F.cross_entropy(logits, masked_labels, reduction="sum")
         count = torch.full((), masked_labels.numel(), device=logits.device)  # a fill, not a host copy
@@ -108,7 +114,8 @@ class BertObjective(Objective):
         result = ObjectiveOutput(sums={"mlm": mlm_sum}, counts={"mlm": count},
                                  metrics={"mlm_accuracy": (correct, count)})
         if self.nsp:
-            nsp_logits = self.model.cls.seq_relationship(out.pooler_output).float()
+            pooled = bert.pooler(selected[masked:].unsqueeze(1))  # it takes (rows, length, hidden)[:, 0]
+            nsp_logits = self.model.cls.seq_relationship(pooled).float()
             pairs = torch.full((), nsp_logits.shape[0], device=logits.device)
             result.sums["nsp"] = F.cross_entropy(nsp_logits, next_sentence_label, reduction="sum")
             result.counts["nsp"] = pairs
@@ -116,14 +123,20 @@ class BertObjective(Objective):
         return result
 
     def flops(self, inputs: dict[str, torch.Tensor]) -> float:
-        """Matmul FLOPs of forward + backward (3x forward); the MLM head at masked positions only."""
+        """Matmul FLOPs of forward + backward (3x forward) of the work the losses need: the MLM
+        head at masked positions, the last layer past its attention there and at [CLS] with NSP."""
         c = self.model.config
         rows, length = inputs["input_ids"].shape
         h, f, v = c.hidden_size, c.intermediate_size, c.vocab_size
-        per_token = c.num_hidden_layers * (2 * (4 * h * h + 2 * h * f) + 4 * length * h)
-        head = 2 * (h * h + h * v) * inputs["masked_labels"].numel()
+        masked = inputs["masked_labels"].numel()
+        attention = 2 * 3 * h * h + 4 * length * h  # q, k, v projections; scores and context
+        row_wise = 2 * (h * h + 2 * h * f)  # output projection, feed-forward
+        read = masked + (rows if self.nsp else 0)
+        encoder = rows * length * (c.num_hidden_layers * attention + (c.num_hidden_layers - 1) * row_wise)
+        encoder += read * row_wise
+        head = 2 * (h * h + h * v) * masked
         nsp = rows * 2 * (h * h + 2 * h) if self.nsp else 0
-        return 3.0 * (rows * length * per_token + head + nsp)
+        return 3.0 * (encoder + head + nsp)
 
     # -- weights ----------------------------------------------------------------------------------
     def save_model(self, directory: str | os.PathLike) -> None:

@@ -40,6 +40,7 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.encoder_config import shared_config_fields
+from ja_pretrain.models.selected_output import encode_selected
 from ja_pretrain.training.masking import IGNORE_INDEX, MaskNoise, mask_tokens
 from ja_pretrain.training.objective import Objective, ObjectiveOptions, ObjectiveOutput
 
@@ -250,9 +251,7 @@ class ElectraObjective(Objective):
         flat_ids = input_ids.flatten()
         targets = flat_ids.index_select(0, masked_positions)
 
-        hidden = generator.electra(masked_input_ids, attention_mask=attention_mask,
-                                   token_type_ids=token_type_ids).last_hidden_state
-        picked = hidden.flatten(0, 1).index_select(0, masked_positions)
+        picked = encode_selected(generator.electra, masked_positions, masked_input_ids, attention_mask, token_type_ids)
         # fp32 once (a no-op without autocast) for the loss, the draws and the accuracy.
         gen_logits = generator.generator_lm_head(generator.generator_predictions(picked)).float()
         gen_sum = F.cross_entropy(gen_logits, targets, reduction="sum")
@@ -292,15 +291,19 @@ class ElectraObjective(Objective):
         gen, disc = self.model.generator.config, self.model.discriminator.config
         e, v = disc.embedding_size, disc.vocab_size
 
-        def body(c: ElectraConfig) -> float:
+        def body(c: ElectraConfig, read: int) -> float:
+            """The encoder with the last layer's work after attention at `read` positions only."""
             h, f = c.hidden_size, c.intermediate_size
             project = 2 * e * h if e != h else 0
-            return project + c.num_hidden_layers * (2 * (4 * h * h + 2 * h * f) + 4 * length * h)
+            attention = 2 * 3 * h * h + 4 * length * h
+            row_wise = 2 * (h * h + 2 * h * f)
+            layers = tokens * (project + c.num_hidden_layers * attention + (c.num_hidden_layers - 1) * row_wise)
+            return layers + read * row_wise
 
         tokens = rows * length
         gen_head = masked * 2 * (gen.hidden_size * e + e * v)
         disc_head = tokens * 2 * (disc.hidden_size * disc.hidden_size + disc.hidden_size)
-        return 3.0 * (tokens * (body(gen) + body(disc)) + gen_head + disc_head)
+        return 3.0 * (body(gen, masked) + body(disc, tokens) + gen_head + disc_head)
 
     # -- weights ----------------------------------------------------------------------------------
     def save_model(self, directory: str | os.PathLike) -> None:
