@@ -27,7 +27,8 @@ def encode_selected(encoder: nn.Module, positions: torch.Tensor, input_ids: torc
     hidden = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
     if hasattr(encoder, "embeddings_project"):  # ELECTRA with embedding size != hidden size
         hidden = encoder.embeddings_project(hidden)
-    mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+    # positional: transformers renamed the second parameter (input_embeds in 5.0, inputs_embeds later)
+    mask = create_bidirectional_mask(encoder.config, hidden, attention_mask)
     *lower, top = encoder.encoder.layer
     for layer in lower:
         hidden = layer(hidden, mask)
