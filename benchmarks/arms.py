@@ -23,6 +23,8 @@ times its own steps: wall time and its own CPU time.
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -68,11 +70,18 @@ class Control:
         self.conn.send(("final", value))
 
 
+def _exit_on_terminate(signum, frame) -> None:
+    sys.exit(128 + signum)  # unwinds the target's with-blocks: its temporary directories go
+
+
 def _child(conn, threads: int | None, target: Callable[..., None], kwargs: dict) -> None:
+    signal.signal(signal.SIGTERM, _exit_on_terminate)
     if threads:
         torch.set_num_threads(threads)
     try:
         target(Control(conn), **kwargs)
+    except SystemExit:  # the parent stopped it
+        raise
     except BaseException:  # the parent raises it with the child's traceback
         conn.send(("error", traceback.format_exc()))
 
@@ -116,6 +125,10 @@ class Arm:
         return value
 
     def kill(self) -> None:
+        """Stop the child if it still runs: SIGTERM first, so it can clean up, then SIGKILL."""
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=30)  # a step in progress finishes before the exit runs
         if self.process.is_alive():
             self.process.kill()
 
