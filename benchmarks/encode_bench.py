@@ -50,8 +50,9 @@ HF_BATCH = 1000
 def load_documents(n_sentences: int) -> tuple[list[list[str]], str]:
     files = [SHARED / f"{name}.txt.gz" for name in SOURCES]
     if not all(f.is_file() for f in files):
-        from ja_pretrain.resources import sample_corpus_path
         import re
+
+        from ja_pretrain.resources import sample_corpus_path
 
         text = sample_corpus_path().read_text(encoding="utf-8")
         docs = [[s for line in block.splitlines() for s in re.split(r"(?<=[。！？])", line) if s.strip()]
@@ -188,7 +189,7 @@ def mismatches(sentences, reference, ours, tokenizer_dir):
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     kinds: dict[str, list] = {}
-    for s, a, b in zip(sentences, reference, ours):
+    for s, a, b in zip(sentences, reference, ours, strict=True):
         if a == b:
             continue
         kind = "different length" if len(a) != len(b) else "same length, other ids"
@@ -305,8 +306,8 @@ def main() -> int:
         "ratio_b_over_a": rate["b"] / rate["a"], "ratio_c_over_b": rate["c"] / rate["b"],
         # each repeat's a, b, c ran back to back, so per-repeat ratios see the same machine load
         "cpu_seconds": CPU_SECONDS,
-        "ratio_b_over_a_per_repeat": [a / b for a, b in zip(times["a"], times["b"])],
-        "ratio_c_over_b_per_repeat": [b / c for b, c in zip(times["b"], times["c"])],
+        "ratio_b_over_a_per_repeat": [a / b for a, b in zip(times["a"], times["b"], strict=True)],
+        "ratio_c_over_b_per_repeat": [b / c for b, c in zip(times["b"], times["c"], strict=True)],
         "ids_identical_fraction": 1 - n_bad / len(sentences), "mismatch_kinds": kinds,
         "train_seconds": {"ours": train_ours, "seed_method": train_seed},
         "build_dataset_rss": rss, "load_average_end": os.getloadavg(),
@@ -334,7 +335,8 @@ def main() -> int:
     for copies in ("1x", "4x"):
         r = rss[copies]
         rows.append((f"build-dataset peak RSS, {copies} input (--workers 2)",
-                     f"{r['parent_peak_rss_mb']:.0f} MB parent", f"{r['worker_peak_rss_mb']:.0f} MB largest worker, {r['seconds']:.1f}s"))
+                     f"{r['parent_peak_rss_mb']:.0f} MB parent",
+                     f"{r['worker_peak_rss_mb']:.0f} MB largest worker, {r['seconds']:.1f}s"))
     width = max(len(r[0]) for r in rows)
     print(f"\nencode_bench: {len(sentences)} sentences, {len(documents)} documents, {source}; "
           f"{os.cpu_count()} CPUs, load average {result['machine']['load_average_start'][0]:.1f} at start, "

@@ -9,8 +9,9 @@ optimizer settings and precision, in a plain Python process. Ours is
 `ja_pretrain.training.trainer.Trainer` as `ja-pretrain run-pretraining` runs it (MLM head, and
 the last layer past attention, at masked positions only; vectorised masking from the memmap
 dataset, fused AdamW, no host sync per step; on a CPU also the cheaper dropout and attention of
-`ja_pretrain.models.cpu_ops` and the malloc settings of `ja_pretrain.training.host_memory`). Configurations: the bert-small preset at
-sequence 128 and batch 32 (the issue's), and the bert-tiny preset at its sequence 512 with batch
+`ja_pretrain.models.cpu_ops` and the malloc settings of `ja_pretrain.training.host_memory`).
+Configurations: the bert-small preset at sequence 128 and batch 32 (the issue's), and the
+bert-tiny preset at its sequence 512 with batch
 8 (the same 4,096 positions per step); fp32 and bf16 autocast each.
 
 Each arm runs in blocks (benchmarks/arms.py): a fresh process, --warmup untimed and --steps timed

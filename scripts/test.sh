@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 JA_PRETRAIN_EXTRAS=dev,sudachi bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
+ruff check src tests benchmarks  # the rules are in pyproject.toml
 exec python -m pytest -q -n 2 --dist loadfile "$@"

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ja_pretrain.cli import main
+
 from training_support import build_tiny_run, pretrain_cli, train_log
 
 
@@ -91,7 +92,7 @@ def test_continue_resumes_exactly(tiny, tmp_path):
     assert cli(tiny, tmp_path / "split", *args, "--do_continue") == 0
     whole, split = train_log(tmp_path / "whole"), train_log(tmp_path / "split")
     assert [r["step"] for r in split if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
-    for a, b in zip(whole, split):
+    for a, b in zip(whole, split, strict=True):
         assert (a["split"], a["step"]) == (b["split"], b["step"])
         assert a["loss"] == b["loss"], f"step {a['step']}"  # bit-for-bit: same data, masks, dropout
         assert a["tokens_seen"] == b["tokens_seen"]

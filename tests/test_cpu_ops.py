@@ -10,8 +10,16 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
-from ja_pretrain.models.cpu_ops import (ATTENTION_NAME, CheapDropout, cheap_dropout, cpu_attention, dropped_levels,
-                                        keep_from_lanes, keep_mask, use_cpu_ops)
+from ja_pretrain.models.cpu_ops import (
+    ATTENTION_NAME,
+    CheapDropout,
+    cheap_dropout,
+    cpu_attention,
+    dropped_levels,
+    keep_from_lanes,
+    keep_mask,
+    use_cpu_ops,
+)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
@@ -200,9 +208,9 @@ def test_dropout_on_changes_the_output_and_follows_the_seed():
 
 
 def test_trainer_uses_cpu_ops_unless_told_not_to(tiny, tmp_path):
-    from training_support import build_trainer
-
     from ja_pretrain.training.distributed import DistContext
+
+    from training_support import build_trainer
 
     ctx = DistContext(device=torch.device("cpu"))
     ours = build_trainer(tiny, tmp_path / "a", "bert-micro", 4, ctx)

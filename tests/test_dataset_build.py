@@ -13,6 +13,7 @@ from ja_pretrain.dataset.packing import packed_samples
 from ja_pretrain.dataset.store import TokenStore, token_dtype
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.encoder import FastEncoder
+
 from tokdata_support import sample_corpus, sample_documents, scratch, trained_tokenizer, write_corpus
 
 LENGTH = 32  # short, so that some sentences are longer than a sample and get split
@@ -86,7 +87,8 @@ def test_packed_batch_layout(packed):
         assert ids[0] == 2 and ids[n + 1] == 3 and np.all(ids[n + 2:] == 0)
         assert np.array_equal(ids[1 : n + 1], samples.store.tokens[start:end])
         assert batch["attention_mask"][b].sum() == n + 2
-        assert np.array_equal(batch["special_tokens_mask"][b], np.isin(np.arange(LENGTH), [0, n + 1]) | (np.arange(LENGTH) > n + 1))
+        positions = np.arange(LENGTH)
+        assert np.array_equal(batch["special_tokens_mask"][b], np.isin(positions, [0, n + 1]) | (positions > n + 1))
         flags = samples.store.word_starts(np.arange(start, end))
         flags[0] = True  # a sample that begins inside a split word still begins a unit
         assert np.array_equal(batch["word_start"][b][1 : n + 1], flags)
@@ -164,7 +166,7 @@ def test_shards_merge_into_the_same_documents(packed):
 
     def documents(store):
         bounds = store.sentence_offsets[np.asarray(store.document_sentences)]
-        return sorted(tuple(store.tokens[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+        return sorted(tuple(store.tokens[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
 
     assert merged.n_tokens == whole.n_tokens and documents(merged) == documents(whole)
     assert len(open_samples(root / "merged")) == len(open_samples(packed))

@@ -9,6 +9,7 @@ import pytest
 import ja_pretrain.dataset.cache as cache
 from ja_pretrain.dataset import open_samples, prepare_dataset
 from ja_pretrain.errors import UserError
+
 from tokdata_support import sample_documents, scratch, trained_tokenizer, write_corpus
 
 

@@ -147,5 +147,5 @@ def test_continued_pretraining_starts_from_the_saved_weights(trained, tmp_path, 
     gen, disc = fresh.model.generator, fresh.model.discriminator
     assert gen.electra.embeddings is disc.electra.embeddings
     assert gen.generator_lm_head.weight is disc.electra.embeddings.word_embeddings.weight
-    for (name, a), (_, b) in zip(objective.model.state_dict().items(), fresh.model.state_dict().items()):
+    for (name, a), (_, b) in zip(objective.model.state_dict().items(), fresh.model.state_dict().items(), strict=True):
         assert torch.equal(a, b), name

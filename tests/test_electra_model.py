@@ -85,7 +85,7 @@ def test_shared_tensors_stay_shared_after_a_training_step_and_a_reload(tmp_path)
     gen, disc = other.model.generator, other.model.discriminator
     assert gen.generator_lm_head.weight is disc.electra.embeddings.word_embeddings.weight
     assert gen.electra.embeddings is disc.electra.embeddings
-    for (name, a), (_, b) in zip(objective.model.state_dict().items(), other.model.state_dict().items()):
+    for (name, a), (_, b) in zip(objective.model.state_dict().items(), other.model.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 

@@ -10,8 +10,8 @@ import torch
 import torch.multiprocessing as mp
 
 from ja_pretrain.cli import main
-from training_support import (build_tiny_run, build_trainer, free_port, join_two_nodes, one_step_gradients,
-                              pretrain_cli, train_log)
+
+from training_support import build_tiny_run, build_trainer, free_port, join_two_nodes, one_step_gradients, pretrain_cli, train_log
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 
@@ -96,7 +96,7 @@ def test_continue_resumes_exactly(tiny, tmp_path):
     whole, split = train_log(tmp_path / "whole"), train_log(tmp_path / "split")
     assert [r["step"] for r in split if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
     assert len(whole) == len(split)
-    for a, b in zip(whole, split):
+    for a, b in zip(whole, split, strict=True):
         assert (a["split"], a["step"]) == (b["split"], b["step"])
         for key in ("generator_loss", "discriminator_loss", "replaced_fraction"):
             assert a[key] == b[key], f"step {a['step']} {key}"  # same data, masks, samples, dropout

@@ -9,6 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from ja_pretrain.cli import main
+from ja_pretrain.errors import UserError
+from ja_pretrain.evaluation.evaluate import evaluate_model
+from ja_pretrain.evaluation.heldout import build_heldout_set, choose_masks
+from ja_pretrain.evaluation.metrics import detection_metrics, roc_auc
+
 from test_evaluate_fixtures import (
     DOCUMENTS,
     electra_config,
@@ -18,12 +24,6 @@ from test_evaluate_fixtures import (
     write_corpus,
     write_tokenizer,
 )
-
-from ja_pretrain.cli import main
-from ja_pretrain.errors import UserError
-from ja_pretrain.evaluation.evaluate import evaluate_model
-from ja_pretrain.evaluation.heldout import build_heldout_set, choose_masks
-from ja_pretrain.evaluation.metrics import detection_metrics, roc_auc
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def _train_bert(tok, corpus, out, steps=40):
         masks = choose_masks(heldout.sequences, 0.3, seed=1000 + step)
         ids = torch.zeros((len(heldout.sequences), length), dtype=torch.long)
         labels = torch.full_like(ids, -100)
-        for row, (seq, masked) in enumerate(zip(heldout.sequences, masks)):
+        for row, (seq, masked) in enumerate(zip(heldout.sequences, masks, strict=True)):
             ids[row, : len(seq)] = torch.from_numpy(seq)
             labels[row, masked] = ids[row, masked]
         inputs = ids.masked_fill(labels != -100, tokenizer.mask_token_id)
@@ -85,8 +85,8 @@ def test_fast_encoder_and_autotokenizer_give_the_same_heldout_set(setup):
     slow = build_heldout_set(tokenizer, corpus, sequence_length=32)
     fast = build_heldout_set(tokenizer, corpus, sequence_length=32, tokenizer_dir=tok)
     assert len(slow.sequences) == len(fast.sequences) > 1
-    assert all(np.array_equal(a, b) for a, b in zip(slow.sequences, fast.sequences))
-    assert all(np.array_equal(a, b) for a, b in zip(slow.masked, fast.masked))
+    assert all(np.array_equal(a, b) for a, b in zip(slow.sequences, fast.sequences, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(slow.masked, fast.masked, strict=True))
     assert all(len(s) <= 32 and s[0] == tokenizer.cls_token_id and s[-1] == tokenizer.sep_token_id
                for s in slow.sequences)
 
@@ -103,9 +103,9 @@ def test_masks_depend_on_text_and_seed_only(setup):
     first = choose_masks(seqs, 0.15, seed=7)
     again = choose_masks(seqs, 0.15, seed=7, chunk=1)  # chunking (batching) must not matter
     other = choose_masks(seqs, 0.15, seed=8)
-    assert all(np.array_equal(x, y) for x, y in zip(first, again))
-    assert not all(np.array_equal(x, y) for x, y in zip(first, other))
-    for seq, masked in zip(seqs, first):
+    assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(first, other, strict=True))
+    for seq, masked in zip(seqs, first, strict=True):
         assert masked.min() >= 1 and masked.max() <= len(seq) - 2  # never [CLS]/[SEP]
     total = sum(len(s) - 2 for s in seqs)
     assert 0.05 * total <= sum(len(m) for m in first) <= 0.3 * total

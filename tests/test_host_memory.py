@@ -64,9 +64,9 @@ def test_kept_memory_is_reused_without_page_faults():
 
 
 def test_the_trainer_keeps_memory_on_a_cpu_unless_told_not_to(tiny, tmp_path, monkeypatch):
-    from training_support import pretrain_cli
-
     from ja_pretrain.training import trainer
+
+    from training_support import pretrain_cli
 
     calls = []
     monkeypatch.setattr(trainer, "keep_freed_memory", lambda: calls.append(1) or 1 << 30)

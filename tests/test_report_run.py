@@ -9,13 +9,13 @@ import re
 import numpy as np
 import pytest
 
-from test_evaluate_fixtures import DOCUMENTS, random_bert, write_corpus, write_tokenizer
-
 from ja_pretrain.cli import main
 from ja_pretrain.evaluation.evaluate import evaluate_model
 from ja_pretrain.evaluation.report import write_report
 from ja_pretrain.evaluation.tokenizer_stats import tokenizer_statistics
 from ja_pretrain.utils.manifest import write_manifest
+
+from test_evaluate_fixtures import DOCUMENTS, random_bert, write_corpus, write_tokenizer
 
 # One sentence with characters outside the fixture vocabulary, so [UNK] appears.
 UNKNOWN_DOC = ["鰻重と鮪丼を食べた。"]

@@ -4,6 +4,7 @@ import pytest
 
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.encoder import FastEncoder, encode_in_workers
+
 from tokdata_support import sample_sentences, scratch, trained_tokenizer
 
 # Inputs where a shortcut would go wrong: full-width forms and half-width kana (NFKC), literal
@@ -35,7 +36,7 @@ def test_ids_equal_autotokenizer_for_every_sentence(mecab_dic, subwords, model):
     sentences = sample_sentences() + EDGE_CASES
     reference = AutoTokenizer.from_pretrained(directory)(sentences, add_special_tokens=False)["input_ids"]
     ours = FastEncoder.from_pretrained(directory).encode_sentences(sentences)
-    mismatched = [s for s, a, b in zip(sentences, reference, ours) if a != b]
+    mismatched = [s for s, a, b in zip(sentences, reference, ours, strict=True) if a != b]
     assert mismatched == []
     assert sum(map(len, ours)) > len(sentences)  # it really produced tokens
 
@@ -47,7 +48,7 @@ def test_word_starts_mark_the_first_piece_of_each_word():
     hf = AutoTokenizer.from_pretrained(directory)
     sentences = sample_sentences()[:200]
     ids, starts = FastEncoder.from_pretrained(directory).encode_with_word_starts(sentences)
-    for sentence, sentence_ids, flags in zip(sentences, ids, starts):
+    for sentence, sentence_ids, flags in zip(sentences, ids, starts, strict=True):
         assert len(flags) == len(sentence_ids)
         tokens = hf.convert_ids_to_tokens(sentence_ids)
         # In WordPiece a continuation piece carries "##"; [UNK] stands for a whole word.
@@ -63,7 +64,7 @@ def test_sentencepiece_word_starts_count_words():
     hf = AutoTokenizer.from_pretrained(directory)
     sentences = sample_sentences()[:100]
     _, starts = FastEncoder.from_pretrained(directory).encode_with_word_starts(sentences)
-    for sentence, flags in zip(sentences, starts):
+    for sentence, flags in zip(sentences, starts, strict=True):
         words = hf.word_tokenizer.tokenize(sentence)
         # every MeCab word gives at least its "▁" piece
         assert sum(flags) == len(words)

@@ -9,6 +9,7 @@ import pytest
 from ja_pretrain.cli import main
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.train import split_into_parts, train_tokenizer
+
 from tokdata_support import sample_corpus, sample_documents, scratch, trained_tokenizer, write_corpus
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", "[unused1]", "[unused2]"]

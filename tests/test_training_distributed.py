@@ -11,6 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ja_pretrain.errors import UserError
+
 from training_support import build_trainer, free_port, join_two_nodes, one_step_gradients
 
 DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
@@ -66,7 +67,7 @@ def test_two_node_torchrun_on_localhost_trains_and_checkpoints(tiny, tmp_path):
                "--peak_tflops", "1", "--node_rank", str(node)]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=150)[0] for p in procs]
-    for p, out in zip(procs, outputs):
+    for p, out in zip(procs, outputs, strict=True):
         assert p.returncode == 0, out[-3000:]
     checkpoints = sorted(d.name for d in model_dir.glob("checkpoint-*"))
     assert checkpoints == ["checkpoint-4"]  # checkpoint-2 was written, then pruned by --save_total_limit 1

@@ -2,6 +2,7 @@
 
 import json
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 from ja_pretrain.config.parameters import load_parameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.training.distributed import DistContext, batch_layout
+
 from training_support import pretrain_cli
 
 SPECIALS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
@@ -141,7 +143,7 @@ def test_skipped_steps_leave_the_weights_alone():
     model(torch.ones(1, 3)).sum().backward()
     optimizer.found_inf = torch.tensor(1.0)
     optimizer.step()
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     optimizer.found_inf = torch.tensor(0.0)
     optimizer.step()
     assert not torch.equal(before[0], model.weight)
@@ -167,7 +169,7 @@ def test_linear_warmup_then_linear_decay():
     values = [linear_schedule(s, 4, 12) for s in range(12)]
     assert values[:4] == [0.25, 0.5, 0.75, 1.0]
     assert values[4] == 1.0 and values[-1] == pytest.approx(1 / 8)
-    assert all(a > b for a, b in zip(values[4:], values[5:]))
+    assert all(a > b for a, b in pairwise(values[4:]))
 
 
 def test_sample_order_is_a_permutation_per_epoch_and_resumable():

@@ -87,7 +87,7 @@ def test_rows_of_the_noise_give_the_same_masks_as_the_whole_batch():
     full = mask_tokens(ids, special, word_start, noise=noise, **kw)
     first = mask_tokens(ids[:3], special[:3], word_start[:3], noise=noise[0:3], **kw)
     rest = mask_tokens(ids[3:], special[3:], word_start[3:], noise=noise[3:8], **kw)
-    for whole, a, b in zip(full, first, rest):
+    for whole, a, b in zip(full, first, rest, strict=True):
         assert torch.equal(whole, torch.cat([a, b]))
 
 

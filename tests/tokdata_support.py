@@ -70,8 +70,8 @@ def trained_tokenizer(mecab_dic: str = "ipadic", subwords: str = "wordpiece", mo
 
     out = _ROOT / f"tokenizer-{mecab_dic}-{subwords}-{model}"
     return train_tokenizer(sample_corpus(), out, mecab_dic_type=mecab_dic, tokenizer_type=subwords,
-                           sentencepiece_model=model, vocab_size=1200 if subwords == "wordpiece" else 2500, min_frequency=2, limit_alphabet=800,
-                           num_unused_tokens=3, workers=1)
+                           sentencepiece_model=model, vocab_size=1200 if subwords == "wordpiece" else 2500,
+                           min_frequency=2, limit_alphabet=800, num_unused_tokens=3, workers=1)
 
 
 def scratch(name: str) -> Path:

@@ -3,10 +3,11 @@ the bundled sample corpus, the run-pretraining command on it, its train log, and
 
 from __future__ import annotations
 
-import socket
 import json
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+
 
 @dataclass(frozen=True)
 class TinyRun:

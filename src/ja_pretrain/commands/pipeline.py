@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. bert.train_steps=20")
     parser.add_argument("--stage", default=None, nargs="+", action=_OptionThenOverrides, metavar=("NAME", "KEY=VALUE"),
                         help="run only this stage (its upstream must be done)")
-    parser.add_argument("--from", dest="start", default=None, nargs="+", action=_OptionThenOverrides, metavar=("NAME", "KEY=VALUE"),
+    parser.add_argument("--from", dest="start", default=None, nargs="+", action=_OptionThenOverrides,
+                        metavar=("NAME", "KEY=VALUE"),
                         help="rerun this stage and every later one, even if up to date")
     parser.add_argument("--force", default=False, nargs="*", action=_OptionThenOverrides,
                         metavar="KEY=VALUE", help="run the selected stages even if up to date")

@@ -72,7 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     obj.add_argument("--discriminator_weight", "--discriminator-weight", "--rtd_weight", type=float, default=50.0,
                      help="ELECTRA: weight of the discriminator's replaced-token loss (default 50, as the paper)")
     obj.add_argument("--nsp", action="store_true",
-                     help="add next-sentence prediction (BertForPreTraining; builds a 'pairs' dataset); implied by a pairs dataset")
+                     help="add next-sentence prediction (BertForPreTraining; builds a 'pairs' dataset); "
+                          "implied by a pairs dataset")
 
     run = p.add_argument_group("run")
     run.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="default fp32 (or from --fp16_type)")
@@ -80,7 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="seed flag: 0 fp32, 1 fp16 mixed precision, 2 and 3 run as 1")
     run.add_argument("--do_continue", "--do-continue", action="store_true",
                      help="resume from the latest MODEL_DIR/checkpoint-* exactly")
-    run.add_argument("--init_from", "--init-from", help="start from this model's weights (final/ or checkpoint) with a fresh optimizer")
+    run.add_argument("--init_from", "--init-from",
+                     help="start from this model's weights (final/ or checkpoint) with a fresh optimizer")
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     run.add_argument("--node_rank", "--node-rank", type=int, help="seed flag: this node's rank (torchrun's GROUP_RANK wins)")

@@ -111,7 +111,7 @@ class ModelParameters:
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key, (attr, _, required) in _KEYS.items():
+        for key, (attr, _, _required) in _KEYS.items():
             value = getattr(self, attr)
             if value is None:
                 continue

@@ -197,7 +197,8 @@ class DocumentReader:
         self.truncated: list[str] = []
         self.documents_read = 0
         total = sum(p.stat().st_size for p in inputs)
-        self._bar = tqdm(total=total, unit="B", unit_scale=True, desc="corpus", disable=None if progress is None else not progress)
+        self._bar = tqdm(total=total, unit="B", unit_scale=True, desc="corpus",
+                         disable=None if progress is None else not progress)
 
     def documents(self) -> Iterator[tuple[int, RawDocument]]:
         done_bytes = 0
@@ -257,7 +258,7 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
     """
     if workers <= 1:
         for indices, raws in _batches(documents):
-            for index, doc in zip(indices, process_batch(raws, options)):
+            for index, doc in zip(indices, process_batch(raws, options), strict=True):
                 yield index, doc.sentences, doc.dropped, doc.digests
         return
     # fork on Linux: no re-import of __main__, so it also works from `python -` and notebooks;
@@ -272,7 +273,7 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
             if not pending:
                 break
             indices, result = pending.popleft()
-            for index, doc in zip(indices, result.get()):
+            for index, doc in zip(indices, result.get(), strict=True):
                 yield index, doc.sentences, doc.dropped, doc.digests
 
 
@@ -328,7 +329,7 @@ def _deduplicate(cleaned: Iterable[Cleaned], writer: CorpusWriter, options: dict
     limit = options["max_sentences"]
     written = 0
     for index, sentences, filtered, digests in cleaned:
-        for reason, count in zip(DROP_REASONS, filtered):
+        for reason, count in zip(DROP_REASONS, filtered, strict=True):
             dropped[reason] += count
         if digests is None:
             digests = b"".join(map(sentence_digest, sentences))

@@ -60,7 +60,7 @@ def merge_parts(part_dirs: Iterable[str | Path], out_dir: str | Path) -> dict[st
     check_output_dir(out_dir, CORPUS_FILES)
     first = manifests[0]
     options = first["options"]
-    ordered = sorted(zip(manifests, part_dirs), key=lambda mp: mp[0]["shard_index"])
+    ordered = sorted(zip(manifests, part_dirs, strict=True), key=lambda mp: mp[0]["shard_index"])
     with atomic_directory(out_dir) as tmp:
         counts = write_corpus(_round_robin([d for _, d in ordered]), tmp, options)
         for key in _SHARED_COUNTS:
@@ -84,7 +84,7 @@ def _check_parts(part_dirs: list[Path]) -> list[dict[str, Any]]:
             raise UserError(f"{d}: not a finished corpus part (no part manifest.json); rerun that part with --shard-index")
         manifests.append(m)
     n = manifests[0]["num_shards"]
-    for d, m in zip(part_dirs, manifests):
+    for d, m in zip(part_dirs, manifests, strict=True):
         if m["num_shards"] != n or m["inputs"] != manifests[0]["inputs"] or m["options"] != manifests[0]["options"]:
             raise UserError(f"{d}: made from other inputs or options than {part_dirs[0]}; parts must come from one job")
     have = sorted(m["shard_index"] for m in manifests)

@@ -24,7 +24,7 @@ import re
 
 OPENERS = "「『(“‘【〔《〈["
 CLOSERS = "」』)”’】〕》〉]"
-_MATCH = dict(zip(CLOSERS, OPENERS))
+_MATCH = dict(zip(CLOSERS, OPENERS, strict=True))
 _MARKS = "。!?."
 _NAME_CONTINUATION = "、,のを"
 

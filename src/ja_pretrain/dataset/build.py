@@ -210,7 +210,7 @@ def merge_shards(shard_dirs: list[str | os.PathLike], out_dir: str | os.PathLike
     with atomic_directory(out_dir) as tmp:
         for split in first["splits"]:
             writer = StoreWriter(tmp, split, token_type)
-            for _, d, m in tqdm(manifests, desc=f"merge {split}", disable=not progress, leave=False):
+            for _, d, _manifest in tqdm(manifests, desc=f"merge {split}", disable=not progress, leave=False):
                 _copy_store(TokenStore(d, split), writer)
             counts = writer.close()
             for key in ("empty_sentences_dropped", "unk_tokens"):

@@ -53,7 +53,8 @@ class SampleSet:
         return len(self.samples)
 
     def __repr__(self) -> str:
-        return f"SampleSet({str(self.dir)!r}, split={self.split!r}, form={self.form!r}, samples={len(self)}, L={self.sequence_length})"
+        return (f"SampleSet({str(self.dir)!r}, split={self.split!r}, form={self.form!r}, samples={len(self)}, "
+                f"L={self.sequence_length})")
 
     def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """Samples `indices` as padded arrays of length `sequence_length`:

@@ -35,7 +35,7 @@ def iter_batches(heldout: HeldOutSet, batch_size: int, pad_id: int) -> Iterator[
         mask = torch.zeros((len(seqs), length), dtype=torch.bool)
         real = torch.zeros((len(seqs), length), dtype=torch.bool)
         attention = torch.zeros((len(seqs), length), dtype=torch.long)
-        for row, (seq, masked) in enumerate(zip(seqs, heldout.masked[start : start + batch_size])):
+        for row, (seq, masked) in enumerate(zip(seqs, heldout.masked[start : start + batch_size], strict=True)):
             ids[row, : len(seq)] = torch.from_numpy(seq)
             mask[row, torch.from_numpy(masked)] = True
             real[row, 1 : len(seq) - 1] = True

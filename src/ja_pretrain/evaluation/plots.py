@@ -51,7 +51,7 @@ def plot_losses(logs: list[Log], path: Path) -> Path | None:
         return None
     plt = _pyplot()
     fig, axes = _grid(plt, len(logs), "Loss (train lines, held-out dots)")
-    for ax, (label, records) in zip(axes, logs):
+    for ax, (label, records) in zip(axes, logs, strict=True):
         values = []
         for index, key in enumerate(loss_keys(records)):
             color = f"C{index % 10}"

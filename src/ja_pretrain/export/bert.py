@@ -17,6 +17,7 @@ from ja_pretrain.tokenization.files import copy_tokenizer
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
 from ja_pretrain.utils.manifest import read_manifest
 
+
 def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config: dict, train_state: dict,
                dataset_manifest: dict | None, last_train: dict, last_valid: dict, facts: dict) -> str:
     auto = "AutoModelForPreTraining" if architecture == "BertForPreTraining" else "AutoModelForMaskedLM"
@@ -39,7 +40,8 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
                   if isinstance(v, (int, float)) and k.split("_")[-1] in ("documents", "sentences", "tokens", "samples")),
         "",
         "## Tokenizer",
-        f"- words: {word}{' (' + dic + ')' if dic else ''}; subwords: {tokenizer_config.get('subword_tokenizer_type', 'wordpiece')}",
+        f"- words: {word}{' (' + dic + ')' if dic else ''}; "
+        f"subwords: {tokenizer_config.get('subword_tokenizer_type', 'wordpiece')}",
         f"- vocabulary: {facts.get('vocab_size', 'n/a')} entries, [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4",
         "",
         "## Model and training",
@@ -49,7 +51,8 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
         f"| layers / hidden / heads / FFN | {params.number_of_layers} / {params.hidden_size} / "
         f"{params.attention_heads} / {params.ffn_inner_hidden_size} |",
         f"| steps | {train_state.get('step')} |",
-        f"| global batch (sequences per step) | {train_state.get('global_batch', 0) * train_state.get('accumulation_steps', 1)} |",
+        f"| global batch (sequences per step) | "
+        f"{train_state.get('global_batch', 0) * train_state.get('accumulation_steps', 1)} |",
         f"| tokens seen | {train_state.get('tokens_seen')} |",
         f"| peak learning rate / warmup | {params.learning_rate} / {params.warmup_steps} |",
         f"| masking | {params.mask_percent:g}% dynamic, 80/10/10"

@@ -65,7 +65,8 @@ def joint_model_card(*, params: Any, options: Any, train_state: dict, last_train
         f"| embedding size | {params.embedding_size or params.hidden_size} (shared) |",
         f"| sequence length | {params.sequence_length} |",
         f"| steps | {train_state.get('step')} |",
-        f"| global batch (sequences per step) | {train_state.get('global_batch', 0) * train_state.get('accumulation_steps', 1)} |",
+        f"| global batch (sequences per step) | "
+        f"{train_state.get('global_batch', 0) * train_state.get('accumulation_steps', 1)} |",
         f"| tokens seen | {train_state.get('tokens_seen')} |",
         f"| peak learning rate / warmup | {params.learning_rate} / {params.warmup_steps} |",
         f"| masking | {params.mask_percent:g}% dynamic, 85% [MASK] / 15% kept"

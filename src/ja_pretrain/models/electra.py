@@ -99,7 +99,7 @@ def row_uniforms(per_row: list[int], seeds: list[int], width: int, device: torch
     with `seeds[r]`, so a sequence draws the same noise whichever rank or batch it is in."""
     out = torch.empty((sum(per_row), width), dtype=torch.float32, device=device)
     start = 0
-    for count, seed in zip(per_row, seeds):
+    for count, seed in zip(per_row, seeds, strict=True):
         if count:
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)

@@ -80,7 +80,8 @@ def listing_signature(out: Path) -> str | None:
     """For outputs without a manifest: names and sizes of the files (hidden ones left out)."""
     if not out.exists():
         return None
-    files = sorted(p for p in out.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(out).parts))
+    files = sorted(p for p in out.rglob("*")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(out).parts))
     return fingerprint([[str(p.relative_to(out)), p.stat().st_size] for p in files]) if files else None
 
 

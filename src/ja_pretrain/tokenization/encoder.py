@@ -70,7 +70,7 @@ class FastEncoder:
             self._words = segmenter.surfaces
             self._subwords = _SentencePieceSubwords(vocab_path)
         self.vocab_size = self._subwords.vocab_size
-        self.special_ids = {name: self._subwords.token_id(tok) for name, tok in zip(SPECIAL_NAMES, SPECIAL_TOKENS)}
+        self.special_ids = {name: self._subwords.token_id(tok) for name, tok in zip(SPECIAL_NAMES, SPECIAL_TOKENS, strict=True)}
         self._reset_cache()
 
     @classmethod
@@ -176,7 +176,7 @@ class FastEncoder:
         self._row_len[first_row:n_rows] = lengths
         self._row_start[first_row:n_rows] = self._n_ids + np.cumsum(lengths) - lengths
         self._n_ids += len(flat)
-        self._row_of.update(zip(words, range(first_row, n_rows)))
+        self._row_of.update(zip(words, range(first_row, n_rows), strict=True))
 
 
 class _WordPieceSubwords:

@@ -31,7 +31,7 @@ def unused_tokens(count: int) -> list[str]:
 
 
 def write_tokenizer_config(directory: Path, word_spec: WordTokenizerSpec, subword_type: str, model_max_length: int) -> None:
-    special_map = {f"{name}_token": token for name, token in zip(SPECIAL_NAMES, SPECIAL_TOKENS)}
+    special_map = {f"{name}_token": token for name, token in zip(SPECIAL_NAMES, SPECIAL_TOKENS, strict=True)}
     config = {
         "tokenizer_class": "BertJapaneseTokenizer",
         "do_lower_case": False,

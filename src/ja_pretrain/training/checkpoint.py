@@ -100,7 +100,8 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{file}: unreadable checkpoint state ({err}); delete that checkpoint to resume from an older one") from err
+        raise UserError(f"{file}: unreadable checkpoint state ({err}); "
+                        "delete that checkpoint to resume from an older one") from err
 
 
 def load_checkpoint(

@@ -54,7 +54,7 @@ class MetricWindow:
         if not parts:
             return {}
         stacked = all_reduce_sum(torch.stack(parts), ctx)
-        values = dict(zip(names + host_names, stacked.tolist()))
+        values = dict(zip(names + host_names, stacked.tolist(), strict=True))
         self.device_sums.clear()
         self.host.clear()
         return values
