@@ -109,7 +109,8 @@ def cpu_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, val
     scores = torch.matmul(query * scaling, key.transpose(-1, -2))
     if attention_mask is not None:  # SDPA's convention: True = may attend
         # the dtype's lowest value, not -inf, so a row with nothing to attend to stays finite...
-        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+        # (in place: the matmul's backward needs its inputs, not these scores, so no copy is kept)
+        scores.masked_fill_(~attention_mask, torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
     if attention_mask is not None:
         attends = attention_mask.any(dim=-1, keepdim=True)
