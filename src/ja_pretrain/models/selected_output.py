@@ -8,8 +8,9 @@ feed-forward block. `encode_selected` runs those at the chosen rows only. The ro
 the rows the full encoder computes (the same operations on the same values), and the weights are
 the same modules', so training this way trains the same model.
 
-For bert-small at sequence 128 with 15% masked this drops about a twentieth of the step's matmul
-FLOPs, and more of its element-wise passes, which on a CPU cost more than their FLOPs suggest.
+For bert-small at sequence 128 with 15% masked this drops 4.4% of a training step's matmul FLOPs
+(and the element-wise passes of those rows); benchmarks/last_layer_ab.py measured steps 1.05x
+(fp32) and 1.06x (bf16) faster on a 2-core CPU.
 """
 
 from __future__ import annotations
