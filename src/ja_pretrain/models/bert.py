@@ -19,7 +19,7 @@ from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.encoder_config import shared_config_fields
-from ja_pretrain.models.selected_output import encode_selected, positions_of_rows
+from ja_pretrain.models.selected_output import encode_selected, encoder_flops, positions_of_rows
 from ja_pretrain.training.masking import IGNORE_INDEX, MaskNoise, mask_tokens
 from ja_pretrain.training.objective import Objective, ObjectiveOptions, ObjectiveOutput
 
@@ -127,13 +127,9 @@ class BertObjective(Objective):
         head at masked positions, the last layer past its attention there and at [CLS] with NSP."""
         c = self.model.config
         rows, length = inputs["input_ids"].shape
-        h, f, v = c.hidden_size, c.intermediate_size, c.vocab_size
+        h, v = c.hidden_size, c.vocab_size
         masked = inputs["masked_labels"].numel()
-        attention = 2 * 3 * h * h + 4 * length * h  # q, k, v projections; scores and context
-        row_wise = 2 * (h * h + 2 * h * f)  # output projection, feed-forward
-        read = masked + (rows if self.nsp else 0)
-        encoder = rows * length * (c.num_hidden_layers * attention + (c.num_hidden_layers - 1) * row_wise)
-        encoder += read * row_wise
+        encoder = encoder_flops(c, length, rows * length, read=masked + (rows if self.nsp else 0))
         head = 2 * (h * h + h * v) * masked
         nsp = rows * 2 * (h * h + 2 * h) if self.nsp else 0
         return 3.0 * (encoder + head + nsp)

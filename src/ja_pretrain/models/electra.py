@@ -40,7 +40,7 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.encoder_config import shared_config_fields
-from ja_pretrain.models.selected_output import encode_selected
+from ja_pretrain.models.selected_output import encode_selected, encoder_flops
 from ja_pretrain.training.masking import IGNORE_INDEX, MaskNoise, mask_tokens
 from ja_pretrain.training.objective import Objective, ObjectiveOptions, ObjectiveOutput
 
@@ -290,20 +290,11 @@ class ElectraObjective(Objective):
         masked = inputs["masked_positions"].numel()
         gen, disc = self.model.generator.config, self.model.discriminator.config
         e, v = disc.embedding_size, disc.vocab_size
-
-        def body(c: ElectraConfig, read: int) -> float:
-            """The encoder with the last layer's work after attention at `read` positions only."""
-            h, f = c.hidden_size, c.intermediate_size
-            project = 2 * e * h if e != h else 0
-            attention = 2 * 3 * h * h + 4 * length * h
-            row_wise = 2 * (h * h + 2 * h * f)
-            layers = tokens * (project + c.num_hidden_layers * attention + (c.num_hidden_layers - 1) * row_wise)
-            return layers + read * row_wise
-
         tokens = rows * length
+        bodies = encoder_flops(gen, length, tokens, read=masked) + encoder_flops(disc, length, tokens, read=tokens)
         gen_head = masked * 2 * (gen.hidden_size * e + e * v)
         disc_head = tokens * 2 * (disc.hidden_size * disc.hidden_size + disc.hidden_size)
-        return 3.0 * (body(gen, masked) + body(disc, tokens) + gen_head + disc_head)
+        return 3.0 * (bodies + gen_head + disc_head)
 
     # -- weights ----------------------------------------------------------------------------------
     def save_model(self, directory: str | os.PathLike) -> None:

@@ -45,3 +45,16 @@ def encode_selected(encoder: nn.Module, positions: torch.Tensor, input_ids: torc
 def positions_of_rows(rows: int, length: int, device: torch.device) -> torch.Tensor:
     """Flat positions of each row's first token ([CLS]), where BERT's pooler reads."""
     return torch.arange(rows, device=device) * length
+
+
+def encoder_flops(config, length: int, tokens: int, read: int) -> float:
+    """Forward matmul FLOPs of `encode_selected` over `tokens` positions in sequences of `length`
+    (a BERT or ELECTRA config): the embedding projection where ELECTRA has one, every layer's
+    attention at every position, the last layer's output projection and feed-forward at `read`
+    rows, every other layer's at all."""
+    h, f, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    embedding = getattr(config, "embedding_size", h)  # BERT has none: no projection
+    project = 2 * embedding * h if embedding != h else 0
+    attention = 2 * 3 * h * h + 4 * length * h  # q, k, v projections; scores and context
+    row_wise = 2 * (h * h + 2 * h * f)  # output projection, feed-forward
+    return tokens * (project + layers * attention + (layers - 1) * row_wise) + read * row_wise
