@@ -25,15 +25,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_bench import OUT_DIR, params_for  # noqa: E402
+from train_bench import OUT_DIR, full_rows, params_for  # noqa: E402
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
-
-
-def full_rows(encoder, positions, input_ids, attention_mask, token_type_ids):
-    """transformers' way: the whole encoder at every position, then the read rows."""
-    out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-    return out.last_hidden_state.flatten(0, 1).index_select(0, positions)
 
 
 def random_batch(rows: int, length: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -56,6 +50,7 @@ def main() -> None:
 
     import ja_pretrain.models.bert as bert
     from ja_pretrain.models.cpu_ops import use_cpu_ops
+    from ja_pretrain.models.selected_output import encoder_flops
     from ja_pretrain.training.host_memory import keep_freed_memory
     from ja_pretrain.training.masking import draw_mask_noise
     from ja_pretrain.training.objective import ObjectiveOptions
@@ -93,9 +88,9 @@ def main() -> None:
     bert.encode_selected = selected
     ratios = [full / ours for full, ours in zip(times["every position"], times["read rows only"], strict=True)]
     tokens, masked = args.batch * length, int(inputs["masked_positions"].numel())
-    h, f = params.hidden_size, params.ffn_inner_hidden_size
-    # forward + backward of the output projection and feed-forward at the rows ours skips
-    skipped = 3.0 * 2 * (h * h + 2 * h * f) * (tokens - masked)
+    config = objective.model.config
+    # forward + backward of the last layer's output projection and feed-forward at the rows ours skips
+    skipped = 3.0 * (encoder_flops(config, length, tokens, read=tokens) - encoder_flops(config, length, tokens, read=masked))
     result = {
         "preset": args.preset, "precision": args.precision, "batch": args.batch, "sequence_length": length,
         "vocab_size": args.vocab, "threads": args.threads, "pairs": args.pairs, "torch": torch.__version__,

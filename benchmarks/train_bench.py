@@ -125,15 +125,18 @@ class Ours:
         return self.window.reduce(self.trainer.ctx, self.trainer.ctx.device)["flops"] / self.steps
 
 
+def full_rows(encoder, positions, input_ids, attention_mask, token_type_ids):
+    """`encode_selected` the way transformers computes it: the whole encoder at every position,
+    then the read rows."""
+    out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+    return out.last_hidden_state.flatten(0, 1).index_select(0, positions)
+
+
 def run_top_layer_everywhere() -> None:
-    """In this process, run the encoder's last layer at every position, as transformers does, and
-    pick the heads' rows from its output (ours runs it past attention only at those rows)."""
+    """In this process, run the encoder's last layer at every position (`full_rows`); ours runs
+    it past attention only at the rows the heads read."""
     import ja_pretrain.models.bert
     import ja_pretrain.models.electra
-
-    def full_rows(encoder, positions, input_ids, attention_mask, token_type_ids):
-        out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return out.last_hidden_state.flatten(0, 1).index_select(0, positions)
 
     ja_pretrain.models.bert.encode_selected = full_rows
     ja_pretrain.models.electra.encode_selected = full_rows
@@ -340,6 +343,24 @@ def main_table_lines(rows: list[dict], clock_name: str, baseline_name: str) -> l
     return lines
 
 
+def write_report(name: str, body: list[str], figures: dict) -> None:
+    """Print a header line (machine, data, load, matmul peak from `figures`) and `body`, and write
+    both with `figures` and the machine's facts to OUT_DIR/`name`.json."""
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    load_end, peaks, clock_name = load_average(), figures["matmul_peak_flops"], figures["clock"]
+    header = (f"{name} on {device}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+              f"data: {figures['data']}, vocab {figures['vocab_size']}; load average {figures['load_average_start']} "
+              f"at start, {load_end} at end; matmul peak ({clock_name}) fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
+              f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
+    table = "\n".join([header, "", *body])
+    print(table)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / f"{name}.json").write_text(json.dumps({
+        "device": device, "python": platform.python_version(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), **figures, "load_average_end": load_end, "table": table,
+    }, indent=2, ensure_ascii=False) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="blocks of each arm, alternating")
@@ -392,26 +413,17 @@ def main() -> int:
                          "clock": clock_name, **measure_configuration(arms, args, f"{preset} {precision}", clock, tokens,
                                                                       peaks[precision])})
 
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    header = (f"train_bench on {device}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
-              f"data: {source}, vocab {vocab}; load average {load_start} at start, {load_average()} at end; "
-              f"matmul peak ({clock_name}) fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
-    lines = [header, "", *main_table_lines(rows, clock_name, "baseline")]
-    lines += ablation_lines(rows, f"tok/s ({clock_name})", "baseline")
+    lines = [*main_table_lines(rows, clock_name, "baseline"), *ablation_lines(rows, f"tok/s ({clock_name})", "baseline")]
     lines.append(f"\nEach arm in blocks of {args.warmup} warm-up + {args.steps} timed steps in a fresh process, the arms' "
                  f"blocks alternating over {args.repeats} repeats; tok/s from the median step, ratio = median over "
                  f"repeats of the blocks' median step-time ratio; "
                  f"setup (data build) {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s."
                  + (f" Skipped for the time budget: {', '.join(skipped)}." if skipped else ""))
-    table = "\n".join(lines)
-    print(table)
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "train_bench.json").write_text(json.dumps({
-        "device": device, "python": platform.python_version(), "torch": torch.__version__, "data": source,
-        "vocab_size": vocab, "load_average_start": load_start, "load_average_end": load_average(),
-        "matmul_peak_flops": peaks, "clock": clock_name, "steps": args.steps, "warmup": args.warmup,
-        "setup_seconds": setup_s, "rows": rows, "skipped": skipped, "table": table,
-    }, indent=2, ensure_ascii=False) + "\n")
+    write_report("train_bench", lines, {
+        "data": source, "vocab_size": vocab, "load_average_start": load_start, "matmul_peak_flops": peaks,
+        "clock": clock_name, "steps": args.steps, "warmup": args.warmup, "setup_seconds": setup_s, "rows": rows,
+        "skipped": skipped,
+    })
     return 0
 
 

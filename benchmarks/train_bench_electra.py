@@ -34,10 +34,7 @@ Prints a table and writes benchmarks/out/train_bench_electra.json, with the load
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -47,9 +44,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the parts both training benches share live in the BERT bench
-from train_bench import (OUT_DIR, PackedRows, ablation_lines, build_arms, hf_training_arguments, load_average,  # noqa: I001
+from train_bench import (PackedRows, ablation_lines, build_arms, hf_training_arguments, load_average,  # noqa: I001
                          main_table_lines, measure_configuration, measure_peaks, ours_arm, params_for, prepare_data,
-                         run_hf_trainer)
+                         run_hf_trainer, write_report)
 
 PRESET, LENGTH, BATCH = "electra-small", 128, 32
 PRECISIONS = ("fp32", "bf16")
@@ -146,26 +143,15 @@ def main(argv: list[str] | None = None) -> int:
                      "clock": clock_name, **measure_configuration(arms, args, f"{PRESET} {precision}", clock, tokens,
                                                                   peaks[precision])})
 
-    where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    header = (f"train_bench_electra on {where}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
-              f"data: {source}, vocab {vocab}; load average {load_start} at start, {load_average()} at end; "
-              f"matmul peak ({clock_name}) fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
-    lines = [header, "", *main_table_lines(rows, clock_name, "naive")]
-    lines += ablation_lines(rows, f"tok/s ({clock_name})", "naive HF baseline")
+    lines = [*main_table_lines(rows, clock_name, "naive"), *ablation_lines(rows, f"tok/s ({clock_name})", "naive HF baseline")]
     lines.append(f"\nEach arm in blocks of {args.warmup} warm-up + {args.steps} timed steps in a fresh process, the arms' "
                  f"blocks alternating over {args.repeats} repeats (ratio spread: per repeat); MFU counts useful FLOPs "
-                 f"(generator head at "
-                 f"masked positions only) for both; setup {setup_s:.0f} s, total {time.perf_counter() - started:.0f} s.")
-    table = "\n".join(lines)
-    print(table)
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "train_bench_electra.json").write_text(json.dumps({
-        "device": where, "python": platform.python_version(), "torch": torch.__version__, "data": source,
-        "vocab_size": vocab, "threads": torch.get_num_threads(), "load_average_start": load_start,
-        "load_average_end": load_average(), "matmul_peak_flops": peaks, "clock": clock_name,
-        "steps": args.steps, "warmup": args.warmup, "setup_seconds": setup_s, "rows": rows,
-        "table": table,
-    }, indent=2, ensure_ascii=False) + "\n")
+                 f"(generator head at masked positions only) for both; setup {setup_s:.0f} s, "
+                 f"total {time.perf_counter() - started:.0f} s.")
+    write_report("train_bench_electra", lines, {
+        "data": source, "vocab_size": vocab, "load_average_start": load_start, "matmul_peak_flops": peaks,
+        "clock": clock_name, "steps": args.steps, "warmup": args.warmup, "setup_seconds": setup_s, "rows": rows,
+    })
     return 0
 
 
