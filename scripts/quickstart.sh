@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the bundled sample: set up .venv (if needed), then run configs/quickstart.yaml
-# (corpus -> tokenizer -> micro BERT and micro ELECTRA -> extraction -> evaluation -> report)
+# (corpus -> tokenizer -> micro BERT and micro ELECTRA -> extraction -> evaluation -> smoke-test
+# fine-tuning -> report)
 # into ./runs/quickstart. Rerunning skips what is up to date. Extra arguments go to the pipeline,
 # e.g. `bash scripts/quickstart.sh bert.train_steps=300`.
 set -euo pipefail
@@ -17,6 +18,7 @@ quickstart finished; what it made:
   ELECTRA discriminator  $RUN_DIR/electra-extracted/discriminator
   ELECTRA generator      $RUN_DIR/electra-extracted/generator
   held-out figures       $RUN_DIR/evaluation/metrics.json
+  downstream (smoke)     $RUN_DIR/finetune-bert/scores.json, $RUN_DIR/finetune-electra/scores.json
   report with plots      $RUN_DIR/report/report.md
   stage logs             $RUN_DIR/logs/
 DONE

@@ -44,7 +44,7 @@ def test_quickstart_end_to_end_at_a_smaller_size(tmp_path):
                       f"{model}.save_steps=20"]
     stream = io.StringIO()
     results = run_pipeline(CONFIGS / "quickstart.yaml", overrides, echo=False, stream=stream)
-    assert [r.status for r in results] == ["ran"] * 7, stream.getvalue()
+    assert [r.status for r in results] == ["ran"] * 9, stream.getvalue()
 
     tokenizer = AutoTokenizer.from_pretrained(run / "bert" / "final")
     assert type(tokenizer).__name__ == "BertJapaneseTokenizer"
@@ -58,8 +58,13 @@ def test_quickstart_end_to_end_at_a_smaller_size(tmp_path):
     assert metrics["bert"]["masked_tokens"] == metrics["generator"]["masked_tokens"] > 0  # the same masks
     assert metrics["bert"]["perplexity"] == pytest.approx(math.exp(metrics["bert"]["loss"]))
     assert metrics["discriminator"]["corruption"].endswith("generator")
+    for name in ("finetune-bert", "finetune-electra"):
+        scores = json.loads((run / name / "scores.json").read_text(encoding="utf-8"))
+        assert scores["task"] == "smoke" and 0.0 <= scores["metrics"]["accuracy"] <= 1.0
+        assert scores["data"]["dev_examples"] == len((run / name / "predictions.jsonl").read_text().splitlines())
     report = (run / "report" / "report.md").read_text(encoding="utf-8")
     assert "## Held-out evaluation" in report and "(loss.png)" in report
+    assert "`bert/final` | " in report.split("## Downstream tasks")[1]
     assert (run / "report" / "loss.png").stat().st_size > 10_000
     train_log = [json.loads(line) for line in (run / "bert" / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert any(r.get("split") == "valid" for r in train_log)
@@ -68,7 +73,7 @@ def test_quickstart_end_to_end_at_a_smaller_size(tmp_path):
 
     stream = io.StringIO()
     results = run_pipeline(CONFIGS / "quickstart.yaml", overrides, echo=False, stream=stream)
-    assert [r.status for r in results] == ["skipped: up to date"] * 7
+    assert [r.status for r in results] == ["skipped: up to date"] * 9
     results = run_pipeline(CONFIGS / "quickstart.yaml", overrides + ["report.tokenizer_sentences=50"], echo=False,
                            stream=stream)
-    assert [r.status for r in results] == ["skipped: up to date"] * 6 + ["ran"]
+    assert [r.status for r in results] == ["skipped: up to date"] * 8 + ["ran"]

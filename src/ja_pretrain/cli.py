@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "run_pretraining",
     "extract_electra",
     "evaluate",
+    "finetune",
     "pipeline",
     "report",
 )

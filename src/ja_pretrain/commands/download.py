@@ -1,4 +1,5 @@
-"""`ja-pretrain download`: fetch jawiki, CC-100 ja or any URL, resumable and checksum-verified."""
+"""`ja-pretrain download`: fetch jawiki, CC-100 ja, the evaluation data sets or any URL,
+resumable and checksum-verified."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from pathlib import Path
 from ja_pretrain.errors import UserError
 
 NAME = "download"
-HELP = "download jawiki / CC-100 ja dumps or any URL (resumable, checksum-verified)"
+SOURCES = ("jawiki", "cc100-ja", "jglue", "chabsa", "livedoor")
+HELP = "download jawiki / CC-100 ja dumps, JGLUE / chABSA / livedoor or any URL (resumable, checksum-verified)"
 DESCRIPTION = """\
-Download raw corpora into --out DIR, streaming with a progress bar. An interrupted download
-(Ctrl-C, a cut connection) is kept as NAME.part and resumed with an HTTP Range request by the
-next run; a cut connection is also retried a few times on its own. Files are verified against
+Download raw corpora or evaluation data sets into --out DIR, streaming with a progress bar. An
+interrupted download (Ctrl-C, a cut connection) is kept as NAME.part and resumed with an HTTP
+Range request by the next run; a cut connection is also retried a few times on its own. Files are verified against
 the publisher's checksums where there are any, written under a temporary name and renamed only
 when complete and verified. A file already downloaded and verified is not fetched again.
 
@@ -26,6 +28,15 @@ sources:
              before). --dump xml: jawiki-DATE-pages-articles.xml.bz2, verified against
              Wikimedia's sha1sums/md5sums list. --date YYYYMMDD or --date latest.
   cc100-ja   CC-100 Japanese, https://data.statmt.org/cc-100/ja.txt.xz (no published checksum).
+  jglue      JGLUE v1.3 train and valid files from github.com/yahoojapan/JGLUE at the v1.3.0
+             release commit, into DIR/TASK-v1.3/SPLIT-v1.3.json (where finetune --data DIR looks).
+             --tasks picks from jsts, jnli, jcommonsenseqa, jsquad (default: all four). Files whose
+             sha256 we know are verified, the others have theirs recorded. MARC-ja is not offered:
+             it is no longer distributed by its publisher; pass your own copy to finetune --data.
+  chabsa     chABSA-dataset.zip, the publisher's zip linked from github.com/chakki-works/chABSA-dataset,
+             kept as published (finetune reads the zip). No published checksum.
+  livedoor   the livedoor news corpus ldcc-20140209.tar.gz from RONDHUIT (www.rondhuit.com), kept as
+             published. No published checksum.
   --url URL  anything else; give --sha256/--sha1/--md5 to verify it.
 
 examples:
@@ -33,6 +44,10 @@ examples:
   ja-pretrain download jawiki --date latest --shards 1 --out raw/     # a ~0.6 GB sample
   ja-pretrain download jawiki --date 20240701 --dump xml --out raw/
   ja-pretrain download cc100-ja --out raw/
+  ja-pretrain download jglue --out data/                         # data/jsts-v1.3/train-v1.3.json, ...
+  ja-pretrain download jglue --tasks jsts jnli --out data/
+  ja-pretrain download chabsa --out data/
+  ja-pretrain download livedoor --out data/
   ja-pretrain download --url https://example.org/corpus.txt.gz --sha256 9f86d0... --out raw/
   ja-pretrain download jawiki --date 20240701 --dump xml --out raw/ \\
       --base-url https://ftp.acc.umu.se/mirror/wikimedia.org/dumps
@@ -40,13 +55,19 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", nargs="?", choices=("jawiki", "cc100-ja"), help="what to download (or use --url)")
+    parser.add_argument("source", nargs="?", choices=SOURCES, help="what to download (or use --url)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to download into")
     parser.add_argument("--date", help="jawiki: dump date YYYYMMDD, or 'latest' (the newest finished run)")
-    parser.add_argument("--dump", choices=("cirrus", "xml"), default="cirrus", help="jawiki: which dump (default: cirrus)")
+    # No argparse default, so that --dump given with another source can be refused.
+    parser.add_argument("--dump", choices=("cirrus", "xml"), help="jawiki: which dump (default: cirrus)")
     parser.add_argument(
         "--shards", type=int, metavar="N",
         help="jawiki cirrus: only the first N shards (each about 0.6 GB compressed), for a sample",
+    )
+    parser.add_argument(
+        "--tasks", nargs="+", metavar="NAME",
+        help="jglue: which tasks, from jsts jnli jcommonsenseqa jsquad (default: all four; MARC-ja is no "
+        "longer distributed by its publisher)",
     )
     parser.add_argument("--url", help="download this URL instead of a named source")
     parser.add_argument("--name", help="--url: file name to save as (default: the last part of the URL path)")
@@ -55,8 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--md5", metavar="HEX", help="--url: expected MD5")
     parser.add_argument(
         "--base-url", metavar="URL",
-        help="a mirror: replaces https://dumps.wikimedia.org (jawiki) or https://data.statmt.org/cc-100 "
-        "(cc100-ja) in every URL, checksum lists included",
+        help="a mirror: replaces https://dumps.wikimedia.org (jawiki), https://data.statmt.org/cc-100 "
+        "(cc100-ja), https://raw.githubusercontent.com/yahoojapan/JGLUE/COMMIT (jglue), "
+        "https://s3-ap-northeast-1.amazonaws.com/dev.tech-sketch.jp/chakki/public (chabsa) or "
+        "https://www.rondhuit.com/download (livedoor) in every URL, jawiki's checksum lists included",
     )
     parser.add_argument("--retries", type=int, default=5, metavar="N", help="retries of a cut connection (default: 5)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -73,23 +96,34 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.url and args.source:
         raise UserError(f"give either a source ({args.source}) or --url, not both")
     if not args.url and not args.source:
-        raise UserError("say what to download: jawiki, cc100-ja, or --url URL")
+        raise UserError(f"say what to download: {', '.join(SOURCES)}, or --url URL")
     if not args.url:
         for option in ("sha256", "sha1", "md5", "name"):
             if getattr(args, option):
                 raise UserError(f"--{option} applies to --url only ({args.source} knows its own file names and checksums)")
     elif args.base_url:
-        raise UserError("--base-url applies to jawiki and cc100-ja; with --url, give the mirror's URL itself")
+        raise UserError("--base-url applies to the named sources; with --url, give the mirror's URL itself")
     if args.source == "jawiki" and not args.date:
         raise UserError("jawiki needs --date YYYYMMDD (a dump date) or --date latest")
-    if args.source != "jawiki" and (args.date or args.shards):
-        raise UserError("--date and --shards apply to jawiki only")
+    if args.source != "jawiki":
+        for option in ("date", "shards", "dump"):
+            if getattr(args, option) is not None:
+                raise UserError(f"--{option} applies to jawiki only; leave it out for {args.source or '--url'}")
+    if args.source != "jglue" and args.tasks is not None:
+        raise UserError(f"--tasks applies to jglue only; {args.source or '--url'} is one data set, leave --tasks out")
     if args.retries < 0:
         raise UserError(f"--retries {args.retries}: must be 0 or more")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ja_pretrain.download import download_cc100, download_jawiki, fetch
+    from ja_pretrain.download import (
+        download_cc100,
+        download_chabsa,
+        download_jawiki,
+        download_jglue,
+        download_livedoor,
+        fetch,
+    )
 
     _check_options(args)
     options = {"retries": args.retries, "progress": not args.no_progress}
@@ -98,12 +132,17 @@ def run(args: argparse.Namespace) -> int:
         paths = [fetch(args.url, args.out / (args.name or _name_from_url(args.url)),
                        sha256=args.sha256, sha1=args.sha1, md5=args.md5, **options)]
     elif args.source == "jawiki":
-        paths = download_jawiki(args.date, args.out, dump=args.dump, base_url=args.base_url,
+        paths = download_jawiki(args.date, args.out, dump=args.dump or "cirrus", base_url=args.base_url,
                                 max_shards=args.shards, **options)
+    elif args.source == "jglue":
+        paths = download_jglue(args.out, tasks=args.tasks, base_url=args.base_url, **options)
     else:
-        paths = [download_cc100(args.out, base_url=args.base_url, **options)]
+        single = {"cc100-ja": download_cc100, "chabsa": download_chabsa, "livedoor": download_livedoor}
+        paths = [single[args.source](args.out, base_url=args.base_url, **options)]
     total = sum(p.stat().st_size for p in paths)
-    listed = ", ".join(p.name for p in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    # Relative to --out, since JGLUE's files share names across task directories.
+    listed = ", ".join(p.relative_to(args.out).as_posix() for p in paths[:3])
+    listed += f" and {len(paths) - 3} more" if len(paths) > 3 else ""
     print(f"download: {len(paths)} file(s), {total / 2**20:,.1f} MiB in {args.out} ({listed}) "
           f"in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return 0

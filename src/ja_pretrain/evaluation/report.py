@@ -164,6 +164,25 @@ def evaluation_section(run: RunContents) -> list[str]:
     return out
 
 
+def downstream_section(run: RunContents) -> list[str]:
+    """Our models' dev scores per task (from `ja-pretrain finetune`) beside published figures."""
+    from ja_pretrain.downstream.scorecard import scorecard_lines
+
+    if not run.downstream:
+        return ["No downstream scores (run `ja-pretrain finetune MODEL_DIR --task ... --out DIR`).", ""]
+    by_model: dict[str, dict[str, dict[str, Any]]] = {}
+    for _, scores in run.downstream:
+        label = f"`{run.rel(Path(scores['model']['dir']))}`"
+        by_model.setdefault(label, {})[scores["task"]] = scores
+    lines = ["Dev-split scores of fine-tuned models (the chosen learning rate; mean over seeds), measured here:", ""]
+    lines += scorecard_lines(list(by_model.items()))
+    rows = [[f"`{run.rel(directory)}`", s["task"], s["data"]["train_examples"], s["data"]["dev_examples"],
+             s["chosen"]["learning_rate"], s["chosen"]["epochs"], s["seeds"], s["timings"]["total_seconds"]]
+            for directory, s in run.downstream]
+    return lines + _table(["scores", "task", "train examples", "dev examples", "learning rate", "epochs", "seeds",
+                           "seconds"], rows)
+
+
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                  tokenizer_sentences: int = 5000) -> Path:
     """Write OUT/report.md (default RUN_DIR/report/) and its PNG plots; return the report's path."""
@@ -188,6 +207,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     lines += ["## Tokenizer", ""] + tokenizer_section(run, tokenizer_sentences)
     lines += ["## Models", ""] + model_section(run) + training_rows(run, logs)
     lines += ["## Held-out evaluation", ""] + evaluation_section(run)
+    lines += ["## Downstream tasks", ""] + downstream_section(run)
     lines += ["## Training curves", ""]
     drawn = [(title, path) for title, path in images if path is not None]
     if drawn:
@@ -203,7 +223,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         inputs={"stages": fingerprint([m.get("fingerprint") for _, m in run.manifests if m["stage"] != "report"])},
         options={"tokenizer_sentences": tokenizer_sentences},
         counts={"stages": len(run.manifests), "training_logs": len(logs), "models": len(run.models),
-                "plots": len(drawn)},
+                "downstream_scores": len(run.downstream), "plots": len(drawn)},
         timings={"seconds": round(time.time() - started, 3)},
     )
     return report_path

@@ -5,7 +5,8 @@ works for the pipeline's runs and for stages run by hand into one directory.
 - training logs: every `train_log.jsonl` (one JSON object per logging step or evaluation);
 - models: every dir with a `config.json` (a save_pretrained model);
 - tokenizers: dirs with `tokenizer_config.json` and a vocabulary but no model;
-- evaluations: every `metrics.json` written by `ja-pretrain evaluate`.
+- evaluations: every `metrics.json` written by `ja-pretrain evaluate`;
+- downstream scores: every `scores.json` written by `ja-pretrain finetune`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.downstream.scorecard import is_scores
 from ja_pretrain.errors import UserError
 
 SKIP_DIRS = ("checkpoint-", ".")  # training checkpoints and temporary/hidden dirs
@@ -30,6 +32,7 @@ class RunContents:
     tokenizers: list[Path] = field(default_factory=list)
     metrics: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
     valid_texts: list[Path] = field(default_factory=list)
+    downstream: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
 
     def rel(self, path: Path) -> str:
         try:
@@ -73,6 +76,10 @@ def scan_run_dir(run_dir: str | os.PathLike) -> RunContents:
             metrics = _read_json(directory / "metrics.json")
             if isinstance(metrics, dict) and "models" in metrics:
                 found.metrics.append((directory, metrics))
+        if "scores.json" in files:
+            scores = _read_json(directory / "scores.json")
+            if is_scores(scores):
+                found.downstream.append((directory, scores))
     return found
 
 

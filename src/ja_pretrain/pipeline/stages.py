@@ -33,6 +33,7 @@ OUTPUT_OPTION = {
     "run-pretraining": "model_dir",
     "extract-electra": "output_dir",
     "evaluate": "out",
+    "finetune": "out",
     "report": "out",
 }
 INPUT_OPTIONS = {
@@ -42,6 +43,7 @@ INPUT_OPTIONS = {
     "run-pretraining": ("input_file", "tokenizer_dir", "parameter_file", "init_from"),
     "extract-electra": ("input_dir", "parameter_file"),
     "evaluate": ("model_dir", "corpus", "generator"),
+    "finetune": ("model_dir", "data", "train", "valid", "tokenizer"),
     "report": ("run_dir",),
 }
 # Commands that checkpoint: (flag that resumes, checkpoint dir pattern). A rerun of the same
