@@ -194,3 +194,26 @@ def test_bad_models_are_refused_with_a_message(tmp_path, task_data, capsys):
                      "--out", tmp_path / "o4") == 2
     assert "--train and --valid go together" in capsys.readouterr().err
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))  # nothing written that looks finished
+
+
+def test_a_suite_stopped_part_way_is_completed_by_a_rerun(tmp_path, task_data, caplog):
+    import shutil
+
+    datasets, _ = task_data
+    model = tiny_bert(tokenizer_dir(tmp_path), tmp_path / "bert")
+    out = tmp_path / "suite"
+    argv = [model, "--task", "jsts", "jcommonsenseqa", "--data", datasets, "--learning_rate", "1e-3", "--epochs", "1",
+            "--out", out]
+    assert _finetune(*argv) == 0
+    jsts_written = (out / "jsts" / "scores.json").stat().st_mtime_ns
+    # as a kill during the second task leaves it: the first task finished, no suite manifest yet
+    (out / "manifest.json").unlink()
+    shutil.rmtree(out / "jcommonsenseqa")
+    with caplog.at_level("INFO"):
+        assert _finetune(*argv) == 0
+    assert "jsts: up to date" in caplog.text and (out / "jsts" / "scores.json").stat().st_mtime_ns == jsts_written
+    assert (out / "jcommonsenseqa" / "scores.json").is_file() and (out / "manifest.json").is_file()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    (out / "manifest.json").unlink()
+    assert _finetune(*argv) == 2  # a user's file in OUT: refused, not overwritten
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ja_pretrain.corpus.compression import InputStream, TruncatedInput
+from ja_pretrain.corpus.sentences import split_sentences
 from ja_pretrain.downstream.tasks import (
     CLASSIFICATION,
     LIVEDOOR_CATEGORIES,
@@ -260,8 +261,6 @@ def read_livedoor(spec: TaskSpec, path: Path) -> list[Example]:
 
 def corpus_documents(path: Path) -> list[list[str]]:
     """Documents (lists of sentences) of a corpus-format text or a corpus dir's files."""
-    from ja_pretrain.corpus.sentences import split_sentences
-
     files = sorted(path.glob("train-*.txt")) + [path / "valid.txt"] if path.is_dir() else [path]
     documents: list[list[str]] = []
     for file in files:

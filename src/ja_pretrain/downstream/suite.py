@@ -33,7 +33,7 @@ from ja_pretrain.downstream.data import TaskData, load_task_data, path_fingerpri
 from ja_pretrain.downstream.encoding import EncodedSplit, encode_split
 from ja_pretrain.downstream.finetune import RunOptions, RunResult, resolve_device, resolve_precision, train_and_predict
 from ja_pretrain.downstream.scorecard import SCORES_KIND, scorecard_lines
-from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, REGRESSION, TaskSpec, get_task
+from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, REGRESSION, TASKS, TaskSpec, get_task
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from ja_pretrain.utils.manifest import check_output_dir, fingerprint, read_manifest, write_manifest
@@ -197,6 +197,43 @@ def _inputs(model: dict[str, str], tokenizer: Path, data: TaskData) -> dict[str,
             "data": {name: {"path": str(path), "sha256": path_fingerprint(path)} for name, path in data.files.items()}}
 
 
+def _comparable(score: float) -> float:
+    """A score to rank grid points by: an undefined score (NaN: constant predictions) ranks last."""
+    return score if score == score else float("-inf")
+
+
+def run_grid(spec: TaskSpec, model_dir: Path, train: EncodedSplit, valid: EncodedSplit, pad_id: int,
+             opts: SuiteOptions, task_protocol: dict[str, Any], device) -> tuple[list[RunResult], RunResult | None]:
+    """Every learning rate x epochs x seed run; with --save_model, the first run of the best grid
+    point so far keeps its model (one model held at a time)."""
+    protocol = opts.protocol
+    results: list[RunResult] = []
+    kept: tuple[float, RunResult] | None = None
+    for learning_rate in protocol.learning_rates:
+        for epochs in protocol.epochs:
+            point = []
+            for seed in range(protocol.seed, protocol.seed + protocol.seeds):
+                run_opts = RunOptions(
+                    learning_rate=learning_rate, epochs=epochs, seed=seed, batch_size=task_protocol["batch_size"],
+                    warmup_ratio=protocol.warmup_ratio, weight_decay=protocol.weight_decay,
+                    max_grad_norm=protocol.max_grad_norm, precision=task_protocol["precision"], device=str(device),
+                    cpu_ops=opts.cpu_ops, progress=opts.progress, keep_model=opts.save_model and not point,
+                    label=f"{spec.name} lr {learning_rate:g} x{epochs} seed {seed}")
+                result = train_and_predict(model_dir, spec, train, valid, run_opts, pad_id)
+                log.info("%s lr %g, %d epochs, seed %d: %s (%.1f s)", spec.name, learning_rate, epochs, seed,
+                         ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()), result.train_seconds)
+                point.append(result)
+            results += point
+            mean = _comparable(statistics.fmean(r.metrics[spec.primary_metric] for r in point))
+            if opts.save_model and (kept is None or mean > kept[0]):
+                if kept is not None:
+                    kept[1].model = None
+                kept = (mean, point[0])
+            else:
+                point[0].model = None
+    return results, kept[1] if kept else None
+
+
 def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, str], opts: SuiteOptions,
              task_out: Path) -> dict[str, Any]:
     """Fine-tune and score one task into `task_out`; returns its scores record."""
@@ -231,32 +268,9 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
     encode_seconds = time.perf_counter() - encoded_at
     log.info("%s: %d train and %d dev examples (%d and %d cut to %d tokens), encoded in %.1f s", spec.name,
              len(train), len(valid), train.truncated, valid.truncated, task_protocol["max_length"], encode_seconds)
-    results: list[RunResult] = []
-    kept: tuple[float, RunResult] | None = None  # with --save_model: the best grid point's first run
-    for learning_rate in protocol.learning_rates:
-        for epochs in protocol.epochs:
-            point = []
-            for seed in range(protocol.seed, protocol.seed + protocol.seeds):
-                run_opts = RunOptions(
-                    learning_rate=learning_rate, epochs=epochs, seed=seed, batch_size=task_protocol["batch_size"],
-                    warmup_ratio=protocol.warmup_ratio, weight_decay=protocol.weight_decay,
-                    max_grad_norm=protocol.max_grad_norm, precision=task_protocol["precision"], device=str(device),
-                    cpu_ops=opts.cpu_ops, progress=opts.progress, keep_model=opts.save_model and not point,
-                    label=f"{spec.name} lr {learning_rate:g} x{epochs} seed {seed}")
-                result = train_and_predict(model_dir, spec, train, valid, run_opts, encoder.special_ids["pad"])
-                log.info("%s lr %g, %d epochs, seed %d: %s (%.1f s)", spec.name, learning_rate, epochs, seed,
-                         ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()), result.train_seconds)
-                point.append(result)
-            results += point
-            mean = statistics.fmean(r.metrics[spec.primary_metric] for r in point)
-            if opts.save_model and (kept is None or mean > kept[0]):
-                if kept is not None:
-                    kept[1].model = None  # only one fine-tuned model is held at a time
-                kept = (mean, point[0])
-            else:
-                point[0].model = None
+    results, kept = run_grid(spec, model_dir, train, valid, encoder.special_ids["pad"], opts, task_protocol, device)
     grid = _grid(results, spec)
-    chosen_point = max(grid, key=lambda g: g["mean"][spec.primary_metric])
+    chosen_point = max(grid, key=lambda g: _comparable(g["mean"][spec.primary_metric]))
     chosen = [r for r in results if (r.learning_rate, r.epochs) == (chosen_point["learning_rate"],
                                                                      chosen_point["epochs"])]
     scores = {
@@ -290,7 +304,7 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
         if data.split is not None:
             atomic_write_json(tmp / "split.json", data.split)
         if kept is not None:
-            save_finetuned(kept[1], tokenizer, tmp / "model")
+            save_finetuned(kept, tokenizer, tmp / "model")
         atomic_write_text(tmp / "scores.md", "\n".join(scorecard_lines([(model["dir"], {spec.name: scores})])))
         write_manifest(tmp, stage=STAGE, inputs=inputs, options=options,
                        counts={"train_examples": len(train), "dev_examples": len(valid), "runs": len(results)},
@@ -311,6 +325,17 @@ def save_finetuned(result: RunResult, tokenizer: Path, out: Path) -> None:
 
 # -- the suite -------------------------------------------------------------------------------
 
+def check_suite_dir(out: Path) -> None:
+    """A suite's OUT may be new, empty, an earlier suite, or a suite stopped part-way (finished
+    task directories, no manifest yet), which the rerun completes."""
+    if out.is_dir() and read_manifest(out) is None:
+        entries = [p for p in out.iterdir() if not p.name.startswith(".")]
+        if all(p.is_dir() and p.name in TASKS and (read_manifest(p) or {}).get("stage") == STAGE
+               or p.name in ("scores.md", "suite.json") for p in entries):
+            return
+    check_output_dir(out, (STAGE,))
+
+
 def run_suite(model_dir: str | os.PathLike, opts: SuiteOptions) -> dict[str, Any]:
     """Fine-tune MODEL_DIR on every task of `opts`; returns {"model": ..., "tasks": {name: scores}}."""
     opts.protocol.check()
@@ -324,7 +349,7 @@ def run_suite(model_dir: str | os.PathLike, opts: SuiteOptions) -> dict[str, Any
     model = model_fingerprint(model_path)
     out = Path(opts.out)
     if len(specs) > 1:
-        check_output_dir(out, (STAGE,))
+        check_suite_dir(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "manifest.json").unlink(missing_ok=True)
     started = time.perf_counter()
