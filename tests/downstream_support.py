@@ -46,30 +46,27 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def jsts_records(n: int, seed: int) -> list[dict]:
-    """Similarity = 5/3 per shared slot (subject, action, place): learnable and graded."""
+def _pair_records(n: int, seed: int, label_of) -> list[dict]:
+    """JSTS/JNLI-style records: two captions and label_of(slots of the first, slots of the second)."""
     rng = random.Random(seed)
     records = []
     for i in range(n):
-        a, s1, a1, p1 = caption(rng)
-        b, s2, a2, p2 = caption(rng)
-        score = round(5 * ((s1 == s2) + (a1 == a2) + (p1 == p2)) / 3, 1)
+        a, *first = caption(rng)
+        b, *second = caption(rng)
         records.append({"sentence_pair_id": str(i), "yjcaptions_id": f"{i}-0-1", "sentence1": a, "sentence2": b,
-                        "label": score})
+                        "label": label_of(first, second)})
     return records
+
+
+def jsts_records(n: int, seed: int) -> list[dict]:
+    """Similarity = 5/3 per shared slot (subject, action, place): learnable and graded."""
+    return _pair_records(n, seed, lambda x, y: round(5 * sum(a == b for a, b in zip(x, y, strict=True)) / 3, 1))
 
 
 def jnli_records(n: int, seed: int) -> list[dict]:
     """entailment when the subjects agree, contradiction when the actions differ, else neutral."""
-    rng = random.Random(seed)
-    records = []
-    for i in range(n):
-        a, s1, a1, _ = caption(rng)
-        b, s2, a2, _ = caption(rng)
-        label = "entailment" if s1 == s2 else ("contradiction" if a1 != a2 else "neutral")
-        records.append({"sentence_pair_id": str(i), "yjcaptions_id": f"{i}-0-1", "sentence1": a, "sentence2": b,
-                        "label": label})
-    return records
+    return _pair_records(n, seed, lambda x, y: "entailment" if x[0] == y[0] else (
+        "contradiction" if x[1] != y[1] else "neutral"))
 
 
 def jcqa_records(n: int, seed: int) -> list[dict]:
