@@ -1,0 +1,95 @@
+"""Where each token of the fast encoder comes from in the original text.
+
+The encoder sees NFKC(text), split into MeCab words (whitespace dropped) and each word into
+WordPiece pieces. Going back:
+
+- piece -> word: the Rust WordPiece model gives each piece's characters within its word (an
+  [UNK] covers its whole word);
+- word -> normalized text: MeCab's words are the normalized text with its whitespace taken out,
+  in order, so each word's start follows from the lengths (checked; a word-by-word search is the
+  fallback, e.g. for special-token strings in the text);
+- normalized text -> original: NFKC maps most characters on their own (`㈱` -> `(株)`, `ｶ` ->
+  `カ`), so each normalized character belongs to the original character it came from; where
+  characters combine (`ｶﾞ` -> `ガ`, Hangul jamo), the normalized characters of the combined run
+  belong to the whole run. A token made from part of one original character therefore maps to
+  that whole character, and a span never splits a character NFKC joined.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+
+import numpy as np
+
+# Every code point below U+3001 that str.isspace() (and so str.split()) treats as whitespace;
+# there are none above U+3000.
+_SPACES = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def nfkc_alignment(text: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """(NFKC(text), for each normalized character the start and the end of the original
+    characters it comes from)."""
+    normalized = unicodedata.normalize("NFKC", text)
+    pieces = list(map(_nfkc, text))
+    if "".join(pieces) == normalized:  # the usual case: every character normalizes on its own
+        owner = np.repeat(np.arange(len(text), dtype=np.int64), np.fromiter(map(len, pieces), np.int64, len(pieces)))
+        return normalized, owner, owner + 1
+    segments = _combining_runs(text)
+    if "".join(_nfkc(text[a:b]) for a, b in segments) != normalized:
+        segments = [(0, len(text))]  # nothing finer holds: the whole text is one run
+    lengths = np.array([len(_nfkc(text[a:b])) for a, b in segments], dtype=np.int64)
+    bounds = np.array(segments, dtype=np.int64).reshape(-1, 2)
+    return normalized, np.repeat(bounds[:, 0], lengths), np.repeat(bounds[:, 1], lengths)
+
+
+def _combining_runs(text: str) -> list[tuple[int, int]]:
+    """Runs of characters that NFKC must see together: a character starts a new run when
+    normalizing it after the current run changes nothing in either."""
+    runs, start = [], 0
+    for i in range(1, len(text)):
+        if _nfkc(text[start:i + 1]) == _nfkc(text[start:i]) + _nfkc(text[i]):
+            runs.append((start, i))
+            start = i
+    if text:
+        runs.append((start, len(text)))
+    return runs
+
+
+def word_starts(normalized: str, words: list[str], special_prefix: str = "\x00") -> np.ndarray:
+    """Index in `normalized` of each word's first character. A word starting with
+    `special_prefix` stands for the special-token string after it."""
+    lengths = np.fromiter(map(len, words), np.int64, len(words))
+    compact = "".join(normalized.split())
+    if int(lengths.sum()) == len(compact) and "".join(words) == compact:
+        not_space = np.flatnonzero(~np.isin(_code_points(normalized), _SPACES))
+        return not_space[np.cumsum(lengths) - lengths]
+    starts, position = [], 0
+    for word in words:
+        target = word[len(special_prefix):] if word.startswith(special_prefix) else word
+        found = normalized.find(target, position)
+        if found < 0:
+            raise ValueError(f"word {target!r} not found in the normalized text after position {position}")
+        starts.append(found)
+        position = found + len(target)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def token_offsets(text: str, words: list[str], word_of_token: np.ndarray, piece_spans: np.ndarray) -> np.ndarray:
+    """(start, end) in `text` of each token, given its word and its characters within the word."""
+    if not len(word_of_token):
+        return np.zeros((0, 2), dtype=np.int64)
+    normalized, first, last = nfkc_alignment(text)
+    starts = word_starts(normalized, words)[word_of_token]
+    begin = starts + piece_spans[:, 0]
+    end = starts + piece_spans[:, 1]
+    return np.stack([first[begin], last[end - 1]], axis=1)
