@@ -95,7 +95,7 @@ def run_trainer(spec, train, valid, args, dynamic: bool) -> dict:
         default_data_collator,
     )
 
-    from ja_pretrain.downstream.finetune import task_config
+    from ja_pretrain.downstream.heads import model_config
     from ja_pretrain.downstream.metrics import task_metrics
     from ja_pretrain.downstream.tasks import REGRESSION
 
@@ -114,7 +114,7 @@ def run_trainer(spec, train, valid, args, dynamic: bool) -> dict:
     train_features, valid_features = features(train), features(valid)
     encoded = time.perf_counter()
     torch.manual_seed(args.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(args.model, config=task_config(Path(args.model), spec))
+    model = AutoModelForSequenceClassification.from_pretrained(args.model, config=model_config(Path(args.model), spec))
     training_args = TrainingArguments(
         output_dir=args.scratch, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size,
         learning_rate=args.learning_rate, num_train_epochs=args.epochs, warmup_steps=0.1, lr_scheduler_type="linear",

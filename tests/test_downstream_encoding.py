@@ -99,7 +99,7 @@ def test_batches_cover_every_example_once_and_group_lengths(tok_dir):
     split = encode_split(FastEncoder(tok_dir), examples, TASKS["jnli"], 128)
     batches = training_batches(split, 8, np.random.default_rng(0))
     assert sorted(np.concatenate(batches).tolist()) == list(range(500))
-    lengths = split.example_lengths()
+    lengths = split.row_lengths()
     padded = sum(len(b) * lengths[b].max() for b in batches)
     shuffled = np.random.default_rng(1).permutation(500)
     naive = sum(8 * lengths[shuffled[i:i + 8]].max() for i in range(0, 500, 8))

@@ -20,9 +20,9 @@ POOL_BATCHES = 50
 
 
 def training_batches(split: EncodedSplit, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One epoch's batches of example indices, grouped by length."""
-    lengths = split.example_lengths()
-    order = rng.permutation(len(split))
+    """One epoch's batches of row indices, grouped by length."""
+    lengths = split.row_lengths()
+    order = rng.permutation(split.num_rows)
     batches = []
     pool = batch_size * POOL_BATCHES
     for start in range(0, len(order), pool):
@@ -33,29 +33,39 @@ def training_batches(split: EncodedSplit, batch_size: int, rng: np.random.Genera
 
 
 def evaluation_batches(split: EncodedSplit, batch_size: int) -> list[np.ndarray]:
-    order = np.argsort(-split.example_lengths(), kind="stable")
+    order = np.argsort(-split.row_lengths(), kind="stable")
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def collate(split: EncodedSplit, examples: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
-    """Model inputs for `examples`: (batch, length) tensors, or (batch, choices, length) for
-    multiple choice; padded positions have id `pad_id`, attention 0 and token type 0."""
+def row_sequences(split: EncodedSplit, rows: np.ndarray) -> np.ndarray:
     c = split.num_choices
-    sequences = (examples[:, None] * c + np.arange(c)[None, :]).reshape(-1)
+    return (rows[:, None] * c + np.arange(c)[None, :]).reshape(-1)
+
+
+def sequence_positions(split: EncodedSplit, sequences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat index into the split's tokens for each padded position, real-position mask), as
+    (sequences, width) arrays."""
     lengths = split.lengths[sequences]
     width = int(lengths.max())
-    positions = np.arange(width)[None, :]
-    real = positions < lengths[:, None]
-    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
-    ids[real] = split.ids[gather_ranges(split.offsets[sequences], lengths)]
-    token_types = (positions >= split.first_lengths[sequences][:, None]) & real
-    shape = (len(examples), c, width) if c > 1 else (len(examples), width)
+    real = np.arange(width)[None, :] < lengths[:, None]
+    flat = np.zeros((len(sequences), width), dtype=np.int64)
+    flat[real] = gather_ranges(split.offsets[sequences], lengths)
+    return flat, real
+
+
+def collate(split: EncodedSplit, rows: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
+    """Model inputs for `rows`: (batch, length) tensors, or (batch, choices, length) for
+    multiple choice; padded positions have id `pad_id`, attention 0 and token type 0."""
+    c = split.num_choices
+    sequences = row_sequences(split, rows)
+    flat, real = sequence_positions(split, sequences)
+    width = flat.shape[1]
+    ids = np.where(real, split.ids[flat], pad_id).astype(np.int64)
+    token_types = (np.arange(width)[None, :] >= split.first_lengths[sequences][:, None]) & real
+    shape = (len(rows), c, width) if c > 1 else (len(rows), width)
     return {
         "input_ids": torch.from_numpy(ids.reshape(shape)),
         "attention_mask": torch.from_numpy(real.astype(np.int64).reshape(shape)),
         "token_type_ids": torch.from_numpy(token_types.astype(np.int64).reshape(shape)),
     }
 
-
-def batch_labels(split: EncodedSplit, examples: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(split.labels[examples])

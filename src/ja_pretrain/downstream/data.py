@@ -30,6 +30,7 @@ from ja_pretrain.utils.manifest import file_sha256
 _COLLECTIONS = {
     "chabsa": ("chABSA-dataset.zip", "chABSA-dataset", "chabsa*.jsonl*", "chabsa*.zip"),
     "livedoor": ("ldcc-*.tar.gz", "text", "livedoor*.jsonl*"),
+    "ner": ("ner.json", "ner*.json"),
 }
 
 

@@ -24,23 +24,34 @@ from ja_pretrain.tokenization.encoder import FastEncoder
 
 @dataclass
 class EncodedSplit:
-    """Sequences of a split, `num_choices` per example, back to back."""
+    """Sequences of a split, back to back, in rows: a row is what one model input holds (an
+    example; its `num_choices` sequences for multiple choice; one window of a long context for
+    question answering, where `row_example` says whose)."""
 
     ids: np.ndarray  # int32, every sequence's ids with [CLS]/[SEP]
     offsets: np.ndarray  # int64, start of each sequence in `ids`
     lengths: np.ndarray  # int64, tokens per sequence
     first_lengths: np.ndarray  # int64, tokens of [CLS] a [SEP] (token type 0)
-    labels: np.ndarray  # float32 (regression) or int64, one per example
-    uids: list[str]
+    labels: np.ndarray  # per row: float32 (regression), int64 class / choice, or (start, end) token (QA)
+    uids: list[str]  # per example
     num_choices: int
     truncated: int  # sequences that were cut to max_length
+    row_example: np.ndarray | None = None  # QA: the example of each row (None: row i is example i)
+    token_labels: np.ndarray | None = None  # NER: a label per token of `ids`, -100 where none is learnt
+    char_spans: np.ndarray | None = None  # QA, NER: (start, end) characters of each token of `ids`, -1 if none
+    gold: list | None = None  # QA: answer texts per example; NER: entity spans per example
+    texts: list[str] | None = None  # QA: contexts; NER: texts, per example
 
     def __len__(self) -> int:
         return len(self.uids)
 
-    def example_lengths(self) -> np.ndarray:
-        """The longest sequence of each example (what its padded row costs)."""
-        return self.lengths.reshape(len(self), self.num_choices).max(axis=1)
+    @property
+    def num_rows(self) -> int:
+        return len(self.lengths) // self.num_choices
+
+    def row_lengths(self) -> np.ndarray:
+        """The longest sequence of each row (what its padded row costs)."""
+        return self.lengths.reshape(self.num_rows, self.num_choices).max(axis=1)
 
     def text_tokens(self) -> int:
         return int(self.lengths.sum())

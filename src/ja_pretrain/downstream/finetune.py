@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ja_pretrain.downstream.batches import batch_labels, collate, evaluation_batches, training_batches
+from ja_pretrain.downstream import heads
+from ja_pretrain.downstream.batches import collate, evaluation_batches, training_batches
 from ja_pretrain.downstream.encoding import EncodedSplit
-from ja_pretrain.downstream.metrics import task_metrics
-from ja_pretrain.downstream.tasks import CLASSIFICATION, MULTIPLE_CHOICE, REGRESSION, TaskSpec
+from ja_pretrain.downstream.tasks import TaskSpec
 from ja_pretrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class RunResult:
     epochs: int
     seed: int
     metrics: dict[str, float]
-    predictions: np.ndarray  # scores (regression) or class / choice indices
+    predictions: Any  # per dev example (heads.Collector.predictions)
     steps: int
     train_loss: float
     train_seconds: float
@@ -72,20 +72,6 @@ class RunResult:
                 "metrics": self.metrics, "steps": self.steps, "train_loss": self.train_loss,
                 "train_seconds": round(self.train_seconds, 3), "predict_seconds": round(self.predict_seconds, 3),
                 "text_tokens": self.text_tokens, "padded_tokens": self.padded_tokens}
-
-
-def task_config(model_dir: Path, spec: TaskSpec):
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_dir)
-    if spec.kind == REGRESSION:
-        config.num_labels, config.problem_type = 1, "regression"
-    elif spec.kind == CLASSIFICATION:
-        config.num_labels = len(spec.labels)
-        config.id2label = dict(enumerate(spec.labels))
-        config.label2id = {name: i for i, name in enumerate(spec.labels)}
-        config.problem_type = "single_label_classification"
-    return config
 
 
 @contextlib.contextmanager
@@ -103,13 +89,13 @@ def _quiet_transformers():
 
 def load_task_model(model_dir: Path, spec: TaskSpec, seed: int):
     """The pretrained encoder with a task head initialised from `seed`."""
-    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
+    import transformers
 
-    auto = AutoModelForMultipleChoice if spec.kind == MULTIPLE_CHOICE else AutoModelForSequenceClassification
+    auto = getattr(transformers, heads.AUTO_CLASSES[spec.kind])
     torch.manual_seed(seed)
     with _quiet_transformers():
         try:
-            return auto.from_pretrained(model_dir, config=task_config(model_dir, spec))
+            return auto.from_pretrained(model_dir, config=heads.model_config(model_dir, spec))
         except (OSError, ValueError, KeyError) as err:
             raise UserError(f"MODEL_DIR {model_dir}: cannot be loaded as {auto.__name__} ({err})") from None
 
@@ -146,22 +132,15 @@ def _schedule(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def _predictions(spec: TaskSpec, logits: torch.Tensor) -> torch.Tensor:
-    if spec.kind == REGRESSION:
-        return logits[:, 0].float()
-    return logits.argmax(dim=-1)
-
-
 def predict(model, spec: TaskSpec, split: EncodedSplit, *, batch_size: int, pad_id: int, device: torch.device,
-            dtype: torch.dtype) -> np.ndarray:
+            dtype: torch.dtype) -> Any:
     """Predictions for every example of `split`, in its order."""
     model.eval()
-    out = np.zeros(len(split), dtype=np.float64 if spec.kind == REGRESSION else np.int64)
+    collector = heads.Collector(spec, split)
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-        for examples in evaluation_batches(split, batch_size):
-            logits = model(**_to_device(collate(split, examples, pad_id), device)).logits
-            out[examples] = _predictions(spec, logits).cpu().numpy()
-    return out
+        for rows in evaluation_batches(split, batch_size):
+            collector.add(rows, model(**_to_device(collate(split, rows, pad_id), device)))
+    return collector.predictions()
 
 
 def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, valid: EncodedSplit, opts: RunOptions,
@@ -174,7 +153,7 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
 
         use_cpu_ops(model)
     model.train()
-    steps_per_epoch = math.ceil(len(train) / opts.batch_size)
+    steps_per_epoch = math.ceil(train.num_rows / opts.batch_size)
     total = steps_per_epoch * opts.epochs
     warmup = math.ceil(total * opts.warmup_ratio)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.learning_rate, betas=(0.9, 0.999), eps=1e-8,
@@ -187,11 +166,11 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
     text_tokens = padded = step = 0
     started = time.perf_counter()
     for _ in range(opts.epochs):
-        for examples in training_batches(train, opts.batch_size, rng):
-            batch = _to_device(collate(train, examples, pad_id), device)
-            labels = batch_labels(train, examples).to(device, non_blocking=True)
+        for rows in training_batches(train, opts.batch_size, rng):
+            batch = _to_device(collate(train, rows, pad_id), device)
+            answers = _to_device(heads.targets(spec, train, rows), device)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                loss = model(**batch, labels=labels).loss
+                loss = model(**batch, **answers).loss
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), opts.max_grad_norm)
@@ -220,7 +199,7 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
     predictions = predict(model, spec, valid, batch_size=opts.eval_batch_size, pad_id=pad_id, device=device,
                           dtype=dtype)
     predict_seconds = time.perf_counter() - started
-    metrics = task_metrics(spec.metrics, predictions, valid.labels, num_classes=len(spec.labels))
+    metrics = heads.score(spec, valid, predictions)
     return RunResult(learning_rate=opts.learning_rate, epochs=opts.epochs, seed=opts.seed, metrics=metrics,
                      predictions=predictions, steps=step, train_loss=train_loss, train_seconds=train_seconds,
                      predict_seconds=predict_seconds, text_tokens=text_tokens, padded_tokens=padded,

@@ -12,6 +12,13 @@ task's set, a record that is not JSON.
 - livedoor news corpus: the publisher's `ldcc-*.tar.gz` (`text/CATEGORY/CATEGORY-ID.txt`: URL,
   date, title, body lines), a directory of that layout, or JSON Lines with `category`, `title`
   and `body`. One example per article: (title, body) -> category.
+- JSQuAD (and SQuAD-format sets such as JaQuAD): one JSON object, `data[].paragraphs[]` with
+  `context` and `qas[]` (`id`, `question`, `answers[]` of `text` and `answer_start`); one
+  `QAExample` per question. Every answer must stand at its `answer_start` in the context.
+- Wikipedia NER (Stockmark's ner-wikipedia-dataset): a JSON array of `{"curid", "text",
+  "entities": [{"name", "span": [start, end], "type"}]}`; one `NERExample` per text. Entities
+  that overlap an earlier one (nested or crossing) are dropped, keeping the one that starts
+  first and, at the same start, the longer: BIO tags hold one entity per token.
 - smoke: next-sentence pairs made from a corpus-format text (a blank line between documents).
 
 Compressed JSON Lines (.gz, .xz, .bz2, .zst) are read transparently.
@@ -36,7 +43,9 @@ from ja_pretrain.downstream.tasks import (
     CLASSIFICATION,
     LIVEDOOR_CATEGORIES,
     MULTIPLE_CHOICE,
+    QUESTION_ANSWERING,
     REGRESSION,
+    TOKEN_CLASSIFICATION,
     TaskSpec,
 )
 from ja_pretrain.errors import UserError
@@ -53,6 +62,28 @@ class Example:
     pairs: tuple[tuple[str, str | None], ...]
     label: float | int
     group: str = ""
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """A question over a context; `answers` are (text, start character) in the context."""
+
+    uid: str
+    question: str
+    context: str
+    answers: tuple[tuple[str, int], ...]
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class NERExample:
+    """A text and its entities as (start, end, type index) character spans, sorted, not overlapping."""
+
+    uid: str
+    text: str
+    entities: tuple[tuple[int, int, int], ...]
+    group: str = ""
+    dropped: int = 0  # entities left out because they overlapped another
 
 
 def read_json_lines(path: Path) -> Iterator[tuple[str, Any]]:
@@ -257,6 +288,93 @@ def read_livedoor(spec: TaskSpec, path: Path) -> list[Example]:
     return examples
 
 
+# -- SQuAD format (JSQuAD, JaQuAD) ---------------------------------------------------------
+
+def _whole_json(path: Path) -> Any:
+    try:
+        with InputStream(path) as raw:
+            return _load_json(raw.stream.read(), str(path))
+    except TruncatedInput as err:
+        raise UserError(f"{path}: the compressed file ends early ({err}); download it again") from None
+
+
+def read_squad(spec: TaskSpec, path: Path) -> list[QAExample]:
+    document = _whole_json(path)
+    require(document, ("data",), str(path), "a SQuAD-format file")
+    examples = []
+    for a_index, article in enumerate(document["data"]):
+        where = f"{path}: data[{a_index}]"
+        require(article, ("paragraphs",), where, "a SQuAD article")
+        title = str(article.get("title", a_index))
+        for p_index, paragraph in enumerate(article["paragraphs"]):
+            here = f"{where}.paragraphs[{p_index}]"
+            require(paragraph, ("context", "qas"), here, "a SQuAD paragraph", texts=("context",))
+            context = paragraph["context"]
+            for q_index, qa in enumerate(paragraph["qas"]):
+                at = f"{here}.qas[{q_index}]"
+                require(qa, ("question", "answers"), at, "a SQuAD question", texts=("question",))
+                uid = str(qa.get("id", f"{a_index}-{p_index}-{q_index}"))
+                answers = tuple(_answer(answer, context, f"{at} (id {uid}).answers[{i}]")
+                                for i, answer in enumerate(qa["answers"]))
+                if not answers:
+                    raise UserError(f"{at} (id {uid}): no answers; every question needs one (unanswerable "
+                                    "questions are not supported)")
+                examples.append(QAExample(uid=uid, question=qa["question"], context=context, answers=answers,
+                                          group=title))
+    return examples
+
+
+def _answer(answer: Any, context: str, where: str) -> tuple[str, int]:
+    require(answer, ("text", "answer_start"), where, "an answer", texts=("text",))
+    start = answer["answer_start"]
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= len(context) - len(answer["text"]):
+        raise UserError(f"{where}: answer_start {json.dumps(start)} is outside the context "
+                        f"({len(context)} characters)")
+    if context[start:start + len(answer["text"])] != answer["text"]:
+        found = context[start:start + len(answer["text"])]
+        raise UserError(f"{where}: the context at answer_start {start} reads {found!r}, not the answer "
+                        f"{answer['text']!r}; fix answer_start")
+    return answer["text"], start
+
+
+# -- Wikipedia NER ---------------------------------------------------------------------------
+
+def read_ner(spec: TaskSpec, path: Path) -> list[NERExample]:
+    records = _whole_json(path)
+    if not isinstance(records, list):
+        raise UserError(f"{path}: expected a JSON array of {{curid, text, entities}} records")
+    return [_ner_example(spec, record, f"{path}: record {i}", i) for i, record in enumerate(records)]
+
+
+def _ner_example(spec: TaskSpec, record: Any, where: str, index: int) -> NERExample:
+    require(record, ("text", "entities"), where, "a NER record", texts=("text",))
+    text, article = record["text"], str(record.get("curid", index))
+    where = f"{where} (curid {article})"
+    spans = []
+    for i, entity in enumerate(record["entities"]):
+        at = f"{where}.entities[{i}]"
+        require(entity, ("span", "type"), at, "an entity")
+        span = entity["span"]
+        if (not isinstance(span, list) or len(span) != 2 or not all(isinstance(x, int) for x in span)
+                or not 0 <= span[0] < span[1] <= len(text)):
+            raise UserError(f"{at}: span {json.dumps(span)} is not [start, end] within the text "
+                            f"({len(text)} characters)")
+        if entity["type"] not in spec.labels:
+            raise UserError(f"{at}: unknown entity type {json.dumps(entity['type'], ensure_ascii=False)}; "
+                            f"the types are {', '.join(spec.labels)}")
+        if "name" in entity and text[span[0]:span[1]] != entity["name"]:
+            raise UserError(f"{at}: the text at span {span} reads {text[span[0]:span[1]]!r}, not the entity's name "
+                            f"{entity['name']!r}")
+        spans.append((span[0], span[1], spec.labels.index(entity["type"])))
+    kept: list[tuple[int, int, int]] = []
+    for start, end, kind in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, end, kind))
+    # an article has several texts: the id is the article and the record's place in the file
+    return NERExample(uid=f"{article}:{index}", text=text, entities=tuple(kept), group=article,
+                      dropped=len(spans) - len(kept))
+
+
 # -- smoke -----------------------------------------------------------------------------------
 
 def corpus_documents(path: Path) -> list[list[str]]:
@@ -300,7 +418,7 @@ def read_smoke(spec: TaskSpec, path: Path, seed: int = 0) -> list[Example]:
     return examples
 
 
-def read_task_file(spec: TaskSpec, path: str | os.PathLike) -> list[Example]:
+def read_task_file(spec: TaskSpec, path: str | os.PathLike) -> list[Example] | list[QAExample] | list[NERExample]:
     """All examples of one file (or archive or directory) of `spec`'s data."""
     path = Path(path)
     if not path.exists():
@@ -311,6 +429,10 @@ def read_task_file(spec: TaskSpec, path: str | os.PathLike) -> list[Example]:
         examples = read_livedoor(spec, path)
     elif spec.name == "smoke":
         examples = read_smoke(spec, path)
+    elif spec.kind == QUESTION_ANSWERING:
+        examples = read_squad(spec, path)
+    elif spec.kind == TOKEN_CLASSIFICATION:
+        examples = read_ner(spec, path)
     elif spec.kind in (REGRESSION, CLASSIFICATION, MULTIPLE_CHOICE):
         if path.is_dir():
             raise UserError(f"{path}: a directory; give the {spec.title} JSON Lines file (e.g. train-v1.3.json)")

@@ -31,7 +31,8 @@ def cell(scores: dict[str, Any]) -> str:
 
 def metric_header(task: str) -> str:
     spec = TASKS[task]
-    short = {"accuracy": "acc", "macro_f1": "F1", "pearson": "P", "spearman": "S", "exact_match": "EM", "f1": "F1"}
+    short = {"accuracy": "acc", "macro_f1": "F1", "pearson": "P", "spearman": "S", "exact_match": "EM", "f1": "F1",
+             "precision": "prec", "recall": "rec"}
     return f"{spec.title} ({'/'.join(short.get(m, m) for m in spec.metrics)})"
 
 

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from ja_pretrain import __version__
+from ja_pretrain.downstream import heads
 from ja_pretrain.downstream.data import TaskData, load_task_data, path_fingerprint
-from ja_pretrain.downstream.encoding import EncodedSplit, encode_split
+from ja_pretrain.downstream.encoding import EncodedSplit
 from ja_pretrain.downstream.finetune import RunOptions, RunResult, resolve_device, resolve_precision, train_and_predict
 from ja_pretrain.downstream.scorecard import SCORES_KIND, scorecard_lines
-from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, REGRESSION, TASKS, TaskSpec, get_task
+from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, TASKS, TaskSpec, get_task
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from ja_pretrain.utils.manifest import check_output_dir, fingerprint, read_manifest, write_manifest
@@ -172,19 +173,13 @@ def _grid(results: list[RunResult], spec: TaskSpec) -> list[dict[str, Any]]:
     return grid
 
 
-def _prediction_value(spec: TaskSpec, value: Any) -> Any:
-    if spec.kind == REGRESSION:
-        return float(value)  # full precision: the scores are recomputed from these
-    return spec.labels[int(value)] if spec.labels else int(value)
-
-
 def prediction_lines(spec: TaskSpec, valid: EncodedSplit, chosen: list[RunResult]) -> list[str]:
     lines = []
     for i, uid in enumerate(valid.uids):
-        record = {"index": i, "id": uid, "label": _prediction_value(spec, valid.labels[i]),
-                  "prediction": _prediction_value(spec, chosen[0].predictions[i])}
+        record = {"index": i, "id": uid, "label": heads.readable(spec, valid, i, None, gold=True),
+                  "prediction": heads.readable(spec, valid, i, chosen[0].predictions[i])}
         if len(chosen) > 1:
-            record["by_seed"] = {str(r.seed): _prediction_value(spec, r.predictions[i]) for r in chosen}
+            record["by_seed"] = {str(r.seed): heads.readable(spec, valid, i, r.predictions[i]) for r in chosen}
         lines.append(json.dumps(record, ensure_ascii=False))
     return lines
 
@@ -263,8 +258,8 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
     encoder = FastEncoder(tokenizer)
     read_seconds = time.perf_counter() - started
     encoded_at = time.perf_counter()
-    train = encode_split(encoder, data.train, spec, task_protocol["max_length"])
-    valid = encode_split(encoder, data.valid, spec, task_protocol["max_length"])
+    train, train_counts = heads.encode(encoder, data.train, spec, task_protocol["max_length"])
+    valid, valid_counts = heads.encode(encoder, data.valid, spec, task_protocol["max_length"])
     encode_seconds = time.perf_counter() - encoded_at
     log.info("%s: %d train and %d dev examples (%d and %d cut to %d tokens), encoded in %.1f s", spec.name,
              len(train), len(valid), train.truncated, valid.truncated, task_protocol["max_length"], encode_seconds)
@@ -289,8 +284,10 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
         "tokenizer": str(tokenizer),
         "data": {**inputs["data"], "train_examples": len(train), "dev_examples": len(valid),
                  "train_truncated": train.truncated, "dev_truncated": valid.truncated, "sampled": data.sampled,
+                 **{f"train_{k}": v for k, v in train_counts.items()}, **{f"dev_{k}": v for k, v in valid_counts.items()},
                  "source": spec.source},
         "labels": list(spec.labels),
+        "task_kind": spec.kind,
         "predictions": "predictions.jsonl",
         "timings": {"read_seconds": round(read_seconds, 3), "encode_seconds": round(encode_seconds, 3),
                     "train_seconds": round(sum(r.train_seconds for r in results), 3),
