@@ -22,9 +22,9 @@ import unicodedata
 
 import numpy as np
 
-# Every code point below U+3001 that str.isspace() (and so str.split()) treats as whitespace;
-# there are none above U+3000.
-_SPACES = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+# Whether a code point is whitespace to str.isspace() (and so to str.split()), for every code
+# point up to U+3000; there are none above it.
+_IS_SPACE = np.array([chr(c).isspace() for c in range(0x3001)], dtype=bool)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -71,7 +71,10 @@ def word_starts(normalized: str, words: list[str], special_prefix: str = "\x00")
     lengths = np.fromiter(map(len, words), np.int64, len(words))
     compact = "".join(normalized.split())
     if int(lengths.sum()) == len(compact) and "".join(words) == compact:
-        not_space = np.flatnonzero(~np.isin(_code_points(normalized), _SPACES))
+        if len(compact) == len(normalized):  # no whitespace at all: the usual Japanese sentence
+            return np.cumsum(lengths) - lengths
+        points = _code_points(normalized)
+        not_space = np.flatnonzero(~_IS_SPACE[np.minimum(points, len(_IS_SPACE) - 1)] | (points >= len(_IS_SPACE)))
         return not_space[np.cumsum(lengths) - lengths]
     starts, position = [], 0
     for word in words:
