@@ -191,6 +191,21 @@ def test_single_file_through_base_url_kept_as_published(source, name, server, tm
     assert "1 file(s)" in capsys.readouterr().err
 
 
+def test_ner_wikipedia_is_pinned_and_verified(server, monkeypatch, tmp_path, capsys):
+    asked = []
+    monkeypatch.setattr(tasks, "fetch", lambda url, out, **kw: asked.append((url, out, kw)) or out)
+    assert tasks.download_ner_wikipedia(tmp_path) == tmp_path / "ner.json"
+    [(url, _, kw)] = asked
+    assert url == f"https://raw.githubusercontent.com/stockmarkteam/ner-wikipedia-dataset/{tasks.NER_COMMIT}/ner.json"
+    assert kw["sha256"] == tasks.NER_SHA256
+    monkeypatch.undo()
+    base, files, _ = server
+    files["/mirror/ner.json"] = b"[]"  # not the published bytes
+    assert main(["download", "ner-wikipedia", "--base-url", f"{base}/mirror", "--out", str(tmp_path),
+                 "--no-progress"]) == 2
+    assert not (tmp_path / "ner.json").exists() and "sha256" in capsys.readouterr().err.lower()
+
+
 # --- options -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from pathlib import Path
 from ja_pretrain.errors import UserError
 
 NAME = "download"
-SOURCES = ("jawiki", "cc100-ja", "jglue", "chabsa", "livedoor")
-HELP = "download jawiki / CC-100 ja dumps, JGLUE / chABSA / livedoor or any URL (resumable, checksum-verified)"
+SOURCES = ("jawiki", "cc100-ja", "jglue", "chabsa", "livedoor", "ner-wikipedia")
+HELP = "download jawiki / CC-100 ja dumps, JGLUE / chABSA / livedoor / NER data or any URL (resumable, verified)"
 DESCRIPTION = """\
 Download raw corpora or evaluation data sets into --out DIR, streaming with a progress bar. An
 interrupted download (Ctrl-C, a cut connection) is kept as NAME.part and resumed with an HTTP
@@ -37,6 +37,8 @@ sources:
              kept as published (finetune reads the zip). No published checksum.
   livedoor   the livedoor news corpus ldcc-20140209.tar.gz from RONDHUIT (www.rondhuit.com), kept as
              published. No published checksum.
+  ner-wikipedia  Stockmark's Wikipedia NER data set (ner.json, v2.0) from
+             github.com/stockmarkteam/ner-wikipedia-dataset at a pinned commit, sha256-verified.
   --url URL  anything else; give --sha256/--sha1/--md5 to verify it.
 
 examples:
@@ -48,6 +50,7 @@ examples:
   ja-pretrain download jglue --tasks jsts jnli --out data/
   ja-pretrain download chabsa --out data/
   ja-pretrain download livedoor --out data/
+  ja-pretrain download ner-wikipedia --out data/
   ja-pretrain download --url https://example.org/corpus.txt.gz --sha256 9f86d0... --out raw/
   ja-pretrain download jawiki --date 20240701 --dump xml --out raw/ \\
       --base-url https://ftp.acc.umu.se/mirror/wikimedia.org/dumps
@@ -79,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a mirror: replaces https://dumps.wikimedia.org (jawiki), https://data.statmt.org/cc-100 "
         "(cc100-ja), https://raw.githubusercontent.com/yahoojapan/JGLUE/COMMIT (jglue), "
         "https://s3-ap-northeast-1.amazonaws.com/dev.tech-sketch.jp/chakki/public (chabsa) or "
-        "https://www.rondhuit.com/download (livedoor) in every URL, jawiki's checksum lists included",
+        "https://www.rondhuit.com/download (livedoor), https://raw.githubusercontent.com/stockmarkteam/"
+        "ner-wikipedia-dataset/COMMIT (ner-wikipedia) in every URL, jawiki's checksum lists included",
     )
     parser.add_argument("--retries", type=int, default=5, metavar="N", help="retries of a cut connection (default: 5)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -122,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         download_jawiki,
         download_jglue,
         download_livedoor,
+        download_ner_wikipedia,
         fetch,
     )
 
@@ -137,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.source == "jglue":
         paths = download_jglue(args.out, tasks=args.tasks, base_url=args.base_url, **options)
     else:
-        single = {"cc100-ja": download_cc100, "chabsa": download_chabsa, "livedoor": download_livedoor}
+        single = {"cc100-ja": download_cc100, "chabsa": download_chabsa, "livedoor": download_livedoor,
+                  "ner-wikipedia": download_ner_wikipedia}
         paths = [single[args.source](args.out, base_url=args.base_url, **options)]
     total = sum(p.stat().st_size for p in paths)
     # Relative to --out, since JGLUE's files share names across task directories.

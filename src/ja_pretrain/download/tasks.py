@@ -19,6 +19,10 @@ livedoor news corpus (https://www.rondhuit.com/download.html, CC BY-ND 2.1 JP): 
 `ldcc-20140209.tar.gz`, kept as published, not extracted. No published checksum; its sha256 is
 recorded.
 
+Wikipedia NER (https://github.com/stockmarkteam/ner-wikipedia-dataset, CC BY-SA 3.0): `ner.json`
+from raw.githubusercontent.com at a pinned commit (v2.0 of the data set), verified against the
+sha256 of a byte-identical copy.
+
 `base_url` replaces the publisher's part of every URL (the repository at the pinned commit for
 JGLUE, the scheme, host and directory for chABSA and livedoor), for mirrors.
 """
@@ -59,6 +63,11 @@ CHABSA_FILE = "chABSA-dataset.zip"
 
 LIVEDOOR_BASE = "https://www.rondhuit.com/download"
 LIVEDOOR_FILE = "ldcc-20140209.tar.gz"
+
+NER_COMMIT = "5e525c2132c0e87cce890b8b92639a0cf357c1f3"
+NER_BASE = f"https://raw.githubusercontent.com/stockmarkteam/ner-wikipedia-dataset/{NER_COMMIT}"
+NER_FILE = "ner.json"
+NER_SHA256 = "5796effb85c473aec5b85784545349ed42e408bb0fecdb78f82bc107d53edbe3"  # 4,042,700 bytes
 
 
 def jglue_files(task: str) -> list[str]:
@@ -114,3 +123,8 @@ def download_livedoor(out_dir: str | Path, *, base_url: str | None = None, **fet
     No checksum is published for it.
     """
     return fetch(rebase(LIVEDOOR_FILE, LIVEDOOR_BASE, base_url), Path(out_dir) / LIVEDOOR_FILE, **fetch_options)
+
+
+def download_ner_wikipedia(out_dir: str | Path, *, base_url: str | None = None, **fetch_options) -> Path:
+    """Download Stockmark's Wikipedia NER data set (ner.json) into `out_dir`, verified."""
+    return fetch(rebase(NER_FILE, NER_BASE, base_url), Path(out_dir) / NER_FILE, sha256=NER_SHA256, **fetch_options)
