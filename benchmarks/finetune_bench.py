@@ -40,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no bar per local model load
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "eval"
 OUT_DIR = ROOT / "benchmarks" / "out"

@@ -7,9 +7,13 @@ The pretrained model is any run-pretraining output (by default the 4-layer BERT 
 `ja-pretrain pipeline benchmarks/configs/shared-sample-bert.yaml` pretrains on the Wikipedia and
 web parts of ../shared/data/corpus-ja). Its random twin has the same config, tokenizer and
 classifier-head seed, with every weight drawn from BERT's initialisation (seed 0). Both go
-through `ja-pretrain finetune`'s suite on JSTS (../shared/data/eval/jglue/jsts: train, valid)
-and chABSA (../shared/data/eval/chabsa/chabsa_train.jsonl, split by document, seed 0, 20% dev),
-with the same learning-rate grid, epochs and seeds. Prints a table and writes
+through `ja-pretrain finetune`'s suite with the same learning-rate grid, epochs and seeds, on:
+
+    jsts     ../shared/data/eval/jglue/jsts (train, valid)
+    chabsa   ../shared/data/eval/chabsa/chabsa_train.jsonl, split by document (seed 0, 20% dev)
+    jsquad   trained on JaQuAD train (../shared/data/eval/jaquad; JSQuAD's train split is not in
+             the shared data), scored on JSQuAD v1.3 valid
+    ner      ../shared/data/eval/ner-wikipedia/ner.json, split by article (seed 0, 20% dev) Prints a table and writes
 benchmarks/out/pretraining_gain.json; the suites' own outputs (scores.json, predictions.jsonl)
 stay under benchmarks/out/pretraining_gain/.
 """
@@ -18,15 +22,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no bar per local model load
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "eval"
 OUT_DIR = ROOT / "benchmarks" / "out"
-DATA = [SHARED / "jglue" / "jsts", SHARED / "chabsa" / "chabsa_train.jsonl"]
+TASK_DATA = {
+    "jsts": {"data": [str(SHARED / "jglue" / "jsts")]},
+    "chabsa": {"data": [str(SHARED / "chabsa" / "chabsa_train.jsonl")]},
+    "jsquad": {"train": str(SHARED / "jaquad" / "jaquad_train.json.gz"),
+               "valid": str(SHARED / "jglue" / "jsquad" / "valid-v1.3.json")},
+    "ner": {"data": [str(SHARED / "ner-wikipedia" / "ner.json")]},
+}
 
 
 def random_twin(model_dir: Path, out: Path) -> Path:
@@ -48,7 +61,7 @@ def random_twin(model_dir: Path, out: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(ROOT / "runs" / "shared-sample" / "bert" / "final"))
-    parser.add_argument("--tasks", nargs="+", default=["jsts", "chabsa"])
+    parser.add_argument("--tasks", nargs="+", default=["jsts", "chabsa"], choices=tuple(TASK_DATA))
     parser.add_argument("--learning_rate", type=float, nargs="+", default=[1e-4, 5e-5])
     parser.add_argument("--epochs", type=int, nargs="+", default=[3])
     parser.add_argument("--seeds", type=int, default=1)
@@ -58,8 +71,9 @@ def main() -> int:
     if not (model / "config.json").is_file():
         raise SystemExit(f"--model {model}: no config.json; run `ja-pretrain pipeline "
                          "benchmarks/configs/shared-sample-bert.yaml` first or pass --model DIR")
-    if not all(p.exists() for p in DATA):
-        raise SystemExit(f"this benchmark reads {', '.join(map(str, DATA))}; not found")
+    needed = [Path(p) for t in args.tasks for v in TASK_DATA[t].values() for p in (v if isinstance(v, list) else [v])]
+    if not all(p.exists() for p in needed):
+        raise SystemExit(f"this benchmark reads {', '.join(map(str, needed))}; not found")
     from ja_pretrain.downstream.scorecard import cell
     from ja_pretrain.downstream.suite import Protocol, SuiteOptions, run_suite
 
@@ -70,9 +84,11 @@ def main() -> int:
     results, seconds = {}, {}
     for label, directory in (("pretrained", model), ("random init", twin)):
         started = time.time()
-        options = SuiteOptions(tasks=args.tasks, out=work / label.replace(" ", "-"), data=[str(p) for p in DATA],
-                               protocol=protocol, device="cpu", progress=False)
-        results[label] = run_suite(directory, options)["tasks"]
+        results[label] = {}
+        for task in args.tasks:  # one suite per task: JSQuAD names its two files apart
+            options = SuiteOptions(tasks=[task], out=work / label.replace(" ", "-") / task, protocol=protocol,
+                                   device="cpu", progress=False, **TASK_DATA[task])
+            results[label].update(run_suite(directory, options)["tasks"])
         seconds[label] = time.time() - started
     lines = [f"pretraining_gain: {model} against its random twin; lr {args.learning_rate}, epochs {args.epochs}, "
              f"{args.seeds} seed(s), train subset {args.max_train_samples or 'all'}; "
