@@ -92,3 +92,26 @@ def test_word_starts_fall_back_to_search_when_words_are_not_the_text():
     normalized = "今日は 晴れ"
     assert word_starts(normalized, ["今日", "は", "晴れ"]).tolist() == [0, 2, 4]
     assert word_starts(normalized, ["\x00今日", "晴れ"]).tolist() == [0, 4]  # a special-token word
+
+
+def test_a_word_past_wordpieces_limit_is_one_unk_spanning_it(tmp_path):
+    """MeCab never makes a word of over 100 characters here, Sudachi does: such a word is one
+    [UNK], as transformers' WordpieceTokenizer makes it, spanning the whole word."""
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    pytest.importorskip("sudachipy")
+    directory = tmp_path / "sudachi"
+    shutil.copytree(trained_tokenizer(), directory)
+    config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config.pop("mecab_kwargs", None)
+    config.update(word_tokenizer_type="sudachi", sudachi_kwargs={"sudachi_split_mode": "C", "sudachi_dict_type": "core"})
+    (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    text = "　ｘ" + "ア" * 120 + "です。"
+    (ids, offsets), = FastEncoder(directory).encode_with_offsets([text])
+    tok = AutoTokenizer.from_pretrained(directory)
+    _check(text, ids, offsets, tok)
+    long = [(token, a, b) for token, (a, b) in zip(ids.tolist(), offsets.tolist(), strict=True) if b - a > 100]
+    assert long == [(tok.unk_token_id, 2, 122)]  # the katakana run: one [UNK] over its 120 characters
