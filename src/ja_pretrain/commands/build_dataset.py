@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
+
+from ja_pretrain.utils.options import add_option
 
 NAME = "build-dataset"
 HELP = "encode a corpus with a tokenizer into memory-mapped ids and packed or NSP-pair samples"
@@ -30,7 +33,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    a = parser.add_argument
+    a = functools.partial(add_option, parser)
     a("--corpus", "--input_file", "--input-file", dest="corpus", default=None,
       help="corpus directory from `ja-pretrain corpus`, or a text file (one sentence per line)")
     a("--tokenizer", "--tokenizer_dir", "--tokenizer-dir", dest="tokenizer", default=None,

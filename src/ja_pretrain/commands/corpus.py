@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ja_pretrain.utils.options import add_option
+
 NAME = "corpus"
 HELP = "clean, sentence-split, de-duplicate and shard raw text into a corpus directory"
 DESCRIPTION = """\
@@ -33,38 +35,38 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="dump or text files, read in this order")
-    parser.add_argument("--out", "--output_dir", "--output-dir", dest="out", required=True, help="output directory")
-    parser.add_argument("--format", default="auto", choices=("auto", "cirrus", "xml", "text", "cc100", "jsonl"),
+    add_option(parser, "--out", "--output_dir", "--output-dir", dest="out", required=True, help="output directory")
+    add_option(parser, "--format", default="auto", choices=("auto", "cirrus", "xml", "text", "cc100", "jsonl"),
                         help="input format (default: detected from the content)")
-    parser.add_argument("--text_field", "--text-field", dest="text_field", default="text",
+    add_option(parser, "--text_field", "--text-field", dest="text_field", default="text",
                         help="JSONL field holding the text (default: text)")
-    parser.add_argument("--min_chars", "--min-chars", dest="min_chars", type=int, default=10,
+    add_option(parser, "--min_chars", "--min-chars", dest="min_chars", type=int, default=10,
                         help="drop sentences shorter than this (default: 10)")
-    parser.add_argument("--max_chars", "--max-chars", dest="max_chars", type=int, default=1000,
+    add_option(parser, "--max_chars", "--max-chars", dest="max_chars", type=int, default=1000,
                         help="drop sentences longer than this (default: 1000)")
-    parser.add_argument("--valid_ratio", "--valid-ratio", dest="valid_ratio", type=float, default=None,
+    add_option(parser, "--valid_ratio", "--valid-ratio", dest="valid_ratio", type=float, default=None,
                         help="fraction of documents drawn for valid.txt (default: 0.01 without --valid-sentences); "
                         "with --valid-sentences: an upper bound")
-    parser.add_argument("--valid_sentences", "--valid-sentences", dest="valid_sentences", type=int, default=None,
+    add_option(parser, "--valid_sentences", "--valid-sentences", dest="valid_sentences", type=int, default=None,
                         help="draw about this many sentences' worth of documents for valid.txt, evenly over the "
                         "whole corpus (a second, reading-only pass); 0 = no valid set")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the train/valid draw (default: 42)")
-    parser.add_argument("--shard_size_mb", "--shard-size-mb", dest="shard_size_mb", type=float, default=256,
+    add_option(parser, "--seed", type=int, default=42, help="seed of the train/valid draw (default: 42)")
+    add_option(parser, "--shard_size_mb", "--shard-size-mb", dest="shard_size_mb", type=float, default=256,
                         help="start a new train shard after this many MB (default: 256)")
-    parser.add_argument("--max_sentences", "--max-sentences", dest="max_sentences", type=int, default=None,
+    add_option(parser, "--max_sentences", "--max-sentences", dest="max_sentences", type=int, default=None,
                         help="stop after writing this many sentences (whole documents), like the first-128M cap on CC-100")
-    parser.add_argument("--dedup_memory_mb", "--dedup-memory-mb", dest="dedup_memory_mb", type=float, default=256,
+    add_option(parser, "--dedup_memory_mb", "--dedup-memory-mb", dest="dedup_memory_mb", type=float, default=256,
                         help="memory for the duplicate-sentence table: 131072 sentences per MB (default: 256)")
-    parser.add_argument("--allow_truncated", "--allow-truncated", dest="allow_truncated", action="store_true",
+    add_option(parser, "--allow_truncated", "--allow-truncated", dest="allow_truncated", action="store_true",
                         help="use the complete documents of a truncated input instead of stopping with an error")
-    parser.add_argument("--workers", type=int, default=1, help="cleaning processes; output is identical for any number")
-    parser.add_argument("--shard_index", "--shard-index", dest="shard_index", type=int, default=None,
+    add_option(parser, "--workers", type=int, default=1, help="cleaning processes; output is identical for any number")
+    add_option(parser, "--shard_index", "--shard-index", dest="shard_index", type=int, default=None,
                         help="with --num-shards: clean only documents i mod n into a part directory")
-    parser.add_argument("--num_shards", "--num-shards", dest="num_shards", type=int, default=None)
-    parser.add_argument("--merge", nargs="+", metavar="PART_DIR", default=None,
+    add_option(parser, "--num_shards", "--num-shards", dest="num_shards", type=int, default=None)
+    add_option(parser, "--merge", nargs="+", metavar="PART_DIR", default=None,
                         help="merge the part directories of a sharded run into --out (no INPUT)")
-    parser.add_argument("--force", action="store_true", help="rebuild even if --out is up to date")
-    parser.add_argument("--no_progress", "--no-progress", dest="progress", action="store_false", default=None,
+    add_option(parser, "--force", action="store_true", help="rebuild even if --out is up to date")
+    add_option(parser, "--no_progress", "--no-progress", dest="progress", action="store_false", default=None,
                         help="hide the progress bar")
 
 

@@ -11,6 +11,7 @@ import urllib.parse
 from pathlib import Path
 
 from ja_pretrain.errors import UserError
+from ja_pretrain.utils.options import add_option
 
 NAME = "download"
 SOURCES = ("jawiki", "cc100-ja", "jglue", "chabsa", "livedoor", "ner-wikipedia")
@@ -59,25 +60,25 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?", choices=SOURCES, help="what to download (or use --url)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to download into")
-    parser.add_argument("--date", help="jawiki: dump date YYYYMMDD, or 'latest' (the newest finished run)")
+    add_option(parser, "--out", required=True, type=Path, metavar="DIR", help="directory to download into")
+    add_option(parser, "--date", help="jawiki: dump date YYYYMMDD, or 'latest' (the newest finished run)")
     # No argparse default, so that --dump given with another source can be refused.
-    parser.add_argument("--dump", choices=("cirrus", "xml"), help="jawiki: which dump (default: cirrus)")
-    parser.add_argument(
+    add_option(parser, "--dump", choices=("cirrus", "xml"), help="jawiki: which dump (default: cirrus)")
+    add_option(parser, 
         "--shards", type=int, metavar="N",
         help="jawiki cirrus: only the first N shards (each about 0.6 GB compressed), for a sample",
     )
-    parser.add_argument(
+    add_option(parser, 
         "--tasks", nargs="+", metavar="NAME",
         help="jglue: which tasks, from jsts jnli jcommonsenseqa jsquad (default: all four; MARC-ja is no "
         "longer distributed by its publisher)",
     )
-    parser.add_argument("--url", help="download this URL instead of a named source")
-    parser.add_argument("--name", help="--url: file name to save as (default: the last part of the URL path)")
-    parser.add_argument("--sha256", metavar="HEX", help="--url: expected SHA-256")
-    parser.add_argument("--sha1", metavar="HEX", help="--url: expected SHA-1")
-    parser.add_argument("--md5", metavar="HEX", help="--url: expected MD5")
-    parser.add_argument(
+    add_option(parser, "--url", help="download this URL instead of a named source")
+    add_option(parser, "--name", help="--url: file name to save as (default: the last part of the URL path)")
+    add_option(parser, "--sha256", metavar="HEX", help="--url: expected SHA-256")
+    add_option(parser, "--sha1", metavar="HEX", help="--url: expected SHA-1")
+    add_option(parser, "--md5", metavar="HEX", help="--url: expected MD5")
+    add_option(parser, 
         "--base-url", metavar="URL",
         help="a mirror: replaces https://dumps.wikimedia.org (jawiki), https://data.statmt.org/cc-100 "
         "(cc100-ja), https://raw.githubusercontent.com/yahoojapan/JGLUE/COMMIT (jglue), "
@@ -85,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "https://www.rondhuit.com/download (livedoor), https://raw.githubusercontent.com/stockmarkteam/"
         "ner-wikipedia-dataset/COMMIT (ner-wikipedia) in every URL, jawiki's checksum lists included",
     )
-    parser.add_argument("--retries", type=int, default=5, metavar="N", help="retries of a cut connection (default: 5)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_option(parser, "--retries", type=int, default=5, metavar="N", help="retries of a cut connection (default: 5)")
+    add_option(parser, "--no-progress", action="store_true", help="no progress bar")
 
 
 def _name_from_url(url: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ja_pretrain.utils.options import add_option
+
 NAME = "evaluate"
 HELP = "held-out masked-LM loss/accuracy/perplexity and ELECTRA replaced-token detection"
 DESCRIPTION = """\
@@ -31,20 +33,20 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", nargs="+", metavar="MODEL_DIR",
                         help="model dir, training output or extract-electra output (several: one metrics.json)")
-    parser.add_argument("--corpus", required=True,
+    add_option(parser, "--corpus", required=True,
                         help="held-out text: a corpus dir (its valid.txt is used) or a corpus-format text file")
-    parser.add_argument("--generator", default=None, metavar="DIR",
+    add_option(parser, "--generator", default=None, metavar="DIR",
                         help="ELECTRA generator that corrupts the text for a discriminator")
-    parser.add_argument("--seed", type=int, default=0, help="masking and sampling seed (default 0)")
-    parser.add_argument("--max-sentences", "--max_sentences", dest="max_sentences", type=int, default=20000,
+    add_option(parser, "--seed", type=int, default=0, help="masking and sampling seed (default 0)")
+    add_option(parser, "--max-sentences", "--max_sentences", dest="max_sentences", type=int, default=20000,
                         help="evaluate on at most N sentences, whole documents first (default 20000; 0 = all)")
-    parser.add_argument("--sequence-length", "--sequence_length", dest="sequence_length", type=int, default=128,
+    add_option(parser, "--sequence-length", "--sequence_length", dest="sequence_length", type=int, default=128,
                         help="packed sequence length, capped by the model's positions (default 128)")
-    parser.add_argument("--mask-probability", "--mask_probability", dest="mask_probability", type=float,
+    add_option(parser, "--mask-probability", "--mask_probability", dest="mask_probability", type=float,
                         default=0.15, help="share of tokens hidden (default 0.15)")
-    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
-    parser.add_argument("--out", default=None, metavar="DIR", help="write DIR/metrics.json (and a manifest)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    add_option(parser, "--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
+    add_option(parser, "--out", default=None, metavar="DIR", help="write DIR/metrics.json (and a manifest)")
+    add_option(parser, "--json", action="store_true", help="print the figures as JSON on stdout")
 
 
 def run(args: argparse.Namespace) -> int:

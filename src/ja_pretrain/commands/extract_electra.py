@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ja_pretrain.utils.options import add_option
+
 NAME = "extract-electra"
 HELP = "split an ELECTRA checkpoint or final/ into OUT/generator and OUT/discriminator Hugging Face models"
 DESCRIPTION = """\
@@ -33,14 +35,14 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input_dir", "--input-dir", required=True,
+    add_option(p, "--input_dir", "--input-dir", required=True,
                    help="checkpoint-STEP/ or final/ of an ELECTRA run (or the MODEL_DIR)")
-    p.add_argument("--output_dir", "--output-dir", required=True, help="writes OUT/generator and OUT/discriminator")
-    p.add_argument("--parameter_file", "--parameter-file", help="parameter.json (default: built-in); checked only")
-    p.add_argument("--model_type", "--model-type", help="preset the model was trained with; checked against the checkpoint")
-    p.add_argument("--generator", action="store_true", help="write OUT/generator")
-    p.add_argument("--discriminator", action="store_true", help="write OUT/discriminator")
-    p.add_argument("--tokenizer_dir", "--tokenizer-dir",
+    add_option(p, "--output_dir", "--output-dir", required=True, help="writes OUT/generator and OUT/discriminator")
+    add_option(p, "--parameter_file", "--parameter-file", help="parameter.json (default: built-in); checked only")
+    add_option(p, "--model_type", "--model-type", help="preset the model was trained with; checked against the checkpoint")
+    add_option(p, "--generator", action="store_true", help="write OUT/generator")
+    add_option(p, "--discriminator", action="store_true", help="write OUT/discriminator")
+    add_option(p, "--tokenizer_dir", "--tokenizer-dir",
                    help="tokenizer to copy into the outputs (default: from the input or MODEL_DIR/final)")
 
 

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ja_pretrain.utils.options import add_option
+
 NAME = "finetune"
 HELP = "fine-tune and score a model on JGLUE (JSTS, JNLI, JCommonsenseQA, MARC-ja), chABSA or livedoor"
 DESCRIPTION = """\
@@ -55,48 +57,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     io = parser.add_argument_group("model, tasks and data")
     io.add_argument("model_dir", metavar="MODEL_DIR", help="model to fine-tune (final/ and discriminator/ are found)")
-    io.add_argument("--task", "--tasks", dest="task", nargs="+", required=True, choices=tuple(TASKS), metavar="TASK",
+    add_option(io, "--task", "--tasks", dest="task", nargs="+", required=True, choices=tuple(TASKS), metavar="TASK",
                     help=f"one or more of: {', '.join(TASKS)}")
-    io.add_argument("--data", metavar="PATH", nargs="+",
+    add_option(io, "--data", metavar="PATH", nargs="+",
                     help="the tasks' data as published: directories, archives or files (each task takes the first "
                          "that holds its data)")
-    io.add_argument("--train", metavar="FILE", help="the train split (with --valid, instead of --data)")
-    io.add_argument("--valid", metavar="FILE", help="the dev split scored (with --train)")
-    io.add_argument("--out", required=True, metavar="DIR", help="where scores.json, predictions.jsonl go")
-    io.add_argument("--tokenizer", metavar="DIR", help="tokenizer dir, when MODEL_DIR has none beside the model")
+    add_option(io, "--train", metavar="FILE", help="the train split (with --valid, instead of --data)")
+    add_option(io, "--valid", metavar="FILE", help="the dev split scored (with --train)")
+    add_option(io, "--out", required=True, metavar="DIR", help="where scores.json, predictions.jsonl go")
+    add_option(io, "--tokenizer", metavar="DIR", help="tokenizer dir, when MODEL_DIR has none beside the model")
 
     grid = parser.add_argument_group("protocol")
-    grid.add_argument("--learning_rate", "--learning-rate", type=float, nargs="+", default=list(DEFAULT_LEARNING_RATES),
+    add_option(grid, "--learning_rate", "--learning-rate", type=float, nargs="+", default=list(DEFAULT_LEARNING_RATES),
                       help="learning rates tried; the best mean on dev is reported (default 5e-5 3e-5 2e-5)")
-    grid.add_argument("--epochs", "--num_train_epochs", "--num-train-epochs", type=int, nargs="+",
+    add_option(grid, "--epochs", "--num_train_epochs", "--num-train-epochs", type=int, nargs="+",
                       default=list(DEFAULT_EPOCHS), help="epochs tried (default 4; JGLUE searched 3 and 4)")
-    grid.add_argument("--seeds", type=int, default=1, help="seeds per grid point: mean and std are reported (default 1)")
-    grid.add_argument("--seed", type=int, default=42, help="the first seed (default 42)")
-    grid.add_argument("--batch_size", "--batch-size", "--per_device_train_batch_size", type=int,
+    add_option(grid, "--seeds", type=int, default=1, help="seeds per grid point: mean and std are reported (default 1)")
+    add_option(grid, "--seed", type=int, default=42, help="the first seed (default 42)")
+    add_option(grid, "--batch_size", "--batch-size", "--per_device_train_batch_size", type=int,
                       help="train batch (default: the task's published one, 32; JCommonsenseQA 64)")
-    grid.add_argument("--max_length", "--max-length", "--max_seq_length", type=int,
+    add_option(grid, "--max_length", "--max-length", "--max_seq_length", type=int,
                       help="tokens per sequence (default: the task's published one: 128; JCommonsenseQA 64, "
                            "MARC-ja and livedoor 512)")
-    grid.add_argument("--warmup_ratio", "--warmup-ratio", type=float, default=0.1, help="default 0.1")
-    grid.add_argument("--weight_decay", "--weight-decay", type=float, default=0.0, help="default 0 (as Trainer)")
-    grid.add_argument("--max_train_samples", "--max-train-samples", type=int,
+    add_option(grid, "--warmup_ratio", "--warmup-ratio", type=float, default=0.1, help="default 0.1")
+    add_option(grid, "--weight_decay", "--weight-decay", type=float, default=0.0, help="default 0 (as Trainer)")
+    add_option(grid, "--max_train_samples", "--max-train-samples", type=int,
                       help="train on at most N examples (a seeded sample), for quick runs")
-    grid.add_argument("--max_eval_samples", "--max-eval-samples", type=int, help="score at most N dev examples")
-    grid.add_argument("--valid_ratio", "--valid-ratio", type=float, default=0.2,
+    add_option(grid, "--max_eval_samples", "--max-eval-samples", type=int, help="score at most N dev examples")
+    add_option(grid, "--valid_ratio", "--valid-ratio", type=float, default=0.2,
                       help="chABSA, livedoor, smoke: share of documents in the dev split (default 0.2)")
-    grid.add_argument("--split_seed", "--split-seed", type=int, default=0, help="seed of the split by document")
+    add_option(grid, "--split_seed", "--split-seed", type=int, default=0, help="seed of the split by document")
 
     run = parser.add_argument_group("run")
-    run.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+    add_option(run, "--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                      help="auto (default): bf16 on a GPU that has it, fp32 on a CPU")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    run.add_argument("--save_model", "--save-model", action="store_true",
+    add_option(run, "--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_option(run, "--save_model", "--save-model", action="store_true",
                      help="save the chosen run's fine-tuned model to OUT/model (AutoModelForSequenceClassification "
                           "or AutoModelForMultipleChoice)")
-    run.add_argument("--torch_dropout", "--torch-dropout", action="store_true",
+    add_option(run, "--torch_dropout", "--torch-dropout", action="store_true",
                      help="on a CPU, keep PyTorch's dropout and SDPA attention instead of our cheaper ones")
-    run.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--json", action="store_true", help="print the scores as JSON on stdout")
+    add_option(run, "--no_progress", "--no-progress", action="store_true", help="no progress bar")
+    add_option(run, "--json", action="store_true", help="print the scores as JSON on stdout")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ja_pretrain.utils.options import add_option
+
 NAME = "pipeline"
 HELP = "run a config's stages in order (corpus -> tokenizer -> model -> evaluation -> report), skipping finished ones"
 DESCRIPTION = """\
@@ -48,14 +50,14 @@ class _OptionThenOverrides(argparse.Action):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG.yaml", help="pipeline config (see configs/)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. bert.train_steps=20")
-    parser.add_argument("--stage", default=None, nargs="+", action=_OptionThenOverrides, metavar=("NAME", "KEY=VALUE"),
+    add_option(parser, "--stage", default=None, nargs="+", action=_OptionThenOverrides, metavar=("NAME", "KEY=VALUE"),
                         help="run only this stage (its upstream must be done)")
-    parser.add_argument("--from", dest="start", default=None, nargs="+", action=_OptionThenOverrides,
+    add_option(parser, "--from", dest="start", default=None, nargs="+", action=_OptionThenOverrides,
                         metavar=("NAME", "KEY=VALUE"),
                         help="rerun this stage and every later one, even if up to date")
-    parser.add_argument("--force", default=False, nargs="*", action=_OptionThenOverrides,
+    add_option(parser, "--force", default=False, nargs="*", action=_OptionThenOverrides,
                         metavar="KEY=VALUE", help="run the selected stages even if up to date")
-    parser.add_argument("--dry-run", "--dry_run", dest="dry_run", default=False, nargs="*",
+    add_option(parser, "--dry-run", "--dry_run", dest="dry_run", default=False, nargs="*",
                         action=_OptionThenOverrides, metavar="KEY=VALUE",
                         help="check the config, print each stage's command and whether it would run; run nothing")
     parser.set_defaults(late_overrides=[])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ja_pretrain.utils.options import add_option
+
 NAME = "report"
 HELP = "write report.md with training plots, data counts, tokenizer statistics and held-out figures"
 DESCRIPTION = """\
@@ -23,8 +25,8 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory (a pipeline's run_dir, or any dir of stage outputs)")
-    parser.add_argument("--out", default=None, metavar="DIR", help="where to write report.md and plots (default RUN_DIR/report)")
-    parser.add_argument("--tokenizer-sentences", "--tokenizer_sentences", dest="tokenizer_sentences", type=int,
+    add_option(parser, "--out", default=None, metavar="DIR", help="where to write report.md and plots (default RUN_DIR/report)")
+    add_option(parser, "--tokenizer-sentences", "--tokenizer_sentences", dest="tokenizer_sentences", type=int,
                         default=5000, help="held-out sentences for the tokenizer statistics (default 5000)")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ja_pretrain.errors import UserError
+from ja_pretrain.utils.options import add_option
 
 NAME = "run-pretraining"
 HELP = "pretrain BERT (masked LM, optional NSP) or ELECTRA on a corpus or dataset; single process or torchrun"
@@ -46,72 +47,72 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     io = p.add_argument_group("input and output")
-    io.add_argument("--input_file", "--input-file", required=True,
+    add_option(io, "--input_file", "--input-file", required=True,
                     help="corpus directory (or text file) to build a dataset from, or a built dataset directory")
-    io.add_argument("--tokenizer_dir", "--tokenizer-dir", required=True, help="tokenizer from `train-tokenizer`")
-    io.add_argument("--model_dir", "--model-dir", required=True, help="output: checkpoints, logs, final/")
-    io.add_argument("--parameter_file", "--parameter-file", help="parameter.json with presets (default: built-in)")
-    io.add_argument("--model_type", "--model-type", default="bert-small", help="preset name (default bert-small)")
-    io.add_argument("--cache_dir", "--cache-dir", help="where a corpus is built into a dataset (default MODEL_DIR/dataset_cache)")
-    io.add_argument("--disable_overwrite_cache", "--disable-overwrite-cache", action="store_true",
+    add_option(io, "--tokenizer_dir", "--tokenizer-dir", required=True, help="tokenizer from `train-tokenizer`")
+    add_option(io, "--model_dir", "--model-dir", required=True, help="output: checkpoints, logs, final/")
+    add_option(io, "--parameter_file", "--parameter-file", help="parameter.json with presets (default: built-in)")
+    add_option(io, "--model_type", "--model-type", default="bert-small", help="preset name (default bert-small)")
+    add_option(io, "--cache_dir", "--cache-dir", help="where a corpus is built into a dataset (default MODEL_DIR/dataset_cache)")
+    add_option(io, "--disable_overwrite_cache", "--disable-overwrite-cache", action="store_true",
                     help="seed flag: reuse a cached dataset built from the same corpus, tokenizer, length and "
                          "form (the default here, as the cache key covers all of them)")
-    io.add_argument("--overwrite_cache", "--overwrite-cache", action="store_true",
+    add_option(io, "--overwrite_cache", "--overwrite-cache", action="store_true",
                     help="rebuild the cached dataset even if its key matches")
-    io.add_argument("--workers", type=int, default=1, help="processes for building the dataset")
-    io.add_argument("--tokenizer_type", "--tokenizer-type", choices=("wordpiece", "sentencepiece"),
+    add_option(io, "--workers", type=int, default=1, help="processes for building the dataset")
+    add_option(io, "--tokenizer_type", "--tokenizer-type", choices=("wordpiece", "sentencepiece"),
                     help="seed flag: checked against the tokenizer directory")
-    io.add_argument("--mecab_dic_type", "--mecab-dic-type", choices=("ipadic", "unidic_lite", "unidic"),
+    add_option(io, "--mecab_dic_type", "--mecab-dic-type", choices=("ipadic", "unidic_lite", "unidic"),
                     help="seed flag: checked against the tokenizer directory")
 
     obj = p.add_argument_group("objective")
-    obj.add_argument("--do_whole_word_mask", "--do-whole-word-mask", action="store_true",
+    add_option(obj, "--do_whole_word_mask", "--do-whole-word-mask", action="store_true",
                      help="mask whole MeCab words instead of single subword tokens")
-    obj.add_argument("--generator_weight", "--generator-weight", type=float, default=1.0,
+    add_option(obj, "--generator_weight", "--generator-weight", type=float, default=1.0,
                      help="ELECTRA: weight of the generator's masked-LM loss (default 1)")
-    obj.add_argument("--discriminator_weight", "--discriminator-weight", "--rtd_weight", type=float, default=50.0,
+    add_option(obj, "--discriminator_weight", "--discriminator-weight", "--rtd_weight", type=float, default=50.0,
                      help="ELECTRA: weight of the discriminator's replaced-token loss (default 50, as the paper)")
-    obj.add_argument("--nsp", action="store_true",
+    add_option(obj, "--nsp", action="store_true",
                      help="add next-sentence prediction (BertForPreTraining; builds a 'pairs' dataset); "
                           "implied by a pairs dataset")
 
     run = p.add_argument_group("run")
-    run.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="default fp32 (or from --fp16_type)")
-    run.add_argument("--fp16_type", "--fp16-type", type=int, choices=(0, 1, 2, 3),
+    add_option(run, "--precision", choices=("fp32", "fp16", "bf16"), help="default fp32 (or from --fp16_type)")
+    add_option(run, "--fp16_type", "--fp16-type", type=int, choices=(0, 1, 2, 3),
                      help="seed flag: 0 fp32, 1 fp16 mixed precision, 2 and 3 run as 1")
-    run.add_argument("--do_continue", "--do-continue", action="store_true",
+    add_option(run, "--do_continue", "--do-continue", action="store_true",
                      help="resume from the latest MODEL_DIR/checkpoint-* exactly")
-    run.add_argument("--init_from", "--init-from",
+    add_option(run, "--init_from", "--init-from",
                      help="start from this model's weights (final/ or checkpoint) with a fresh optimizer")
-    run.add_argument("--seed", type=int, default=42)
-    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    run.add_argument("--node_rank", "--node-rank", type=int, help="seed flag: this node's rank (torchrun's GROUP_RANK wins)")
-    run.add_argument("--local_rank", "--local-rank", type=int, help="seed flag: accepted; torchrun's LOCAL_RANK wins")
-    run.add_argument("--save_total_limit", "--save-total-limit", type=int, help="keep only the last N checkpoints")
-    run.add_argument("--eval_steps", "--eval-steps", type=int, help="held-out evaluation every N steps (default save-steps)")
-    run.add_argument("--eval_samples", "--eval-samples", type=int, default=1024, help="valid samples per evaluation")
-    run.add_argument("--stop_after_steps", "--stop-after-steps", type=int,
+    add_option(run, "--seed", type=int, default=42)
+    add_option(run, "--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_option(run, "--node_rank", "--node-rank", type=int, help="seed flag: this node's rank (torchrun's GROUP_RANK wins)")
+    add_option(run, "--local_rank", "--local-rank", type=int, help="seed flag: accepted; torchrun's LOCAL_RANK wins")
+    add_option(run, "--save_total_limit", "--save-total-limit", type=int, help="keep only the last N checkpoints")
+    add_option(run, "--eval_steps", "--eval-steps", type=int, help="held-out evaluation every N steps (default save-steps)")
+    add_option(run, "--eval_samples", "--eval-samples", type=int, default=1024, help="valid samples per evaluation")
+    add_option(run, "--stop_after_steps", "--stop-after-steps", type=int,
                      help="checkpoint and stop after this step (continue later with --do_continue)")
-    run.add_argument("--max_nonfinite_steps", "--max-nonfinite-steps", type=int, default=10,
+    add_option(run, "--max_nonfinite_steps", "--max-nonfinite-steps", type=int, default=10,
                      help="stop with an error after this many non-finite steps in a row")
-    run.add_argument("--peak_tflops", "--peak-tflops", type=float,
+    add_option(run, "--peak_tflops", "--peak-tflops", type=float,
                      help="per-device peak for MFU (default: measured matmul throughput)")
-    run.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--torch_dropout", "--torch-dropout", action="store_true",
+    add_option(run, "--no_progress", "--no-progress", action="store_true", help="no progress bar")
+    add_option(run, "--torch_dropout", "--torch-dropout", action="store_true",
                      help="on a CPU, keep PyTorch's dropout and SDPA attention instead of our cheaper ones "
                           "(same maths; ours rounds the dropout rate to a multiple of 1/65536)")
-    run.add_argument("--system_malloc", "--system-malloc", action="store_true",
+    add_option(run, "--system_malloc", "--system-malloc", action="store_true",
                      help="on a CPU, leave glibc's malloc settings alone (by default freed memory is kept for "
                           "reuse, which saves a page fault per 4 KiB per step but holds the peak step memory)")
 
     over = p.add_argument_group("preset overrides")
-    over.add_argument("--train_steps", "--train-steps", "--max_steps", type=int)
-    over.add_argument("--batch_size", "--batch-size", help='per-node batch: N or a JSON dict {"0": 80, "1": 48}')
-    over.add_argument("--learning_rate", "--learning-rate", type=float)
-    over.add_argument("--warmup_steps", "--warmup-steps", type=int)
-    over.add_argument("--save_steps", "--save-steps", type=int)
-    over.add_argument("--logging_steps", "--logging-steps", type=int)
-    over.add_argument("--accumulation_steps", "--accumulation-steps", type=int)
+    add_option(over, "--train_steps", "--train-steps", "--max_steps", type=int)
+    add_option(over, "--batch_size", "--batch-size", help='per-node batch: N or a JSON dict {"0": 80, "1": 48}')
+    add_option(over, "--learning_rate", "--learning-rate", type=float)
+    add_option(over, "--warmup_steps", "--warmup-steps", type=int)
+    add_option(over, "--save_steps", "--save-steps", type=int)
+    add_option(over, "--logging_steps", "--logging-steps", type=int)
+    add_option(over, "--accumulation_steps", "--accumulation-steps", type=int)
 
 
 def resolve_precision(precision: str | None, fp16_type: int | None) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
+
+from ja_pretrain.utils.options import add_option
 
 NAME = "train-tokenizer"
 HELP = "train a MeCab+WordPiece (or SentencePiece) tokenizer that loads as BertJapaneseTokenizer"
@@ -29,7 +32,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    a = parser.add_argument
+    a = functools.partial(add_option, parser)
     a("--input_file", "--input-file", dest="input_file", required=True,
       help="corpus directory from `ja-pretrain corpus` (its train-*.txt) or one text file "
       "(one sentence per line, blank line between documents)")
