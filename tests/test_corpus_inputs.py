@@ -192,7 +192,7 @@ def test_output_dir_holding_something_else(tmp_path, capsys):
     out.mkdir()
     (out / "notes.md").write_text("mine")
     code, err = run_cli([str(path), "--out", str(out)], capsys)
-    assert code == 2 and "notes.md" in err and "not output of this stage" in err
+    assert code == 2 and "notes.md" in err and "not an earlier output of this command" in err
     assert sorted(p.name for p in out.iterdir()) == ["notes.md"]
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import shutil
 import sys
 import time
 from collections import deque
@@ -34,25 +33,20 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ja_pretrain.corpus import parts
 from ja_pretrain.corpus.compression import InputStream
-from ja_pretrain.corpus.dedup import SentenceDeduplicator
-from ja_pretrain.corpus.layout import iter_documents as iter_corpus_documents
-from ja_pretrain.corpus.output import CorpusWriter
-from ja_pretrain.corpus.process import DIGEST_SIZE, DROP_REASONS, CleanOptions, init_worker, process_batch, sentence_digest
+from ja_pretrain.corpus.output import STAGE, Cleaned, write_corpus
+from ja_pretrain.corpus.process import CleanOptions, init_worker, process_batch
 from ja_pretrain.corpus.readers import FORMATS, InputTruncated, RawDocument, ReadStats, iter_documents
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_directory
-from ja_pretrain.utils.manifest import file_sha256, read_manifest, write_manifest
+from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
-STAGE = "corpus"
-CORPUS_FILES = ("train-*.txt", "valid.txt", "manifest.json")
 BATCH_CHARS = 1 << 18  # text per task sent to a worker: big enough to amortise pickling
 BATCH_DOCUMENTS = 512
 
-# (document index, kept sentences, filtered counts per DROP_REASONS, digests or None)
-Cleaned = tuple[int, list[str], tuple[int, ...], bytes | None]
 
 
 def build_corpus(
@@ -90,12 +84,10 @@ def build_corpus(
     )
     partial = shard_index is not None or num_shards is not None
     if partial:
-        from ja_pretrain.corpus import parts
-
         parts.check_shard_options(shard_index, num_shards)
-        check_output_dir(out_dir, parts.PART_FILES)
+        check_output_dir(out_dir, (parts.PART_STAGE,))
     else:
-        check_output_dir(out_dir, CORPUS_FILES)
+        check_output_dir(out_dir, (STAGE,))
         if not force and (done := _finished_manifest(out_dir, inputs, options)) is not None:
             log.info("%s is up to date (same inputs and options); pass --force to rebuild", out_dir)
             return done
@@ -158,30 +150,18 @@ def _check_options(inputs: list[Path], **options: Any) -> dict[str, Any]:
     return options
 
 
-def check_output_dir(out_dir: Path, allowed: tuple[str, ...]) -> None:
-    """Refuse to replace a directory that holds anything but a previous output of this stage."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: exists and is not a directory")
-    if not out_dir.is_dir():
-        return
-    foreign = [p.name for p in sorted(out_dir.iterdir()) if not any(p.match(pattern) for pattern in allowed)]
-    if foreign:
-        raise UserError(
-            f"--out {out_dir}: holds files that are not output of this stage ({', '.join(foreign[:3])}"
-            f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new directory"
-        )
-
-
 def _finished_manifest(out_dir: Path, inputs: list[Path], options: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest of an up-to-date corpus in `out_dir`, or None. The inputs are hashed only
+    when the recorded paths, sizes and options already match, so a changed run costs no pass
+    over a large dump."""
     manifest = read_manifest(out_dir)
     if manifest is None or manifest.get("stage") != STAGE or manifest.get("options") != options:
         return None
     recorded = manifest.get("inputs", {}).get("files", [])
     if [(r.get("path"), r.get("bytes")) for r in recorded] != [(str(p), p.stat().st_size) for p in inputs]:
         return None
-    if [r.get("sha256") for r in recorded] != [file_sha256(p) for p in inputs]:
-        return None
-    return manifest
+    records = {"files": [{"path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in inputs]}
+    return manifest if is_up_to_date(out_dir, STAGE, records, options) else None
 
 
 class DocumentReader:
@@ -275,78 +255,6 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
             indices, result = pending.popleft()
             for index, doc in zip(indices, result.get(), strict=True):
                 yield index, doc.sentences, doc.dropped, doc.digests
-
-
-def write_corpus(cleaned: Iterable[Cleaned], directory: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """De-duplicate, split and write; the order of `cleaned` decides which copy of a duplicate stays.
-
-    With --valid-ratio alone, document i goes to valid when draw(seed, i) < ratio, in one pass.
-    With --valid-sentences N, the number of sentences is not known until the end, so everything
-    is first written as train; then a second pass over that text (reading, not cleaning again)
-    moves document k to valid when draw(seed, k) < N / total (at most --valid-ratio, if given):
-    about N sentences, drawn evenly from the whole corpus. Each first-pass shard is deleted as
-    soon as it is read, so the extra disk space is one shard.
-    """
-    two_pass = options["valid_sentences"] is not None
-    first = directory / ".all" if two_pass else directory
-    first.mkdir(exist_ok=True)
-    writer = CorpusWriter(
-        first,
-        shard_bytes=int(options["shard_size_mb"] * (1 << 20)),
-        valid_ratio=0.0 if two_pass else options["valid_ratio"],
-        seed=options["seed"],
-    )
-    counts = _deduplicate(cleaned, writer, options)
-    if two_pass:
-        counts.update(_split_off_valid(first, directory, options, counts["train_sentences"]))
-        shutil.rmtree(first)
-    return counts
-
-
-def _split_off_valid(first: Path, directory: Path, options: dict[str, Any], total: int) -> dict[str, Any]:
-    ratio = options["valid_sentences"] / max(total, 1)
-    if options["valid_ratio"] is not None:
-        ratio = min(ratio, options["valid_ratio"])
-    writer = CorpusWriter(
-        directory, shard_bytes=int(options["shard_size_mb"] * (1 << 20)), valid_ratio=ratio, seed=options["seed"]
-    )
-    for k, document in enumerate(_consume_shards(first)):
-        writer.add(k, document)
-    counts = writer.close()
-    counts["valid_ratio_used"] = ratio
-    return counts
-
-
-def _consume_shards(directory: Path) -> Iterator[list[str]]:
-    for shard in sorted(directory.glob("train-*.txt")):
-        yield from iter_corpus_documents([shard])
-        shard.unlink()
-
-
-def _deduplicate(cleaned: Iterable[Cleaned], writer: CorpusWriter, options: dict[str, Any]) -> dict[str, Any]:
-    dedup = SentenceDeduplicator(options["dedup_memory_mb"])
-    dropped = dict.fromkeys((*DROP_REASONS, "duplicate", "empty_documents"), 0)
-    limit = options["max_sentences"]
-    written = 0
-    for index, sentences, filtered, digests in cleaned:
-        for reason, count in zip(DROP_REASONS, filtered, strict=True):
-            dropped[reason] += count
-        if digests is None:
-            digests = b"".join(map(sentence_digest, sentences))
-        kept = [s for k, s in enumerate(sentences) if dedup.add(digests[k * DIGEST_SIZE : (k + 1) * DIGEST_SIZE])]
-        dropped["duplicate"] += len(sentences) - len(kept)
-        if not kept:
-            dropped["empty_documents"] += 1
-            continue
-        writer.add(index, kept)
-        written += len(kept)
-        if limit is not None and written >= limit:
-            break  # --max-sentences: stop reading; the document in progress was kept whole
-    counts = writer.close()
-    counts["dropped"] = dropped
-    counts["dedup_capacity"] = dedup.capacity
-    counts["dedup_evictions"] = dedup.evictions
-    return counts
 
 
 def _nothing_left_message(inputs: list[Path], counts: dict[str, Any], options: dict[str, Any]) -> str:

@@ -1,4 +1,6 @@
-"""Writing the corpus directory: train shards, valid.txt, and the train/valid decision.
+"""Writing the corpus directory: train shards, valid.txt, the train/valid decision, and
+`write_corpus`, which de-duplicates cleaned documents into one (used by a whole build and by
+the merge of parts).
 
 The split is decided per document from a hash of (seed, document index), where the index is
 the document's position among all documents read from the inputs. That needs no look-ahead
@@ -10,11 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from ja_pretrain.corpus.dedup import SentenceDeduplicator
 from ja_pretrain.corpus.layout import VALID_NAME, train_shard_name
+from ja_pretrain.corpus.layout import iter_documents as iter_corpus_documents
+from ja_pretrain.corpus.process import DIGEST_SIZE, DROP_REASONS, sentence_digest
 from ja_pretrain.errors import UserError
+
+STAGE = "corpus"
+# A cleaned document on its way to the writer: (index among all documents read, kept sentences,
+# dropped-sentence counts by reason, the kept sentences' digests or None to compute them here).
+Cleaned = tuple[int, list[str], tuple[int, ...], bytes | None]
 
 
 def valid_draw(seed: int, index: int) -> float:
@@ -101,3 +113,75 @@ class CorpusWriter:
             if self._shard_size >= self.shard_bytes:
                 f.close()
                 self._shard = None
+
+
+def write_corpus(cleaned: Iterable[Cleaned], directory: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """De-duplicate, split and write; the order of `cleaned` decides which copy of a duplicate stays.
+
+    With --valid-ratio alone, document i goes to valid when draw(seed, i) < ratio, in one pass.
+    With --valid-sentences N, the number of sentences is not known until the end, so everything
+    is first written as train; then a second pass over that text (reading, not cleaning again)
+    moves document k to valid when draw(seed, k) < N / total (at most --valid-ratio, if given):
+    about N sentences, drawn evenly from the whole corpus. Each first-pass shard is deleted as
+    soon as it is read, so the extra disk space is one shard.
+    """
+    two_pass = options["valid_sentences"] is not None
+    first = directory / ".all" if two_pass else directory
+    first.mkdir(exist_ok=True)
+    writer = CorpusWriter(
+        first,
+        shard_bytes=int(options["shard_size_mb"] * (1 << 20)),
+        valid_ratio=0.0 if two_pass else options["valid_ratio"],
+        seed=options["seed"],
+    )
+    counts = _deduplicate(cleaned, writer, options)
+    if two_pass:
+        counts.update(_split_off_valid(first, directory, options, counts["train_sentences"]))
+        shutil.rmtree(first)
+    return counts
+
+
+def _split_off_valid(first: Path, directory: Path, options: dict[str, Any], total: int) -> dict[str, Any]:
+    ratio = options["valid_sentences"] / max(total, 1)
+    if options["valid_ratio"] is not None:
+        ratio = min(ratio, options["valid_ratio"])
+    writer = CorpusWriter(
+        directory, shard_bytes=int(options["shard_size_mb"] * (1 << 20)), valid_ratio=ratio, seed=options["seed"]
+    )
+    for k, document in enumerate(_consume_shards(first)):
+        writer.add(k, document)
+    counts = writer.close()
+    counts["valid_ratio_used"] = ratio
+    return counts
+
+
+def _consume_shards(directory: Path) -> Iterator[list[str]]:
+    for shard in sorted(directory.glob("train-*.txt")):
+        yield from iter_corpus_documents([shard])
+        shard.unlink()
+
+
+def _deduplicate(cleaned: Iterable[Cleaned], writer: CorpusWriter, options: dict[str, Any]) -> dict[str, Any]:
+    dedup = SentenceDeduplicator(options["dedup_memory_mb"])
+    dropped = dict.fromkeys((*DROP_REASONS, "duplicate", "empty_documents"), 0)
+    limit = options["max_sentences"]
+    written = 0
+    for index, sentences, filtered, digests in cleaned:
+        for reason, count in zip(DROP_REASONS, filtered, strict=True):
+            dropped[reason] += count
+        if digests is None:
+            digests = b"".join(map(sentence_digest, sentences))
+        kept = [s for k, s in enumerate(sentences) if dedup.add(digests[k * DIGEST_SIZE : (k + 1) * DIGEST_SIZE])]
+        dropped["duplicate"] += len(sentences) - len(kept)
+        if not kept:
+            dropped["empty_documents"] += 1
+            continue
+        writer.add(index, kept)
+        written += len(kept)
+        if limit is not None and written >= limit:
+            break  # --max-sentences: stop reading; the document in progress was kept whole
+    counts = writer.close()
+    counts["dropped"] = dropped
+    counts["dedup_capacity"] = dedup.capacity
+    counts["dedup_evictions"] = dedup.evictions
+    return counts

@@ -21,14 +21,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ja_pretrain.corpus.build import CORPUS_FILES, STAGE, Cleaned, check_output_dir, write_corpus
+from ja_pretrain.corpus.output import STAGE, Cleaned, write_corpus
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_directory
-from ja_pretrain.utils.manifest import read_manifest, write_manifest
+from ja_pretrain.utils.manifest import check_output_dir, read_manifest, write_manifest
 
 PART_STAGE = "corpus-part"
 PART_DOCUMENTS = "documents.jsonl"
-PART_FILES = (PART_DOCUMENTS, "manifest.json")
 # Read-side counts that the parts sum up (each part reads every input).
 _SHARED_COUNTS = ("documents_read", "invalid_utf8_replaced", "skipped_redirects", "skipped_other_namespaces",
                   "skipped_without_text", "documents_cut_at_size_limit", "truncated_inputs")
@@ -57,7 +56,7 @@ def merge_parts(part_dirs: Iterable[str | Path], out_dir: str | Path) -> dict[st
     part_dirs = [Path(p) for p in part_dirs]
     out_dir = Path(out_dir)
     manifests = _check_parts(part_dirs)
-    check_output_dir(out_dir, CORPUS_FILES)
+    check_output_dir(out_dir, (STAGE,))
     first = manifests[0]
     options = first["options"]
     ordered = sorted(zip(manifests, part_dirs, strict=True), key=lambda mp: mp[0]["shard_index"])

@@ -95,11 +95,13 @@ def check_output_dir(directory: str | os.PathLike, stages: tuple[str, ...], opti
         return
     if not path.is_dir():
         raise UserError(f"{option} {path}: exists and is not a directory")
-    if not any(path.iterdir()):
+    entries = sorted(p.name for p in path.iterdir())
+    if not entries:
         return
     manifest = read_manifest(path)
     if manifest is None or manifest.get("stage") not in stages:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         raise UserError(
-            f"{option} {path}: holds files that are not an earlier output of this command; "
+            f"{option} {path}: holds files ({shown}) that are not an earlier output of this command; "
             "choose a new or empty directory (nothing was changed)"
         )
