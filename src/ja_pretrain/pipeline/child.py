@@ -10,8 +10,8 @@ import argparse
 import signal
 import sys
 
-from ja_pretrain.cli import configure_output, run_guarded
 from ja_pretrain.pipeline.stages import load_command
+from ja_pretrain.utils.console import configure_output, run_guarded
 
 
 def main(argv: list[str]) -> int:

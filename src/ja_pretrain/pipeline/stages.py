@@ -22,6 +22,8 @@ from typing import Any
 
 from ja_pretrain.errors import UserError
 from ja_pretrain.pipeline.config import PipelineConfig, StageConfig
+from ja_pretrain.resources import sample_corpus_path
+from ja_pretrain.utils.console import COMMAND_MODULES, command_module_name
 
 # Which option of each subcommand names its output dir (filled with RUN_DIR/STAGE unless set),
 # and which name inputs that must exist when no earlier stage makes them.
@@ -76,12 +78,10 @@ class StagePlan:
 
 
 def command_registry() -> dict[str, str]:
-    """CLI name -> module of every registered subcommand (ja_pretrain.cli.COMMAND_MODULES)."""
-    from ja_pretrain import cli
-
+    """CLI name -> module of every registered subcommand (utils.console.COMMAND_MODULES)."""
     registry = {}
-    for module_name in cli.COMMAND_MODULES:
-        module = importlib.import_module(f"ja_pretrain.commands.{module_name}")
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(command_module_name(module_name))
         registry[module.NAME] = module.__name__
     return registry
 
@@ -102,8 +102,6 @@ def command_parser(command, prog: str) -> _Parser:
 
 
 def _resolve_text(text: str, cfg: PipelineConfig, outs: dict[str, Path], refs: set[str], where: str) -> Any:
-    from ja_pretrain.resources import sample_corpus_path
-
     def value_of(name: str) -> Any:
         if name == "run_dir":
             refs.add(RUN_DIR_REF)  # made by the pipeline itself, so it need not exist yet
