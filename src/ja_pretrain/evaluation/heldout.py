@@ -16,12 +16,17 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ja_pretrain.corpus.layout import corpus_files, iter_documents
+from ja_pretrain.dataset.packing import packed_samples
 from ja_pretrain.errors import UserError
+from ja_pretrain.tokenization.encoder import FastEncoder
+from ja_pretrain.training.masking import MaskNoise, choose_positions
 
 DEFAULT_MAX_SENTENCES = 20000
 DEFAULT_SEQUENCE_LENGTH = 128
@@ -78,38 +83,25 @@ def pack_documents(
     documents: list[list[list[int]]], sequence_length: int, cls_id: int, sep_id: int
 ) -> list[np.ndarray]:
     """[CLS] + consecutive whole sentences of one document + [SEP], at most `sequence_length`
-    ids; a sentence longer than a sequence is cut into pieces."""
-    room = sequence_length - 2
-    out: list[np.ndarray] = []
-
-    def flush(ids: list[int]) -> None:
-        if ids:
-            out.append(np.asarray([cls_id, *ids, sep_id], dtype=np.int64))
-
-    for document in documents:
-        current: list[int] = []
-        for sentence in document:
-            if not sentence:
-                continue
-            if len(current) + len(sentence) > room:
-                flush(current)
-                current = []
-            while len(sentence) > room:
-                flush(sentence[:room])
-                sentence = sentence[room:]
-            current.extend(sentence)
-        flush(current)
-    return out
+    ids, a sentence longer than a sequence cut into pieces: the dataset's own packing
+    (`dataset.packing.packed_samples`) over the held-out text."""
+    sentences = [s for document in documents for s in document]
+    lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    document_sentences = np.concatenate([[0], np.cumsum([len(d) for d in documents])]).astype(np.int64)
+    tokens = np.fromiter(chain.from_iterable(sentences), dtype=np.int64, count=int(offsets[-1]))
+    # empty sentences would make empty units; the packer only ever sees real text
+    keep = np.concatenate([lengths > 0, [True]])
+    offsets, first_kept = offsets[keep], np.cumsum(np.concatenate([[0], lengths > 0]))
+    document_sentences = first_kept[document_sentences]
+    samples = packed_samples(offsets, document_sentences, sequence_length)
+    return [np.concatenate([[cls_id], tokens[start:end], [sep_id]]) for start, end in samples.tolist()]
 
 
 def choose_masks(sequences: list[np.ndarray], probability: float, seed: int, chunk: int = 1024) -> list[np.ndarray]:
-    """Positions to hide in each sequence, chosen by the training masker
-    (`ja_pretrain.training.masking.mask_tokens`) from noise drawn per sequence with
+    """Positions to hide in each sequence, chosen by the training masker's rule
+    (`training.masking.choose_positions`) from noise drawn per sequence with
     `default_rng([seed, index])`, so a sequence's mask does not depend on its neighbours."""
-    import torch
-
-    from ja_pretrain.training.masking import MaskNoise, mask_tokens
-
     masks: list[np.ndarray] = []
     for first in range(0, len(sequences), chunk):
         group = sequences[first : first + chunk]
@@ -122,15 +114,10 @@ def choose_masks(sequences: list[np.ndarray], probability: float, seed: int, chu
             noise[:, row, : len(sequence)] = rng.random((3, len(sequence)), dtype=np.float32)
             boundary[row] = rng.random(dtype=np.float32)
             special[row, 1 : len(sequence) - 1] = False
-        ids = torch.zeros((len(group), length), dtype=torch.long)
         unit_score, action, random_token = (torch.from_numpy(n) for n in noise)
-        _, labels = mask_tokens(
-            ids, torch.from_numpy(special), None, mask_probability=probability, mask_token_id=0, vocab_size=1,
-            replace_probs=(1.0, 0.0, 0.0),
-            noise=MaskNoise(unit_score, torch.from_numpy(boundary), action, random_token),
-        )
-        chosen = (labels != -100).numpy()
-        masks.extend(np.flatnonzero(row) for row in chosen)
+        chosen = choose_positions(torch.from_numpy(special), None,
+                                  MaskNoise(unit_score, torch.from_numpy(boundary), action, random_token), probability)
+        masks.extend(np.flatnonzero(row) for row in chosen.numpy())
     return masks
 
 
@@ -167,16 +154,11 @@ def build_heldout_set(
 
 
 def _encode_documents(tokenizer, documents: list[list[str]], tokenizer_dir) -> list[list[list[int]]]:
-    if tokenizer_dir is not None:
-        try:
-            from ja_pretrain.tokenization.encoder import FastEncoder
-        except ImportError:
-            FastEncoder = None
-        if FastEncoder is not None:
-            flat = FastEncoder.from_pretrained(tokenizer_dir).encode_sentences([s for d in documents for s in d])
-            out, start = [], 0
-            for document in documents:
-                out.append(flat[start : start + len(document)])
-                start += len(document)
-            return out
-    return [[tokenizer.convert_tokens_to_ids(tokenizer.tokenize(s)) for s in doc] for doc in documents]
+    if tokenizer_dir is None:
+        return [[tokenizer.convert_tokens_to_ids(tokenizer.tokenize(s)) for s in doc] for doc in documents]
+    flat = FastEncoder.from_pretrained(tokenizer_dir).encode_sentences([s for d in documents for s in d])
+    out, start = [], 0
+    for document in documents:
+        out.append(flat[start : start + len(document)])
+        start += len(document)
+    return out
