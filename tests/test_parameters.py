@@ -78,3 +78,13 @@ def test_missing_key_and_unknown_preset(tmp_path):
     path.write_text("{ broken")
     with pytest.raises(UserError, match="p.json:1"):
         load_parameters("m", path)
+
+
+def test_configs_copy_of_the_builtin_presets_is_equal():
+    """configs/parameter.json is a copy to start one's own from; the built-in file is the package's."""
+    from pathlib import Path
+
+    from ja_pretrain.resources import resource_path
+
+    copy = Path(__file__).resolve().parents[1] / "configs" / "parameter.json"
+    assert copy.read_bytes() == resource_path("parameter.json").read_bytes()
