@@ -48,12 +48,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    import ja_pretrain.models.bert as bert
+    import ja_pretrain.training.objectives.bert as bert  # its encode_selected is swapped below
     from ja_pretrain.models.cpu_ops import use_cpu_ops
     from ja_pretrain.models.selected_output import encoder_flops
     from ja_pretrain.training.host_memory import keep_freed_memory
     from ja_pretrain.training.masking import draw_mask_noise
-    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.training.objectives import ObjectiveOptions
 
     torch.set_num_threads(args.threads)
     keep_freed_memory()

@@ -112,7 +112,7 @@ class Ours:
 
         cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=Path(model_dir),
                           params=params_for(preset, batch), precision=precision, progress=False, peak_flops=peak,
-                          export=False, **train_options)
+                          **train_options)
         self.trainer = Trainer(cfg, DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu")))
         self.window = MetricWindow()
         self.steps = 0
@@ -204,7 +204,6 @@ def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, step
 
     from ja_pretrain.models.bert import bert_config
     from ja_pretrain.training.host_memory import keep_freed_memory
-    from ja_pretrain.training.objective import ObjectiveOptions
     from ja_pretrain.training.trainer import embedding_rows
 
     if keep_memory:
@@ -213,7 +212,7 @@ def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, step
     params = params_for(preset, batch)
     torch.manual_seed(0)
     vocab = embedding_rows(tokenizer_dir, rows.samples.vocab_size)  # the same embedding as ours
-    model = BertForMaskedLM(bert_config(params, rows.samples.special_ids, vocab, ObjectiveOptions()))
+    model = BertForMaskedLM(bert_config(params, rows.samples.special_ids, vocab))
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=params.mask_probability)
     with tempfile.TemporaryDirectory() as tmp:

@@ -44,8 +44,7 @@ def test_final_loads_with_auto_classes_and_gives_the_training_models_logits(trai
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from ja_pretrain.config.parameters import load_parameters
-    from ja_pretrain.models.bert import build_bert_objective
-    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.training.objectives import ObjectiveOptions, build_bert_objective
 
     final = trained / "final"
     tokenizer = AutoTokenizer.from_pretrained(final)
@@ -117,6 +116,19 @@ def test_init_from_starts_from_the_weights_with_a_fresh_optimizer(trained, tiny,
     assert first["mlm_loss"] < math.log(vocab) - 0.5  # a random init scores about log(vocab)
     card = (tmp_path / "stage2" / "final" / "README.md").read_text(encoding="utf-8")
     assert str(trained / "final") in card
+
+
+def test_continue_of_a_finished_run_leaves_final_alone(tiny, tmp_path, capsys):
+    """--do_continue after the last step trains nothing and must not re-export final/ (it used
+    to, with empty figures in its model card and manifest)."""
+    args = ("--train_steps", "2", "--logging_steps", "1", "--save_steps", "2")
+    assert cli(tiny, tmp_path / "m", *args) == 0
+    final = tmp_path / "m" / "final"
+    before = {p.name: p.read_bytes() for p in final.iterdir()}
+    capsys.readouterr()
+    assert cli(tiny, tmp_path / "m", *args, "--do_continue") == 0
+    assert "is already complete" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in final.iterdir()} == before
 
 
 def test_a_model_dir_as_tokenizer_dir_does_not_overwrite_the_export(trained, tiny, tmp_path):

@@ -9,8 +9,7 @@ from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoToke
 from ja_pretrain.cli import main
 from ja_pretrain.config.parameters import load_parameters
 from ja_pretrain.export.electra import export_electra_final, extract_electra
-from ja_pretrain.models.electra import build_electra_objective
-from ja_pretrain.training.objective import ObjectiveOptions
+from ja_pretrain.training.objectives import ObjectiveOptions, build_electra_objective
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 CHARS = "日本語の文章を学習するためのテキストです。東京大阪京都経済金融市場株式会社"

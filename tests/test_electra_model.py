@@ -9,15 +9,11 @@ import torch.nn.functional as F
 
 from ja_pretrain.config.parameters import list_presets, load_parameters
 from ja_pretrain.errors import UserError
-from ja_pretrain.models.electra import (
-    ElectraObjective,
-    build_electra_objective,
-    electra_configs,
-    gumbel_max_sample,
-    load_electra_weights,
-)
+from ja_pretrain.models.electra import electra_configs
+from ja_pretrain.models.electra_checkpoint import load_electra_weights
 from ja_pretrain.training.masking import draw_mask_noise
-from ja_pretrain.training.objective import ObjectiveOptions, build_objective
+from ja_pretrain.training.objectives import ElectraObjective, ObjectiveOptions, build_electra_objective, build_objective
+from ja_pretrain.training.objectives.electra import gumbel_max_sample
 from ja_pretrain.training.optim import build_optimizer
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}

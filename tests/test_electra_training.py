@@ -54,7 +54,7 @@ def test_final_is_the_joint_model_and_extracts_to_the_trained_logits(trained, ti
     from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer
 
     from ja_pretrain.config.parameters import load_parameters
-    from ja_pretrain.models.electra import build_electra_objective
+    from ja_pretrain.training.objectives import build_electra_objective
 
     final = trained / "final"
     manifest = json.loads((final / "manifest.json").read_text())

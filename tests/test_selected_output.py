@@ -8,12 +8,10 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from ja_pretrain.config.parameters import load_parameters
-from ja_pretrain.models.bert import build_bert_objective
 from ja_pretrain.models.cpu_ops import use_cpu_ops
-from ja_pretrain.models.electra import build_electra_objective
 from ja_pretrain.models.selected_output import encode_selected
 from ja_pretrain.training.masking import draw_mask_noise
-from ja_pretrain.training.objective import ObjectiveOptions
+from ja_pretrain.training.objectives import ObjectiveOptions, build_bert_objective, build_electra_objective
 
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
 VOCAB = 300

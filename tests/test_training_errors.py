@@ -63,8 +63,7 @@ def test_fp16_type_levels(caplog):
 
 
 def test_checkpoint_of_another_shape(tmp_path):
-    from ja_pretrain.models.bert import build_bert_objective
-    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.training.objectives import ObjectiveOptions, build_bert_objective
 
     micro = load_parameters("bert-micro")
     small = build_bert_objective(micro, SPECIALS, 500, ObjectiveOptions())
@@ -94,7 +93,7 @@ def test_corpus_input_is_built_into_the_cache_and_checkpoints_need_do_continue(t
 
 
 def test_non_finite_loss_is_skipped_then_stops_with_a_clear_error(tiny, tmp_path, monkeypatch, capsys):
-    from ja_pretrain.models.bert import BertObjective
+    from ja_pretrain.training.objectives import BertObjective
 
     real_forward = BertObjective.forward
 
@@ -113,7 +112,7 @@ def test_non_finite_loss_is_skipped_then_stops_with_a_clear_error(tiny, tmp_path
 
 
 def test_a_checkpoint_between_logs_counts_the_skipped_steps_since_the_last_log(tiny, tmp_path, monkeypatch):
-    from ja_pretrain.models.bert import BertObjective
+    from ja_pretrain.training.objectives import BertObjective
 
     real_forward = BertObjective.forward
     poisoned_calls = []
@@ -150,8 +149,7 @@ def test_skipped_steps_leave_the_weights_alone():
 
 
 def test_weight_decay_spares_biases_and_layernorm():
-    from ja_pretrain.models.bert import build_bert_objective
-    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.training.objectives import ObjectiveOptions, build_bert_objective
     from ja_pretrain.training.optim import parameter_groups
 
     objective = build_bert_objective(load_parameters("bert-micro"), SPECIALS, 300, ObjectiveOptions())

@@ -57,7 +57,7 @@ def pretrain_cli(tiny: TinyRun, model_dir, *extra: str, model_type: str | None =
 def build_trainer(tiny: TinyRun, model_dir, model_type: str, batch_size, ctx, *, cpu_ops: bool = True, **options):
     """A Trainer on the tiny run with dropout off (so gradients compare exactly), 2 micro-steps."""
     from ja_pretrain.config.parameters import load_parameters
-    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.training.objectives import ObjectiveOptions
     from ja_pretrain.training.trainer import TrainConfig, Trainer
 
     params = load_parameters(model_type).replace(batch_size=batch_size, accumulation_steps=2)

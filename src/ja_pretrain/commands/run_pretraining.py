@@ -180,11 +180,13 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
                     device: str = "auto", node_rank: int | None = None, local_rank: int | None = None,
                     generator_weight: float = 1.0, discriminator_weight: float = 50.0,
                     overrides: dict[str, Any] | None = None, progress: bool = True, **train_options: Any):
-    """The command as a function; returns the TrainResult (see ja_pretrain.training.trainer)."""
+    """The command as a function: train, then (on rank 0) export final/ when this call finished
+    the run; returns (TrainResult, final dir or None, DistContext)."""
     from ja_pretrain.config.parameters import load_parameters
     from ja_pretrain.dataset import prepare_dataset
-    from ja_pretrain.training.distributed import setup_distributed, teardown_distributed
-    from ja_pretrain.training.objective import ObjectiveOptions
+    from ja_pretrain.export import export_final
+    from ja_pretrain.training.distributed import barrier, setup_distributed, teardown_distributed
+    from ja_pretrain.training.objectives import ObjectiveOptions
     from ja_pretrain.training.trainer import TrainConfig, train
 
     params = apply_overrides(load_parameters(model_type, parameter_file), **(overrides or {}))
@@ -206,21 +208,29 @@ def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathL
             options=ObjectiveOptions(whole_word_mask=whole_word_mask, next_sentence_prediction=nsp,
                                      generator_weight=generator_weight, discriminator_weight=discriminator_weight),
             precision=precision, seed=seed, do_continue=do_continue,
-            init_from=Path(init_from) if init_from else None,
-            facts={"input_file": str(input_file), "init_from": str(init_from) if init_from else None},
-            progress=progress, **train_options,
+            init_from=Path(init_from) if init_from else None, progress=progress, **train_options,
         )
         result = train(cfg, ctx)
+        final_dir = None
+        # A --do_continue of a finished run trains nothing, and final/ already holds its export.
+        if result.finished and result.steps_run:
+            if ctx.is_main:
+                final_dir = export_final(
+                    result.objective, model_dir / "final", tokenizer_dir=tokenizer_dir, params=params,
+                    options=cfg.options, dataset_dir=cfg.dataset_dir, train_state=result.state,
+                    last_train=result.last_train, last_valid=result.last_valid,
+                    facts={"input_file": str(input_file), "init_from": str(init_from) if init_from else None})
+            barrier(ctx)
     finally:
         teardown_distributed()
-    return result, ctx
+    return result, final_dir, ctx
 
 
 def run(args: argparse.Namespace) -> int:
     check_tokenizer_flags(Path(args.tokenizer_dir), args.tokenizer_type, args.mecab_dic_type)
     if args.peak_tflops is not None and args.peak_tflops <= 0:
         raise UserError("--peak_tflops must be positive")
-    result, ctx = run_pretraining(
+    result, final_dir, ctx = run_pretraining(
         args.input_file, args.tokenizer_dir, args.model_dir,
         model_type=args.model_type, parameter_file=args.parameter_file,
         precision=resolve_precision(args.precision, args.fp16_type),
@@ -237,11 +247,14 @@ def run(args: argparse.Namespace) -> int:
         peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None, progress=not args.no_progress,
         cpu_ops=not args.torch_dropout, keep_host_memory=not args.system_malloc,
     )
-    if ctx.is_main:
+    if ctx.is_main and result.finished and not result.steps_run:
+        print(f"run-pretraining: {args.model_dir} is already complete (its last step, {result.step}, was "
+              "trained before); nothing trained, final/ left as it was")
+    elif ctx.is_main:
         valid = result.last_valid
         figures = "".join(f", {key.replace('_', ' ')} {value:.4f}" for key, value in valid.items()
                           if key.endswith("accuracy") and isinstance(value, float))
         figures = f"; held-out loss {valid['loss']:.4f}{figures}" if valid else ""
-        where = f"model in {result.final_dir}" if result.final_dir else f"checkpoint in {args.model_dir}"
+        where = f"model in {final_dir}" if final_dir else f"checkpoint in {args.model_dir}"
         print(f"run-pretraining: step {result.step}, {result.tokens_seen} tokens{figures}; {where}")
     return 0

@@ -115,7 +115,7 @@ def export_electra_final(objective: Any, out_dir: str | os.PathLike, *, tokenize
 # -- extract-electra --------------------------------------------------------------------------------
 def resolve_joint_dir(input_dir: str | os.PathLike) -> Path:
     """The joint model dir: `input_dir` itself, its final/, or (for a MODEL_DIR) its latest checkpoint."""
-    from ja_pretrain.models.electra import read_joint_config
+    from ja_pretrain.models.electra_checkpoint import read_joint_config
     from ja_pretrain.training.checkpoint import latest_checkpoint
 
     root = Path(input_dir)
@@ -261,7 +261,7 @@ def extract_electra(input_dir: str | os.PathLike, output_dir: str | os.PathLike,
 
     Returns {"generator": path, "discriminator": path} for the halves written.
     """
-    from ja_pretrain.models.electra import joint_model_from_dir, read_joint_config
+    from ja_pretrain.models.electra_checkpoint import joint_model_from_dir, read_joint_config
 
     if not (generator or discriminator):
         raise UserError("nothing to extract: give --generator and/or --discriminator (or neither, for both)")

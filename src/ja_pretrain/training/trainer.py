@@ -34,11 +34,11 @@ from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.cpu_ops import use_cpu_ops
 from ja_pretrain.training import checkpoint as ckpt
-from ja_pretrain.training.distributed import DistContext, all_reduce_sum, barrier, batch_layout, check_same_step
+from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_layout, check_same_step
 from ja_pretrain.training.host_memory import keep_freed_memory
 from ja_pretrain.training.masking import draw_mask_noise
 from ja_pretrain.training.metrics import MetricWindow, TrainLogger, measure_matmul_peak, summarize
-from ja_pretrain.training.objective import Objective, ObjectiveOptions, build_objective
+from ja_pretrain.training.objectives import Objective, ObjectiveOptions, build_objective
 from ja_pretrain.training.optim import build_optimizer, build_scheduler
 from ja_pretrain.training.sampler import SampleOrder
 
@@ -69,17 +69,21 @@ class TrainConfig:
     progress: bool = True
     cpu_ops: bool = True  # on a CPU, models/cpu_ops.py's cheaper dropout and attention
     keep_host_memory: bool = True  # on a CPU, malloc reuses freed memory (training/host_memory.py)
-    export: bool = True
-    facts: dict[str, Any] = field(default_factory=dict)  # for the model card (input data etc.)
 
 
 @dataclass
 class TrainResult:
+    """Where training stopped. The caller exports: `finished` says the preset's last step is
+    done, `steps_run` how many steps this call took (0 for a --do_continue of a finished run)."""
+
     step: int
     tokens_seen: int
     last_train: dict[str, Any]
     last_valid: dict[str, Any]
-    final_dir: Path | None
+    steps_run: int
+    finished: bool
+    state: dict[str, Any]  # the checkpoint state at the end (step, tokens_seen, precision...)
+    objective: Any = field(default=None, repr=False)  # the trained objective, unwrapped
 
 
 def noise_generator(seed: int, purpose: int, position: int) -> torch.Generator:
@@ -357,6 +361,7 @@ class Trainer:
         bar = tqdm(total=params.train_steps, initial=self.step, unit="step", dynamic_ncols=True,
                    disable=not (self.ctx.is_main and cfg.progress), desc="pretraining")
         window = MetricWindow()
+        first_step = self.step
         window_start = time.perf_counter()
         paused = 0.0  # evaluation and checkpoint seconds inside the window: not training time
         grad_norm = torch.zeros(())
@@ -385,29 +390,14 @@ class Trainer:
         finally:
             bar.close()
             self.logger.close()
-        final_dir = None
-        if self.step >= params.train_steps and cfg.export:
-            final_dir = self._export(last_train, last_valid)
-        return TrainResult(self.step, int(last_train.get("tokens_seen", 0)), last_train, last_valid, final_dir)
+        tokens = self.global_tokens()
+        return TrainResult(self.step, int(last_train.get("tokens_seen", 0)), last_train, last_valid,
+                           steps_run=self.step - first_step, finished=self.step >= params.train_steps,
+                           state=self.state(tokens), objective=self.objective)
 
     @property
     def params(self) -> ModelParameters:
         return self.cfg.params
-
-    def _export(self, last_train: dict[str, Any], last_valid: dict[str, Any]) -> Path | None:
-        from ja_pretrain.export import export_final
-
-        tokens = self.global_tokens()
-        path = None
-        if self.ctx.is_main:
-            path = export_final(
-                self.objective, Path(self.cfg.model_dir) / "final",
-                tokenizer_dir=self.cfg.tokenizer_dir, params=self.params, options=self.options,
-                dataset_dir=self.cfg.dataset_dir, train_state=self.state(tokens),
-                last_train=last_train, last_valid=last_valid, facts=self.cfg.facts,
-            )
-        barrier(self.ctx)
-        return path
 
 
 def train(cfg: TrainConfig, ctx: DistContext | None = None) -> TrainResult:

@@ -36,8 +36,8 @@ so a step equals one single-process step on the union of every rank's samples (t
 - `flops(inputs) -> float`: model FLOPs of forward + backward for these inputs, counting the
   work the model needs (e.g. the MLM head at masked positions only); used for MFU.
 
-ELECTRA plugs in by providing `ja_pretrain.models.electra.build_electra_objective(params,
-special_ids, vocab_size, options)` that returns such a module.
+The two objectives are `training.objectives.bert` and `training.objectives.electra`;
+`training.objectives.build_objective` picks one for a preset.
 """
 
 from __future__ import annotations
@@ -49,8 +49,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from ja_pretrain.config.parameters import ModelParameters
 
 
 @dataclass
@@ -70,7 +68,6 @@ class ObjectiveOptions:
     attention_dropout: float = 0.1
     generator_weight: float = 1.0  # ELECTRA only: weight of the generator's MLM loss
     discriminator_weight: float = 50.0  # ELECTRA only: weight of the replaced-token BCE loss
-    extra: dict[str, Any] = field(default_factory=dict)  # room for objective-specific settings
 
 
 class Objective(nn.Module, abc.ABC):
@@ -102,17 +99,3 @@ class Objective(nn.Module, abc.ABC):
     @abc.abstractmethod
     def flops(self, inputs: dict[str, torch.Tensor]) -> float:
         ...
-
-
-def build_objective(
-    params: ModelParameters, special_ids: dict[str, int], vocab_size: int, options: ObjectiveOptions | None = None
-) -> Objective:
-    """The objective for preset `params`: ELECTRA for ELECTRA presets, BERT otherwise."""
-    options = options or ObjectiveOptions()
-    if params.is_electra:
-        from ja_pretrain.models.electra import build_electra_objective
-
-        return build_electra_objective(params, special_ids, vocab_size, options)
-    from ja_pretrain.models.bert import build_bert_objective
-
-    return build_bert_objective(params, special_ids, vocab_size, options)
