@@ -153,7 +153,7 @@ def apply_overrides(data: Any, overrides: list[str], source: str) -> Any:
     return data
 
 
-def _type_error(config_source: str, where: str, key: str, wanted: str, value: Any) -> UserError:
+def _type_error(where: str, key: str, wanted: str, value: Any) -> UserError:
     return UserError(f"{where}: key '{key}' must be {wanted}, got {value!r}")
 
 
@@ -168,22 +168,22 @@ def parse_config(data: Any, *, source: str = "<config>", lines: dict | None = No
             raise UserError(f"{cfg.where(str(key))}: unknown key '{key}'; known keys: {', '.join(sorted(known))}")
     run_dir = data.get("run_dir")
     if not isinstance(run_dir, str) or not run_dir:
-        raise _type_error(source, cfg.where("run_dir"), "run_dir", "a directory path", run_dir)
+        raise _type_error(cfg.where("run_dir"), "run_dir", "a directory path", run_dir)
     cfg.run_dir = run_dir
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise _type_error(source, cfg.where("description"), "description", "a string", description)
+        raise _type_error(cfg.where("description"), "description", "a string", description)
     cfg.description = description
     variables = data.get("vars") or {}
     if not isinstance(variables, dict):
-        raise _type_error(source, cfg.where("vars"), "vars", "a mapping", variables)
+        raise _type_error(cfg.where("vars"), "vars", "a mapping", variables)
     for name, value in variables.items():
         if not isinstance(value, SCALAR) and not (isinstance(value, list) and all(isinstance(v, SCALAR) for v in value)):
-            raise _type_error(source, cfg.where("vars", str(name)), f"vars.{name}", "a string, number or list", value)
+            raise _type_error(cfg.where("vars", str(name)), f"vars.{name}", "a string, number or list", value)
     cfg.vars = dict(variables)
     stages = data.get("stages")
     if not isinstance(stages, dict) or not stages:
-        raise _type_error(source, cfg.where("stages"), "stages", "a mapping of stage names to stages", stages)
+        raise _type_error(cfg.where("stages"), "stages", "a mapping of stage names to stages", stages)
     for name, raw in stages.items():
         cfg.stages.append(_parse_stage(cfg, str(name), raw))
     return cfg
@@ -195,7 +195,7 @@ def _parse_stage(cfg: PipelineConfig, name: str, raw: Any) -> StageConfig:
         raise UserError(f"{cfg.where(*here)}: stage name {name!r} must be letters, digits, '-', '_' or '.', "
                         "and not run_dir, vars or sample_corpus")
     if not isinstance(raw, dict):
-        raise _type_error(cfg.source, cfg.where(*here), f"stages.{name}", "a mapping with command and args", raw)
+        raise _type_error(cfg.where(*here), f"stages.{name}", "a mapping with command and args", raw)
     fields = {f.name for f in dataclasses.fields(StageConfig)} - {"name"}
     for key in raw:
         if key not in fields:
@@ -203,22 +203,22 @@ def _parse_stage(cfg: PipelineConfig, name: str, raw: Any) -> StageConfig:
                             f"a stage has {', '.join(sorted(fields))}")
     command = raw.get("command")
     if not isinstance(command, str) or not command:
-        raise _type_error(cfg.source, cfg.where(*here, "command"), f"stages.{name}.command",
+        raise _type_error(cfg.where(*here, "command"), f"stages.{name}.command",
                           "a ja-pretrain subcommand name", command)
     args = raw.get("args") or {}
     if not isinstance(args, dict):
-        raise _type_error(cfg.source, cfg.where(*here, "args"), f"stages.{name}.args", "a mapping of options", args)
+        raise _type_error(cfg.where(*here, "args"), f"stages.{name}.args", "a mapping of options", args)
     out = raw.get("out")
     if out is not None and not isinstance(out, str):
-        raise _type_error(cfg.source, cfg.where(*here, "out"), f"stages.{name}.out", "a directory path", out)
+        raise _type_error(cfg.where(*here, "out"), f"stages.{name}.out", "a directory path", out)
     after = raw.get("after") or []
     if isinstance(after, str):
         after = [after]
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
-        raise _type_error(cfg.source, cfg.where(*here, "after"), f"stages.{name}.after", "a list of stage names", after)
+        raise _type_error(cfg.where(*here, "after"), f"stages.{name}.after", "a list of stage names", after)
     launch = raw.get("launch")
     if launch is not None and (not isinstance(launch, str) or not launch.strip()):
-        raise _type_error(cfg.source, cfg.where(*here, "launch"), f"stages.{name}.launch",
+        raise _type_error(cfg.where(*here, "launch"), f"stages.{name}.launch",
                           "a launcher command such as 'torchrun --nproc_per_node 8'", launch)
     return StageConfig(name=name, command=command, args={str(k): v for k, v in args.items()}, out=out, after=after,
                        launch=launch)

@@ -95,13 +95,11 @@ def stage_output_signature(out: Path) -> str | None:
 
 
 class PipelineRunner:
-    def __init__(self, run_dir: Path, plans: list[StagePlan], *, echo: bool = True, stream: TextIO | None = None,
-                 env: dict[str, str] | None = None):
+    def __init__(self, run_dir: Path, plans: list[StagePlan], *, echo: bool = True, stream: TextIO | None = None):
         self.run_dir = run_dir
         self.plans = plans
         self.echo = echo
         self.stream = stream or sys.stderr
-        self.env = env
         self.fingerprints: dict[str, str] = {}
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -241,8 +239,7 @@ class PipelineRunner:
             os.replace(log, log.with_suffix(".previous.log"))
         launcher = plan.launch or [sys.executable]
         cmd = [*launcher, "-m", "ja_pretrain.pipeline.child", plan.spec, *expand_globs(argv)]
-        env = dict(os.environ if self.env is None else self.env)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         last_line = ""
         with open(log, "w", encoding="utf-8") as f:
