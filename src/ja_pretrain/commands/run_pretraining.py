@@ -158,103 +158,83 @@ def check_tokenizer_flags(tokenizer_dir: Path, tokenizer_type: str | None, mecab
 
 
 def dataset_form(input_file: str | os.PathLike, nsp: bool) -> str:
-    """'pairs' for NSP, else 'packed'; a built dataset brings its own form (pairs implies NSP)."""
+    """The form a run trains on: a built dataset's own ('pairs' implies NSP), else 'pairs' for
+    --nsp and 'packed' otherwise."""
     from ja_pretrain.utils.manifest import read_manifest
 
     path = Path(input_file)
     manifest = read_manifest(path) if path.is_dir() else None
     if manifest is not None and manifest.get("stage") == "dataset":
-        built = manifest.get("options", {}).get("form", "packed")
-        if nsp and built != "pairs":
-            raise UserError(f"--nsp: {path} is a dataset of form {built!r}; next-sentence prediction needs form 'pairs' "
-                            "(rebuild it with `build-dataset --form pairs`, or pass the corpus directory)")
-        return built
+        return manifest.get("options", {}).get("form", "packed")
     return "pairs" if nsp else "packed"
 
 
-def run_pretraining(input_file: str | os.PathLike, tokenizer_dir: str | os.PathLike, model_dir: str | os.PathLike, *,
-                    model_type: str = "bert-small", parameter_file: str | os.PathLike | None = None,
-                    precision: str = "fp32", whole_word_mask: bool = False, nsp: bool = False,
-                    do_continue: bool = False, init_from: str | os.PathLike | None = None, seed: int = 42,
-                    cache_dir: str | os.PathLike | None = None, overwrite_cache: bool = False, workers: int = 1,
-                    device: str = "auto", node_rank: int | None = None, local_rank: int | None = None,
-                    generator_weight: float = 1.0, discriminator_weight: float = 50.0,
-                    overrides: dict[str, Any] | None = None, progress: bool = True, **train_options: Any):
-    """The command as a function: train, then (on rank 0) export final/ when this call finished
-    the run; returns (TrainResult, final dir or None, DistContext)."""
+def run(args: argparse.Namespace) -> int:
+    """Flags -> preset and objective options (checked once) -> dataset -> TrainConfig -> train()
+    -> final/ on rank 0 when this run finished the preset's steps."""
     from ja_pretrain.config.parameters import load_parameters
     from ja_pretrain.dataset import prepare_dataset
     from ja_pretrain.export import export_final
     from ja_pretrain.training.distributed import barrier, setup_distributed, teardown_distributed
-    from ja_pretrain.training.objectives import ObjectiveOptions
+    from ja_pretrain.training.objectives import ObjectiveOptions, check_compatible
     from ja_pretrain.training.trainer import TrainConfig, train
 
-    params = apply_overrides(load_parameters(model_type, parameter_file), **(overrides or {}))
-    model_dir, tokenizer_dir = Path(model_dir), Path(tokenizer_dir)
-    if init_from is not None and not Path(init_from).is_dir():
-        raise UserError(f"--init_from {init_from}: no such model directory")
-    if params.is_electra and nsp:
-        raise UserError(f"--nsp: preset '{params.model_type}' is ELECTRA, which has no next-sentence prediction")
-    form = dataset_form(input_file, nsp)
-    ctx = setup_distributed(device, node_rank=node_rank, local_rank=local_rank)
+    tokenizer_dir, model_dir = Path(args.tokenizer_dir), Path(args.model_dir)
+    check_tokenizer_flags(tokenizer_dir, args.tokenizer_type, args.mecab_dic_type)
+    if args.peak_tflops is not None and args.peak_tflops <= 0:
+        raise UserError("--peak_tflops must be positive")
+    if args.init_from is not None and not Path(args.init_from).is_dir():
+        raise UserError(f"--init_from {args.init_from}: no such model directory")
+    params = apply_overrides(
+        load_parameters(args.model_type, args.parameter_file),
+        **{"train-steps": args.train_steps, "batch-size": args.batch_size, "learning-rate": args.learning_rate,
+           "warmup-steps": args.warmup_steps, "save-steps": args.save_steps, "logging-steps": args.logging_steps,
+           "accumulation-steps": args.accumulation_steps})
+    form = dataset_form(args.input_file, args.nsp)
+    options = check_compatible(params, ObjectiveOptions(
+        whole_word_mask=args.do_whole_word_mask, next_sentence_prediction=args.nsp,
+        generator_weight=args.generator_weight, discriminator_weight=args.discriminator_weight),
+        form, where=str(args.input_file))
+    ctx = setup_distributed(args.device, node_rank=args.node_rank, local_rank=args.local_rank)
+    final_dir = None
     try:
         dataset_dir = prepare_dataset(
-            input_file, tokenizer_dir, sequence_length=params.sequence_length, form=form,
-            cache_dir=Path(cache_dir) if cache_dir else model_dir / "dataset_cache",
-            overwrite_cache=overwrite_cache, workers=workers, progress=progress,
-        )
+            args.input_file, tokenizer_dir, sequence_length=params.sequence_length, form=form,
+            cache_dir=Path(args.cache_dir) if args.cache_dir else model_dir / "dataset_cache",
+            overwrite_cache=args.overwrite_cache and not args.disable_overwrite_cache, workers=args.workers,
+            progress=not args.no_progress)
         cfg = TrainConfig(
             dataset_dir=Path(dataset_dir), tokenizer_dir=tokenizer_dir, model_dir=model_dir, params=params,
-            options=ObjectiveOptions(whole_word_mask=whole_word_mask, next_sentence_prediction=nsp,
-                                     generator_weight=generator_weight, discriminator_weight=discriminator_weight),
-            precision=precision, seed=seed, do_continue=do_continue,
-            init_from=Path(init_from) if init_from else None, progress=progress, **train_options,
-        )
+            options=options, precision=resolve_precision(args.precision, args.fp16_type), seed=args.seed,
+            do_continue=args.do_continue, init_from=Path(args.init_from) if args.init_from else None,
+            save_total_limit=args.save_total_limit, eval_steps=args.eval_steps, eval_samples=args.eval_samples,
+            stop_after_steps=args.stop_after_steps, max_nonfinite_steps=args.max_nonfinite_steps,
+            peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None, progress=not args.no_progress,
+            cpu_ops=not args.torch_dropout, keep_host_memory=not args.system_malloc)
         result = train(cfg, ctx)
-        final_dir = None
         # A --do_continue of a finished run trains nothing, and final/ already holds its export.
         if result.finished and result.steps_run:
             if ctx.is_main:
                 final_dir = export_final(
                     result.objective, model_dir / "final", tokenizer_dir=tokenizer_dir, params=params,
-                    options=cfg.options, dataset_dir=cfg.dataset_dir, train_state=result.state,
+                    options=result.options, dataset_dir=cfg.dataset_dir, train_state=result.state,
                     last_train=result.last_train, last_valid=result.last_valid,
-                    facts={"input_file": str(input_file), "init_from": str(init_from) if init_from else None})
+                    facts={"input_file": str(args.input_file), "init_from": args.init_from})
             barrier(ctx)
     finally:
         teardown_distributed()
-    return result, final_dir, ctx
-
-
-def run(args: argparse.Namespace) -> int:
-    check_tokenizer_flags(Path(args.tokenizer_dir), args.tokenizer_type, args.mecab_dic_type)
-    if args.peak_tflops is not None and args.peak_tflops <= 0:
-        raise UserError("--peak_tflops must be positive")
-    result, final_dir, ctx = run_pretraining(
-        args.input_file, args.tokenizer_dir, args.model_dir,
-        model_type=args.model_type, parameter_file=args.parameter_file,
-        precision=resolve_precision(args.precision, args.fp16_type),
-        whole_word_mask=args.do_whole_word_mask, nsp=args.nsp, do_continue=args.do_continue,
-        init_from=args.init_from, seed=args.seed, cache_dir=args.cache_dir,
-        overwrite_cache=args.overwrite_cache and not args.disable_overwrite_cache, workers=args.workers,
-        device=args.device, generator_weight=args.generator_weight, discriminator_weight=args.discriminator_weight,
-        node_rank=args.node_rank, local_rank=args.local_rank,
-        overrides={"train-steps": args.train_steps, "batch-size": args.batch_size, "learning-rate": args.learning_rate,
-                   "warmup-steps": args.warmup_steps, "save-steps": args.save_steps,
-                   "logging-steps": args.logging_steps, "accumulation-steps": args.accumulation_steps},
-        save_total_limit=args.save_total_limit, eval_steps=args.eval_steps, eval_samples=args.eval_samples,
-        stop_after_steps=args.stop_after_steps, max_nonfinite_steps=args.max_nonfinite_steps,
-        peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None, progress=not args.no_progress,
-        cpu_ops=not args.torch_dropout, keep_host_memory=not args.system_malloc,
-    )
-    if ctx.is_main and result.finished and not result.steps_run:
-        print(f"run-pretraining: {args.model_dir} is already complete (its last step, {result.step}, was "
-              "trained before); nothing trained, final/ left as it was")
-    elif ctx.is_main:
-        valid = result.last_valid
-        figures = "".join(f", {key.replace('_', ' ')} {value:.4f}" for key, value in valid.items()
-                          if key.endswith("accuracy") and isinstance(value, float))
-        figures = f"; held-out loss {valid['loss']:.4f}{figures}" if valid else ""
-        where = f"model in {final_dir}" if final_dir else f"checkpoint in {args.model_dir}"
-        print(f"run-pretraining: step {result.step}, {result.tokens_seen} tokens{figures}; {where}")
+    if ctx.is_main:
+        print(summary_line(result, final_dir, model_dir))
     return 0
+
+
+def summary_line(result, final_dir: Path | None, model_dir: Path) -> str:
+    if result.finished and not result.steps_run:
+        return (f"run-pretraining: {model_dir} is already complete (its last step, {result.step}, was trained "
+                "before); nothing trained, final/ left as it was")
+    valid = result.last_valid
+    figures = "".join(f", {key.replace('_', ' ')} {value:.4f}" for key, value in valid.items()
+                      if key.endswith("accuracy") and isinstance(value, float))
+    figures = f"; held-out loss {valid['loss']:.4f}{figures}" if valid else ""
+    where = f"model in {final_dir}" if final_dir else f"checkpoint in {model_dir}"
+    return f"run-pretraining: step {result.step}, {result.tokens_seen} tokens{figures}; {where}"

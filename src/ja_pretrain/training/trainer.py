@@ -20,7 +20,6 @@ Launch (see `ja-pretrain run-pretraining --help`):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_
 from ja_pretrain.training.host_memory import keep_freed_memory
 from ja_pretrain.training.masking import draw_mask_noise
 from ja_pretrain.training.metrics import MetricWindow, TrainLogger, measure_matmul_peak, summarize
-from ja_pretrain.training.objectives import Objective, ObjectiveOptions, build_objective
+from ja_pretrain.training.objectives import Objective, ObjectiveOptions, build_objective, check_compatible
 from ja_pretrain.training.optim import build_optimizer, build_scheduler
 from ja_pretrain.training.sampler import SampleOrder
 
@@ -83,6 +82,7 @@ class TrainResult:
     steps_run: int
     finished: bool
     state: dict[str, Any]  # the checkpoint state at the end (step, tokens_seen, precision...)
+    options: ObjectiveOptions  # as trained (a 'pairs' dataset turns NSP on)
     objective: Any = field(default=None, repr=False)  # the trained objective, unwrapped
 
 
@@ -123,19 +123,9 @@ class Trainer:
             self.valid_set = open_samples(cfg.dataset_dir, "valid")
         except UserError:
             self.valid_set = None
-        if self.train_set.sequence_length != params.sequence_length:
-            raise UserError(f"{cfg.dataset_dir}: built for sequence length {self.train_set.sequence_length}, "
-                            f"but preset '{params.model_type}' has {params.sequence_length}")
-        options = cfg.options
-        if params.is_electra and (options.next_sentence_prediction or self.train_set.form == "pairs"):
-            raise UserError(f"preset '{params.model_type}' is ELECTRA, which has no next-sentence prediction; "
-                            "drop --nsp and train on a 'packed' dataset (or the corpus)")
-        if self.train_set.form == "pairs" and not options.next_sentence_prediction:
-            options = dataclasses.replace(options, next_sentence_prediction=True)
-        elif options.next_sentence_prediction and self.train_set.form != "pairs":
-            raise UserError(f"{cfg.dataset_dir}: next-sentence prediction needs a dataset of form 'pairs' "
-                            f"(this one is {self.train_set.form!r}); rebuild it with --form pairs or drop --nsp")
-        self.options = options
+        self.options = options = check_compatible(params, cfg.options, self.train_set.form,
+                                                  sequence_length=self.train_set.sequence_length,
+                                                  where=str(cfg.dataset_dir))
         self.layout = batch_layout(params, ctx)
         self.accumulation = params.accumulation_steps
 
@@ -393,7 +383,7 @@ class Trainer:
         tokens = self.global_tokens()
         return TrainResult(self.step, int(last_train.get("tokens_seen", 0)), last_train, last_valid,
                            steps_run=self.step - first_step, finished=self.step >= params.train_steps,
-                           state=self.state(tokens), objective=self.objective)
+                           state=self.state(tokens), options=self.options, objective=self.objective)
 
     @property
     def params(self) -> ModelParameters:

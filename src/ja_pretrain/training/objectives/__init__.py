@@ -3,13 +3,39 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ja_pretrain.config.parameters import ModelParameters
+from ja_pretrain.errors import UserError
 from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput
 from ja_pretrain.training.objectives.bert import BertObjective, build_bert_objective
 from ja_pretrain.training.objectives.electra import ElectraObjective, build_electra_objective
 
 __all__ = ["BertObjective", "ElectraObjective", "Objective", "ObjectiveOptions", "ObjectiveOutput",
-           "build_bert_objective", "build_electra_objective", "build_objective"]
+           "build_bert_objective", "build_electra_objective", "build_objective", "check_compatible"]
+
+
+def check_compatible(params: ModelParameters, options: ObjectiveOptions, form: str, *,
+                     sequence_length: int | None = None, where: str = "the dataset") -> ObjectiveOptions:
+    """The options a run of preset `params` on a dataset of `form` trains with, or a UserError.
+
+    The one rule for preset, objective and dataset, checked by run-pretraining before it builds
+    a dataset and by the trainer on the dataset it opens: ELECTRA has no next-sentence
+    prediction; a 'pairs' dataset means NSP and NSP needs one; the dataset's sequence length is
+    the preset's.
+    """
+    if params.is_electra and (options.next_sentence_prediction or form == "pairs"):
+        raise UserError(f"preset '{params.model_type}' is ELECTRA, which has no next-sentence prediction; "
+                        "drop --nsp and train on a 'packed' dataset (or the corpus)")
+    if options.next_sentence_prediction and form != "pairs":
+        raise UserError(f"{where}: next-sentence prediction needs a dataset of form 'pairs' (this one is {form!r}); "
+                        "rebuild it with `build-dataset --form pairs`, pass the corpus directory, or drop --nsp")
+    if sequence_length is not None and sequence_length != params.sequence_length:
+        raise UserError(f"{where}: built for sequence length {sequence_length}, but preset '{params.model_type}' "
+                        f"has {params.sequence_length}")
+    if form == "pairs" and not options.next_sentence_prediction:
+        return dataclasses.replace(options, next_sentence_prediction=True)
+    return options
 
 
 def build_objective(
