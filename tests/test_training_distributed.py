@@ -51,6 +51,39 @@ def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(
             torch.testing.assert_close(r["grads"][name], g, rtol=1e-4, atol=1e-7, msg=name)
 
 
+def _fp16_worker(rank, port, tiny, out_dir):
+    from ja_pretrain.config.parameters import load_parameters  # noqa: F401  (import before the group)
+    from ja_pretrain.training.distributed import teardown_distributed
+    from ja_pretrain.training.metrics import MetricWindow
+
+    ctx = join_two_nodes(rank, port)
+    try:
+        trainer = build_trainer(tiny, Path(out_dir) / f"model{rank}", "bert-micro", {"0": 3, "1": 5}, ctx,
+                                precision="fp16")
+        if rank == 0:  # only this rank's loss is not finite
+            forward = trainer.objective.forward
+
+            def poisoned(*args, **kwargs):
+                out = forward(*args, **kwargs)
+                out.sums["mlm"] = out.sums["mlm"] * float("nan")
+                return out
+
+            trainer.objective.forward = poisoned
+        trainer.apply_update(trainer.accumulate_gradients(MetricWindow()))
+        torch.save({"skipped": int(trainer.skipped), "in_a_row": int(trainer.consecutive_nonfinite)},
+                   Path(out_dir) / f"fp16-rank{rank}.pt")
+    finally:
+        teardown_distributed()
+
+
+def test_fp16_ranks_agree_on_a_non_finite_step(tiny, tmp_path):
+    """One rank's non-finite fp16 loss is a skipped step on every rank; counted on one rank only,
+    that rank would stop at --max_nonfinite_steps while the others wait in their next collective."""
+    mp.spawn(_fp16_worker, args=(free_port(), tiny, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"fp16-rank{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0] == ranks[1] == {"skipped": 1, "in_a_row": 1}
+
+
 def test_two_node_torchrun_on_localhost_trains_and_checkpoints(tiny, tmp_path):
     model_dir = tmp_path / "model"
     port = free_port()

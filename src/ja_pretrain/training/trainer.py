@@ -276,12 +276,15 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.objective.parameters(), MAX_GRAD_NORM, foreach=True)
+        # Each rank saw only its own losses: every rank must count a step as bad when any rank's
+        # loss was, or the counts (and the --max_nonfinite_steps stop) differ between ranks.
         if self.scaler is not None:  # the scaler skips overflowing steps itself
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            bad = ~finite
+            # Only the loss: gradients overflow while the scaler finds its scale, which is not an error.
+            bad = all_reduce_sum((~finite).to(torch.float32), self.ctx) > 0
         else:
-            # Each rank saw only its own losses: agree on skipping, or the replicas drift apart.
+            # and agree on skipping, or the replicas drift apart
             bad = all_reduce_sum((~(finite & torch.isfinite(grad_norm))).to(torch.float32), self.ctx) > 0
             self.optimizer.found_inf = bad.to(torch.float32)  # the fused AdamW skips on the device
             self.optimizer.step()
