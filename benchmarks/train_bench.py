@@ -256,7 +256,7 @@ def arm_summary(times: dict[str, list[list[tuple[float, float]]]], clock: int, t
 
 def measure_peaks(clock: int) -> dict[str, float]:
     """Matmul FLOP/s per precision, by the clock the table uses (0 wall, 1 CPU time)."""
-    from ja_pretrain.training.metrics import measure_matmul_peak
+    from ja_pretrain.training.peak import measure_matmul_peak
     from ja_pretrain.training.trainer import PRECISIONS as DTYPES
 
     if torch.cuda.is_available():

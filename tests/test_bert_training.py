@@ -36,6 +36,7 @@ def test_loss_falls_on_the_sample(trained):
     first = train[0]
     for key in ("lr", "grad_norm", "tokens_per_s", "mfu", "tokens_seen"):
         assert first[key] > 0, key
+    assert (first["mfu_peak_tflops"], first["mfu_peak"]) == (1.0, "--peak_tflops")  # the tests state it
     assert train[-1]["tokens_seen"] > train[0]["tokens_seen"]
     assert list((trained / "runs").iterdir()), "no TensorBoard events"
 

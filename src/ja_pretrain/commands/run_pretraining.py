@@ -236,5 +236,8 @@ def summary_line(result, final_dir: Path | None, model_dir: Path) -> str:
     figures = "".join(f", {key.replace('_', ' ')} {value:.4f}" for key, value in valid.items()
                       if key.endswith("accuracy") and isinstance(value, float))
     figures = f"; held-out loss {valid['loss']:.4f}{figures}" if valid else ""
+    train = result.last_train
+    if isinstance(train.get("mfu"), float):
+        figures += f"; MFU {train['mfu']:.1%} of {train['mfu_peak_tflops']:.4g} TFLOP/s ({train['mfu_peak']})"
     where = f"model in {final_dir}" if final_dir else f"checkpoint in {model_dir}"
     return f"run-pretraining: step {result.step}, {result.tokens_seen} tokens{figures}; {where}"

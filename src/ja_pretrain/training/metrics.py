@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -76,33 +75,6 @@ def summarize(values: dict[str, float], loss_weights: dict[str, float]) -> dict[
             denominator = values.get(f"den/{name}", 0.0)
             record[name] = numerator / denominator if denominator else float("nan")
     return record
-
-
-def measure_matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 1.0, size: int | None = None) -> float:
-    """FLOP/s of a large square matmul on `device` in `dtype`: the peak MFU is measured against.
-
-    Uses its own generator so the global RNG (dropout) is untouched.
-    """
-    size = size or (4096 if device.type == "cuda" else 1024)
-    generator = torch.Generator(device=device).manual_seed(0)
-    a = torch.randn(size, size, device=device, dtype=torch.float32, generator=generator).to(dtype)
-    b = torch.randn(size, size, device=device, dtype=torch.float32, generator=generator).to(dtype)
-    torch.matmul(a, b)  # warm-up
-    _sync(device)
-    runs, start = 0, time.perf_counter()
-    while True:
-        torch.matmul(a, b)
-        runs += 1
-        if runs % 4 == 0:
-            _sync(device)
-            elapsed = time.perf_counter() - start
-            if elapsed >= seconds:
-                return 2.0 * size**3 * runs / elapsed
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class TrainLogger:

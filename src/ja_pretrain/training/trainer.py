@@ -36,9 +36,10 @@ from ja_pretrain.training import checkpoint as ckpt
 from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_layout, check_same_step
 from ja_pretrain.training.host_memory import keep_freed_memory
 from ja_pretrain.training.masking import draw_mask_noise
-from ja_pretrain.training.metrics import MetricWindow, TrainLogger, measure_matmul_peak, summarize
+from ja_pretrain.training.metrics import MetricWindow, TrainLogger, summarize
 from ja_pretrain.training.objectives import Objective, ObjectiveOptions, build_objective, check_compatible
 from ja_pretrain.training.optim import build_optimizer, build_scheduler
+from ja_pretrain.training.peak import Peak, resolve_peak
 from ja_pretrain.training.sampler import SampleOrder
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,12 @@ class Trainer:
         self.consecutive_nonfinite = torch.zeros((), dtype=torch.long, device=ctx.device)
         self.skipped = torch.zeros((), dtype=torch.long, device=ctx.device)
 
-        if cfg.peak_flops is None and ctx.is_main:
-            self.peak_flops = measure_matmul_peak(ctx.device, self.dtype, seconds=0.5)
+        # Only rank 0 logs MFU, so only it measures; the others would only slow the start.
+        if ctx.is_main:
+            self.peak = resolve_peak(ctx.device, self.dtype, cfg.peak_flops)
+            log.info("MFU is measured against %.4g TFLOP/s per device (%s)", self.peak.tflops, self.peak.source)
         else:
-            self.peak_flops = cfg.peak_flops or float("nan")
+            self.peak = Peak(cfg.peak_flops or float("nan"), "rank 0's")
         self._resume_or_check_fresh()
         check_same_step(self.step, ctx)
         if ctx.distributed:
@@ -332,10 +335,11 @@ class Trainer:
         record = summarize(values, self.objective.loss_weights)
         tokens = values.get("tokens", 0.0)
         per_s = tokens / elapsed if elapsed > 0 else float("nan")
-        mfu = values.get("flops", 0.0) / elapsed / (self.peak_flops * self.ctx.world_size) if elapsed > 0 else float("nan")
+        mfu = values.get("flops", 0.0) / elapsed / (self.peak.flops * self.ctx.world_size) if elapsed > 0 else float("nan")
         out = {"split": "train", "step": self.step, "tokens_seen": self.global_tokens(), **record,
                "lr": self.scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
-               "tokens_per_s": per_s, "mfu": mfu, "nonfinite_steps": self.nonfinite_total}
+               "tokens_per_s": per_s, "mfu": mfu, "mfu_peak_tflops": self.peak.tflops, "mfu_peak": self.peak.source,
+               "nonfinite_steps": self.nonfinite_total}
         if consecutive >= self.cfg.max_nonfinite_steps:
             raise UserError(
                 f"the loss or gradients were not finite for {int(consecutive)} steps in a row (up to step {self.step}); "
