@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))  # also without the package installed
 DOCS = ROOT / "docs" / "cli.md"
 WIDTH = "100"  # argparse wraps help at $COLUMNS: fixed, so the file is the same on every machine
 

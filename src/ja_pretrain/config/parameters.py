@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ja_pretrain.errors import UserError
+from ja_pretrain.resources import resource_path
 
 DEFAULT_PARAMETER_FILE = "parameter.json"
 
@@ -120,8 +121,6 @@ class ModelParameters:
 
 
 def default_parameter_file() -> Path:
-    from ja_pretrain.resources import resource_path
-
     return resource_path(DEFAULT_PARAMETER_FILE)
 
 

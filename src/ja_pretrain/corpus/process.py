@@ -9,6 +9,7 @@ the single writing process.
 from __future__ import annotations
 
 import hashlib
+import signal
 from dataclasses import dataclass
 
 from ja_pretrain.corpus.normalize import normalize_line
@@ -70,7 +71,6 @@ _worker_options: CleanOptions | None = None
 
 
 def init_worker(options: CleanOptions) -> None:
-    import signal
 
     # Ctrl-C is handled once, by the parent, which then stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

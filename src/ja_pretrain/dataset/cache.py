@@ -102,7 +102,7 @@ def prepare_dataset(
     else:
         _wait_for(target, failed)
     if distributed:
-        import torch.distributed as dist
+        import torch.distributed as dist  # here: building a dataset alone never needs torch
 
         dist.barrier()
     if not _is_dataset(target):
@@ -113,7 +113,7 @@ def prepare_dataset(
 def _local_rank() -> tuple[int, bool]:
     rank, initialised = 0, False
     try:
-        import torch.distributed as dist
+        import torch.distributed as dist  # (see prepare_dataset)
 
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             rank, initialised = dist.get_rank(), True

@@ -73,7 +73,7 @@ def _exclusive(target: Path) -> Iterator[None]:
     The kernel drops the lock when the process dies, so a crash never blocks the next run.
     """
     try:
-        import fcntl
+        import fcntl  # POSIX only: Windows has no fcntl (and gets no lock)
     except ImportError:  # Windows: no flock; running one download per file is up to the user
         yield
         return

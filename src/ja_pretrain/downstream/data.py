@@ -24,6 +24,7 @@ from typing import Any
 from ja_pretrain.downstream.readers import Example, read_task_file
 from ja_pretrain.downstream.tasks import SPLIT_DOCUMENTS, TaskSpec
 from ja_pretrain.errors import UserError
+from ja_pretrain.resources import sample_corpus_path
 from ja_pretrain.utils.manifest import file_sha256
 
 # The collection a split-by-document task reads, by the names its publisher uses.
@@ -163,7 +164,6 @@ def load_task_data(spec: TaskSpec, data: list[str | os.PathLike] | str | os.Path
     elif paths:
         files = locate(spec, paths)
     elif spec.name == "smoke":
-        from ja_pretrain.resources import sample_corpus_path
 
         files = {"collection": sample_corpus_path()}
     else:

@@ -23,12 +23,16 @@ from typing import Any
 
 import numpy as np
 import torch
+import transformers
+from tqdm import tqdm
+from transformers.utils import logging as hf_logging
 
 from ja_pretrain.downstream import heads
 from ja_pretrain.downstream.batches import collate, evaluation_batches, training_batches
 from ja_pretrain.downstream.encoding import EncodedSplit
 from ja_pretrain.downstream.tasks import TaskSpec
 from ja_pretrain.errors import UserError
+from ja_pretrain.models.cpu_ops import use_cpu_ops
 
 log = logging.getLogger(__name__)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -77,8 +81,6 @@ class RunResult:
 @contextlib.contextmanager
 def _quiet_transformers():
     """transformers warns at every load that the new head is untrained: that is the point here."""
-    from transformers.utils import logging as hf_logging
-
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
@@ -89,8 +91,6 @@ def _quiet_transformers():
 
 def load_task_model(model_dir: Path, spec: TaskSpec, seed: int):
     """The pretrained encoder with a task head initialised from `seed`."""
-    import transformers
-
     auto = getattr(transformers, heads.AUTO_CLASSES[spec.kind])
     torch.manual_seed(seed)
     with _quiet_transformers():
@@ -149,7 +149,6 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
     dtype = PRECISIONS[opts.precision]
     model = load_task_model(model_dir, spec, opts.seed).to(device)
     if device.type == "cpu" and opts.cpu_ops:
-        from ja_pretrain.models.cpu_ops import use_cpu_ops
 
         use_cpu_ops(model)
     model.train()
@@ -209,7 +208,6 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
 def _progress(total: int, opts: RunOptions):
     if not opts.progress:
         return None
-    from tqdm import tqdm
 
     return tqdm(total=total, desc=opts.label, unit="step", leave=False, dynamic_ncols=True,
                 disable=os.environ.get("CI") == "true" and not os.isatty(2))

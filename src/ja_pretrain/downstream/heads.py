@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import AutoConfig
 
 from ja_pretrain.downstream.batches import row_sequences, sequence_positions
 from ja_pretrain.downstream.encoding import EncodedSplit, encode_split
@@ -44,8 +45,6 @@ AUTO_CLASSES = {
 
 def model_config(model_dir: Path, spec: TaskSpec):
     """The pretrained model's config with the task's head: labels, their names, the loss."""
-    from transformers import AutoConfig
-
     config = AutoConfig.from_pretrained(model_dir)
     if spec.kind == REGRESSION:
         config.num_labels, config.problem_type = 1, "regression"
@@ -83,7 +82,6 @@ def targets(spec: TaskSpec, split: EncodedSplit, rows: np.ndarray) -> dict[str, 
 
 class Collector:
     """Gathers a split's outputs batch by batch, in any row order, then makes predictions."""
-
     def __init__(self, spec: TaskSpec, split: EncodedSplit):
         self.spec, self.split = spec, split
         if spec.kind in (QUESTION_ANSWERING, TOKEN_CLASSIFICATION):

@@ -36,6 +36,8 @@ from ja_pretrain.downstream.finetune import RunOptions, RunResult, resolve_devic
 from ja_pretrain.downstream.scorecard import SCORES_KIND, scorecard_lines
 from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, TASKS, TaskSpec, get_task
 from ja_pretrain.errors import UserError
+from ja_pretrain.tokenization.encoder import FastEncoder
+from ja_pretrain.tokenization.files import copy_tokenizer, tokenizer_files
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from ja_pretrain.utils.manifest import check_output_dir, fingerprint, read_manifest, write_manifest
 
@@ -47,7 +49,6 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 @dataclass
 class Protocol:
     """Everything that decides a task's scores besides the model and the data."""
-
     learning_rates: tuple[float, ...] = DEFAULT_LEARNING_RATES
     epochs: tuple[int, ...] = DEFAULT_EPOCHS
     seeds: int = 1
@@ -123,8 +124,6 @@ def resolve_model_dir(model_dir: str | os.PathLike) -> Path:
 
 def check_tokenizer(model_dir: Path, tokenizer_dir: str | os.PathLike | None) -> Path:
     """The tokenizer to encode with, checked against the model's embedding."""
-    from ja_pretrain.tokenization.encoder import FastEncoder
-
     directory = Path(tokenizer_dir) if tokenizer_dir else model_dir
     if tokenizer_dir is None and not (directory / "tokenizer_config.json").is_file():
         raise UserError(f"MODEL_DIR {model_dir}: no tokenizer beside the model (tokenizer_config.json and vocab.txt); "
@@ -185,7 +184,6 @@ def prediction_lines(spec: TaskSpec, valid: EncodedSplit, chosen: list[RunResult
 
 
 def _inputs(model: dict[str, str], tokenizer: Path, data: TaskData) -> dict[str, Any]:
-    from ja_pretrain.tokenization.files import tokenizer_files
 
     return {"model": model,
             "tokenizer": {p.name: path_fingerprint(p) for p in tokenizer_files(tokenizer)},
@@ -232,8 +230,6 @@ def run_grid(spec: TaskSpec, model_dir: Path, train: EncodedSplit, valid: Encode
 def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, str], opts: SuiteOptions,
              task_out: Path) -> dict[str, Any]:
     """Fine-tune and score one task into `task_out`; returns its scores record."""
-    from ja_pretrain.tokenization.encoder import FastEncoder
-
     protocol = opts.protocol
     started = time.perf_counter()
     data = load_task_data(spec, opts.data, train=opts.train, valid=opts.valid, valid_ratio=protocol.valid_ratio,
@@ -312,7 +308,6 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
 def save_finetuned(result: RunResult, tokenizer: Path, out: Path) -> None:
     """The run's model as a save_pretrained dir that loads with AutoModelFor...: the attention
     and dropout switches of training are not saved, so it loads as a plain transformers model."""
-    from ja_pretrain.tokenization.files import copy_tokenizer
 
     model = result.model
     model.config._attn_implementation = "sdpa"

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import transformers
+from tqdm import tqdm
+from transformers import AutoTokenizer
 
 from ja_pretrain.errors import UserError
 from ja_pretrain.evaluation.heldout import (
@@ -23,6 +26,9 @@ from ja_pretrain.evaluation.heldout import (
     HeldOutSet,
     build_heldout_set,
 )
+from ja_pretrain.evaluation.metrics import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
+from ja_pretrain.utils.atomic import atomic_write_json
+from ja_pretrain.utils.manifest import write_manifest
 
 MASKED_LM = "masked-lm"
 REPLACED_TOKEN_DETECTION = "replaced-token-detection"
@@ -54,7 +60,6 @@ def resolve_model_dirs(model_dir: str | os.PathLike) -> list[tuple[str, Path]]:
 
 
 def load_model(path: Path):
-    import transformers
 
     config = transformers.AutoConfig.from_pretrained(path)
     architecture = (config.architectures or [None])[0]
@@ -70,7 +75,6 @@ def load_model(path: Path):
 
 
 def load_tokenizer(path: Path):
-    from transformers import AutoTokenizer
 
     try:
         return AutoTokenizer.from_pretrained(path)
@@ -112,9 +116,7 @@ def evaluate_model(
     valid.txt or a text file); return the figures and, with `out_dir`, write OUT/metrics.json
     and OUT/manifest.json. Models are keyed by their dir name ("final" becomes its parent's
     name); a name seen twice is prefixed with its parent's."""
-    from tqdm import tqdm
 
-    from ja_pretrain.evaluation.metrics import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
 
     started = time.time()
     if batch_size < 1:
@@ -201,8 +203,6 @@ def _unique_label(label: str, path: Path, taken: list[str]) -> str:
 
 
 def write_metrics(out_dir: str | os.PathLike, report: dict[str, Any], **inputs: Any) -> None:
-    from ja_pretrain.utils.atomic import atomic_write_json
-    from ja_pretrain.utils.manifest import write_manifest
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ Log = tuple[str, list[dict[str, Any]]]
 
 
 def _pyplot():
+    # Here, not at the top: matplotlib takes a second to import and only the report draws.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -3,13 +3,19 @@ tokenizer statistics, the models and their held-out figures."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.downstream.scorecard import scorecard_lines
+from ja_pretrain.evaluation import plots
 from ja_pretrain.evaluation.rundir import RunContents, model_summary, read_train_log, scan_run_dir
+from ja_pretrain.evaluation.tokenizer_stats import tokenizer_statistics
+from ja_pretrain.utils.atomic import atomic_write_text
+from ja_pretrain.utils.manifest import fingerprint, write_manifest
 
 REPORT_NAME = "report.md"
 
@@ -63,8 +69,6 @@ def stage_section(run: RunContents) -> list[str]:
 
 def pipeline_section(run: RunContents) -> list[str]:
     """Stages the pipeline ran here (RUN_DIR/.pipeline/STAGE.json), in the order of its plan."""
-    import json
-
     plan_path = run.root / "pipeline-plan.json"
     try:
         order = [entry["stage"] for entry in json.loads(plan_path.read_text(encoding="utf-8"))
@@ -84,7 +88,6 @@ def pipeline_section(run: RunContents) -> list[str]:
 
 
 def tokenizer_section(run: RunContents, max_sentences: int) -> list[str]:
-    from ja_pretrain.evaluation.tokenizer_stats import tokenizer_statistics
 
     if not run.tokenizers:
         return ["No tokenizer in this run directory.", ""]
@@ -166,8 +169,6 @@ def evaluation_section(run: RunContents) -> list[str]:
 
 def downstream_section(run: RunContents) -> list[str]:
     """Our models' dev scores per task (from `ja-pretrain finetune`) beside published figures."""
-    from ja_pretrain.downstream.scorecard import scorecard_lines
-
     if not run.downstream:
         return ["No downstream scores (run `ja-pretrain finetune MODEL_DIR --task ... --out DIR`).", ""]
     by_model: dict[str, dict[str, dict[str, Any]]] = {}
@@ -186,10 +187,6 @@ def downstream_section(run: RunContents) -> list[str]:
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                  tokenizer_sentences: int = 5000) -> Path:
     """Write OUT/report.md (default RUN_DIR/report/) and its PNG plots; return the report's path."""
-    from ja_pretrain.evaluation import plots
-    from ja_pretrain.utils.atomic import atomic_write_text
-    from ja_pretrain.utils.manifest import fingerprint, write_manifest
-
     started = time.time()
     run = scan_run_dir(run_dir)
     out = Path(out_dir) if out_dir else run.root / "report"

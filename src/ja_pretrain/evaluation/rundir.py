@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
+
 from ja_pretrain.downstream.scorecard import is_scores
 from ja_pretrain.errors import UserError
 
@@ -111,7 +113,6 @@ def model_summary(model_dir: Path) -> dict[str, Any]:
     }
     weights = model_dir / "model.safetensors"
     if weights.is_file():
-        from safetensors import safe_open
 
         total = 0
         with safe_open(str(weights), framework="numpy") as f:

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from transformers import AutoTokenizer
+
 from ja_pretrain.corpus.layout import iter_documents
 
 DEFAULT_SENTENCES = 5000
@@ -23,7 +25,6 @@ def tokenizer_statistics(tokenizer_dir: str | os.PathLike, text_path: str | os.P
     - characters_per_token: characters of text / subword tokens;
     - vocabulary_used: distinct ids seen / vocabulary size.
     """
-    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     unk = tokenizer.unk_token_id

@@ -24,11 +24,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+import transformers
+
+from ja_pretrain.config.parameters import load_parameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.export.common import fmt, usage_lines, write_final_manifest
+from ja_pretrain.models.electra_checkpoint import joint_model_from_dir, read_joint_config
 from ja_pretrain.tokenization.files import copy_tokenizer
+from ja_pretrain.training.checkpoint import latest_checkpoint
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
-from ja_pretrain.utils.manifest import read_manifest, write_manifest
+from ja_pretrain.utils.manifest import file_sha256, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +101,6 @@ def export_electra_final(objective: Any, out_dir: str | os.PathLike, *, tokenize
                          params: Any, options: Any, dataset_dir: str | os.PathLike, train_state: dict,
                          last_train: dict, last_valid: dict, facts: dict | None = None) -> Path:
     """Write `out_dir` (normally MODEL_DIR/final) for a trained ElectraObjective; returns the path."""
-
     facts = dict(facts or {})
     dataset_manifest = read_manifest(dataset_dir)
     with atomic_directory(out_dir) as tmp:
@@ -115,9 +120,6 @@ def export_electra_final(objective: Any, out_dir: str | os.PathLike, *, tokenize
 # -- extract-electra --------------------------------------------------------------------------------
 def resolve_joint_dir(input_dir: str | os.PathLike) -> Path:
     """The joint model dir: `input_dir` itself, its final/, or (for a MODEL_DIR) its latest checkpoint."""
-    from ja_pretrain.models.electra_checkpoint import read_joint_config
-    from ja_pretrain.training.checkpoint import latest_checkpoint
-
     root = Path(input_dir)
     if not root.is_dir():
         raise UserError(f"--input_dir {root}: no such directory")
@@ -145,7 +147,6 @@ def check_preset(joint: dict, directory: Path, parameter_file: str | os.PathLike
         if parameter_file:
             raise UserError("--parameter_file needs --model_type (the preset name within it)")
         return None
-    from ja_pretrain.config.parameters import load_parameters
 
     params = load_parameters(model_type, parameter_file)
     if not params.is_electra:
@@ -222,7 +223,6 @@ def half_model_card(*, role: str, architecture: str, auto: str, joint: dict, sou
 
 
 def _probe_inputs(config: Any):
-    import torch
 
     generator = torch.Generator().manual_seed(0)
     length = min(32, config.max_position_embeddings)
@@ -235,9 +235,6 @@ def _probe_inputs(config: Any):
 
 def _verify(saved_dir: Path, net: Any, auto_name: str, role: str) -> float:
     """Load `saved_dir` through the Auto class; its logits must equal the joint model's half."""
-    import torch
-    import transformers
-
     loaded = getattr(transformers, auto_name).from_pretrained(saved_dir)
     loaded.eval()
     net.eval()
@@ -261,7 +258,6 @@ def extract_electra(input_dir: str | os.PathLike, output_dir: str | os.PathLike,
 
     Returns {"generator": path, "discriminator": path} for the halves written.
     """
-    from ja_pretrain.models.electra_checkpoint import joint_model_from_dir, read_joint_config
 
     if not (generator or discriminator):
         raise UserError("nothing to extract: give --generator and/or --discriminator (or neither, for both)")
@@ -305,6 +301,5 @@ def extract_electra(input_dir: str | os.PathLike, output_dir: str | os.PathLike,
 
 
 def _sha256(path: Path) -> str:
-    from ja_pretrain.utils.manifest import file_sha256
 
     return file_sha256(path) if path.is_file() else ""

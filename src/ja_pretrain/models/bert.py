@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from safetensors.torch import load_file
 from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
 
 from ja_pretrain.config.parameters import ModelParameters
@@ -37,8 +38,6 @@ def build_bert_model(params: ModelParameters, special_ids: dict[str, int], vocab
 
 def load_bert_weights(model: BertForMaskedLM | BertForPreTraining, directory: str | os.PathLike) -> None:
     """Load a save_pretrained BERT dir into `model`; the NSP head may be absent or extra."""
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     config_file, weights_file = directory / "config.json", directory / "model.safetensors"
     if not config_file.is_file() or not weights_file.is_file():

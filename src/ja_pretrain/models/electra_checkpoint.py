@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import ElectraConfig
 
 from ja_pretrain.config.parameters import ModelParameters
@@ -32,7 +33,6 @@ def save_joint_model(model: ElectraJointModel, directory: str | os.PathLike, par
     discriminator's config in config.json, `AutoModelForPreTraining.from_pretrained(DIR)` then
     loads the trained discriminator (warning about the generator's keys) instead of a random one.
     """
-    from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,6 @@ def joint_model_from_dir(directory: str | os.PathLike) -> tuple[ElectraJointMode
 
 
 def _read_state(directory: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
 
     weights = directory / "model.safetensors"
     if weights.is_file():

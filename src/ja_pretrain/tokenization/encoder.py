@@ -26,14 +26,19 @@ in order; `encode_flat` gives one batch as flat numpy arrays.
 from __future__ import annotations
 
 import collections
+import multiprocessing
 import operator
 import os
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from itertools import chain
 from pathlib import Path
 
 import numpy as np
+import sentencepiece as spm
+from tokenizers import Tokenizer
+from tokenizers.models import WordPiece
 
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.files import SPECIAL_NAMES, SPECIAL_TOKENS, VOCAB_FILE, read_tokenizer_config
@@ -214,8 +219,6 @@ class _WordPieceSubwords:
     transformers' WordpieceTokenizer, with the same 100-character limit."""
 
     def __init__(self, vocab_path: Path):
-        from tokenizers import Tokenizer
-        from tokenizers.models import WordPiece
 
         vocab: dict[str, int] = {}
         with open(vocab_path, encoding="utf-8") as f:
@@ -248,7 +251,6 @@ class _SentencePieceSubwords:
     preprocessing and its special case for pieces like "12,"."""
 
     def __init__(self, model_path: Path):
-        import sentencepiece as spm
 
         self._sp = spm.SentencePieceProcessor()
         self._sp.Load(str(model_path))
@@ -314,8 +316,6 @@ def encode_in_workers(tokenizer_dir: str | os.PathLike, jobs: Iterable, function
         for job in jobs:
             yield function(encoder, job)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     # spawn: callers may hold threads (torch, Rust pools) that fork would copy in a broken state.
     # A worker that dies raises BrokenProcessPool here instead of hanging the build.

@@ -16,15 +16,22 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
 import shutil
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import sentencepiece as spm
+from tokenizers import Tokenizer
+from tokenizers.models import WordPiece
+from tokenizers.pre_tokenizers import WhitespaceSplit
+from tokenizers.trainers import WordPieceTrainer
 from tqdm import tqdm
 
 from ja_pretrain.corpus.layout import corpus_files
@@ -255,8 +262,6 @@ def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, wor
     if workers <= 1:
         results = [_segment_part(j) for j in tqdm(jobs, desc="segment", unit=" parts", leave=False)]
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(tqdm(pool.map(_segment_part, jobs), total=len(jobs), desc="segment", unit=" parts", leave=False))
@@ -277,10 +282,6 @@ def _alphabet(characters: Counter, limit: int) -> list[str]:
 
 
 def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency, alphabet) -> dict:
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordPiece
-    from tokenizers.pre_tokenizers import WhitespaceSplit
-    from tokenizers.trainers import WordPieceTrainer
 
     tokenizer = Tokenizer(WordPiece(unk_token=SPECIAL_TOKENS[1], continuing_subword_prefix="##"))
     # Words are already segmented and free of whitespace as Python's str.split() knows it, a
@@ -312,7 +313,6 @@ def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency,
 
 
 def _train_sentencepiece(word_files, out: Path, specials, vocab_size, model_type, n_sentences, workers, seed) -> dict:
-    import sentencepiece as spm
 
     prefix = out / "spiece"
     spm.set_random_generator_seed(seed)

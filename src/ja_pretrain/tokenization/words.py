@@ -17,6 +17,9 @@ import importlib
 import os
 import unicodedata
 from dataclasses import dataclass
+from importlib import metadata
+
+import fugashi
 
 from ja_pretrain.errors import UserError
 
@@ -55,7 +58,6 @@ def mecab_dictionary_dir(mecab_dic: str) -> str:
 @dataclass(frozen=True)
 class WordTokenizerSpec:
     """Which word segmenter, with which dictionary/mode: what tokenizer_config.json records."""
-
     kind: str = "mecab"  # "mecab" or "sudachi"
     mecab_dic: str = "ipadic"
     sudachi_mode: str = "A"
@@ -73,7 +75,6 @@ class WordTokenizerSpec:
     def package_versions(self) -> dict[str, str]:
         """Versions of the segmenter and its dictionary: a new dictionary release can segment
         differently, so cached token ids depend on them."""
-        from importlib import metadata
 
         names = ["fugashi", _DIC_PACKAGES[self.mecab_dic][0]] if self.kind == "mecab" else [
             "sudachipy", f"sudachidict-{self.sudachi_dict}"]
@@ -112,7 +113,6 @@ class WordSegmenter:
     def __init__(self, spec: WordTokenizerSpec):
         self.spec = spec
         if spec.kind == "mecab":
-            import fugashi
 
             dic_dir = mecab_dictionary_dir(spec.mecab_dic)
             rc = os.path.join(dic_dir, "mecabrc")
@@ -150,7 +150,7 @@ class WordSegmenter:
 
 def _sudachi_parser(spec: WordTokenizerSpec):
     try:
-        from sudachipy import dictionary, tokenizer
+        from sudachipy import dictionary, tokenizer  # an optional extra: imported only when asked for
     except ImportError:
         raise UserError("Sudachi is not installed; run `pip install sudachipy sudachidict_core`") from None
     if spec.sudachi_mode not in SUDACHI_MODES:

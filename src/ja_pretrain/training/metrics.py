@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ja_pretrain.training.distributed import DistContext, all_reduce_sum
+from ja_pretrain.utils.atomic import atomic_write_text
 
 TRAIN_LOG_NAME = "train_log.jsonl"
 TENSORBOARD_DIR = "runs"
@@ -79,7 +80,6 @@ def summarize(values: dict[str, float], loss_weights: dict[str, float]) -> dict[
 
 class TrainLogger:
     """Rank 0's TensorBoard writer (MODEL_DIR/runs/) and MODEL_DIR/train_log.jsonl."""
-
     def __init__(self, model_dir: str | os.PathLike, resume_step: int = 0, enabled: bool = True):
         self.enabled = enabled
         self.jsonl = Path(model_dir) / TRAIN_LOG_NAME
@@ -88,7 +88,7 @@ class TrainLogger:
             return
         self.jsonl.parent.mkdir(parents=True, exist_ok=True)
         self._truncate_after(resume_step)
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # a slow import, and only rank 0 writes
 
         # purge_step drops events a crashed run wrote after the checkpoint we resume from.
         self.writer = SummaryWriter(str(Path(model_dir) / TENSORBOARD_DIR), purge_step=resume_step + 1 if resume_step else None)
@@ -102,7 +102,6 @@ class TrainLogger:
             return
         kept = [line for line in self.jsonl.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= step]
-        from ja_pretrain.utils.atomic import atomic_write_text
 
         atomic_write_text(self.jsonl, "".join(line + "\n" for line in kept))
 

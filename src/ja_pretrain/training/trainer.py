@@ -28,12 +28,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
 
 from ja_pretrain.config.parameters import ModelParameters
+from ja_pretrain.dataset import open_samples
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.cpu_ops import use_cpu_ops
 from ja_pretrain.training import checkpoint as ckpt
-from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_layout, check_same_step
+from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_layout, check_same_step, setup_distributed
 from ja_pretrain.training.host_memory import keep_freed_memory
 from ja_pretrain.training.masking import draw_mask_noise
 from ja_pretrain.training.metrics import MetricWindow, TrainLogger, summarize
@@ -113,7 +116,6 @@ def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, ctx: DistContext):
-        from ja_pretrain.dataset import open_samples
 
         self.cfg, self.ctx = cfg, ctx
         params = cfg.params
@@ -167,7 +169,6 @@ class Trainer:
         self._resume_or_check_fresh()
         check_same_step(self.step, ctx)
         if ctx.distributed:
-            from torch.nn.parallel import DistributedDataParallel
 
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.objective, device_ids=ids)
@@ -348,7 +349,6 @@ class Trainer:
         return out
 
     def run(self) -> TrainResult:
-        from tqdm.auto import tqdm
 
         cfg, params = self.cfg, self.params
         end = params.train_steps if cfg.stop_after_steps is None else min(params.train_steps, cfg.stop_after_steps)
@@ -399,7 +399,5 @@ class Trainer:
 
 def train(cfg: TrainConfig, ctx: DistContext | None = None) -> TrainResult:
     """Train per `cfg` (the dataset already built); returns the last step's figures."""
-    from ja_pretrain.training.distributed import setup_distributed
-
     ctx = ctx or setup_distributed()
     return Trainer(cfg, ctx).run()
