@@ -50,6 +50,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ja_pretrain.training.masking import IGNORE_INDEX, mask_tokens
+
 
 @dataclass
 class ObjectiveOutput:
@@ -99,3 +101,21 @@ class Objective(nn.Module, abc.ABC):
     @abc.abstractmethod
     def flops(self, inputs: dict[str, torch.Tensor]) -> float:
         ...
+
+
+def mask_batch(batch: dict[str, Any], noise: Any, *, mask_probability: float, mask_token_id: int, vocab_size: int,
+               replace_probs: tuple[float, float, float], whole_word: bool,
+               first_regular_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch masked on the CPU: (original ids, masked ids, flat positions of the chosen tokens,
+    their labels). Positions are found here, so the device never has to report how many there are."""
+    input_ids = torch.from_numpy(batch["input_ids"]).long()
+    special = torch.from_numpy(batch["special_tokens_mask"]).bool()
+    word_start = torch.from_numpy(batch["word_start"]).bool() if whole_word else None
+    masked, labels = mask_tokens(
+        input_ids, special, word_start, mask_probability=mask_probability, mask_token_id=mask_token_id,
+        vocab_size=vocab_size, replace_probs=replace_probs, whole_word=whole_word, noise=noise,
+        random_token_low=first_regular_id,
+    )
+    flat_labels = labels.flatten()
+    positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)
+    return input_ids, masked, positions, flat_labels[positions]

@@ -14,8 +14,8 @@ from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.bert import build_bert_model, load_bert_weights
 from ja_pretrain.models.selected_output import encode_selected, encoder_flops, positions_of_rows
-from ja_pretrain.training.masking import IGNORE_INDEX, MaskNoise, mask_tokens
-from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput
+from ja_pretrain.training.masking import MaskNoise
+from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, mask_batch
 
 
 class BertObjective(Objective):
@@ -36,18 +36,10 @@ class BertObjective(Objective):
 
     # -- data -> inputs ---------------------------------------------------------------------
     def prepare(self, batch: dict, noise: MaskNoise) -> dict[str, torch.Tensor]:
-        input_ids = torch.from_numpy(batch["input_ids"]).long()
-        special = torch.from_numpy(batch["special_tokens_mask"]).bool()
-        word_start = torch.from_numpy(batch["word_start"]).bool() if self.whole_word_mask else None
-        masked, labels = mask_tokens(
-            input_ids, special, word_start,
-            mask_probability=self.mask_probability, mask_token_id=self.mask_token_id,
-            vocab_size=self.model.config.vocab_size, replace_probs=(0.8, 0.1, 0.1),
-            whole_word=self.whole_word_mask, noise=noise, random_token_low=self.first_regular_id,
-        )
-        flat_labels = labels.flatten()
-        # Positions found here on the CPU, so the device never has to report how many there are.
-        positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)
+        _, masked, positions, masked_labels = mask_batch(
+            batch, noise, mask_probability=self.mask_probability, mask_token_id=self.mask_token_id,
+            vocab_size=self.model.config.vocab_size, replace_probs=(0.8, 0.1, 0.1), whole_word=self.whole_word_mask,
+            first_regular_id=self.first_regular_id)
         attention_mask = torch.from_numpy(batch["attention_mask"]).long()
         inputs = {
             "input_ids": masked,
@@ -55,7 +47,7 @@ class BertObjective(Objective):
             "attention_mask": None if bool(attention_mask.all()) else attention_mask,
             "token_type_ids": torch.from_numpy(batch["token_type_ids"]).long(),
             "masked_positions": positions,
-            "masked_labels": flat_labels[positions],
+            "masked_labels": masked_labels,
         }
         if self.nsp:
             if "next_sentence_label" not in batch:

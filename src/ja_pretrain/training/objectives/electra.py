@@ -28,8 +28,8 @@ from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.models.electra import ElectraJointModel, build_electra_model
 from ja_pretrain.models.electra_checkpoint import load_electra_weights, save_joint_model
 from ja_pretrain.models.selected_output import encode_selected, encoder_flops
-from ja_pretrain.training.masking import IGNORE_INDEX, MaskNoise, mask_tokens
-from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput
+from ja_pretrain.training.masking import MaskNoise
+from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, mask_batch
 
 # ELECTRA's masking: of the chosen tokens 85% become [MASK], 15% stay; none random.
 ELECTRA_REPLACE_PROBS = (0.85, 0.15, 0.0)
@@ -100,17 +100,10 @@ class ElectraObjective(Objective):
 
     # -- data -> inputs ---------------------------------------------------------------------
     def prepare(self, batch: dict, noise: MaskNoise) -> dict[str, Any]:
-        input_ids = torch.from_numpy(batch["input_ids"]).long()
-        special = torch.from_numpy(batch["special_tokens_mask"]).bool()
-        word_start = torch.from_numpy(batch["word_start"]).bool() if self.whole_word_mask else None
-        masked, labels = mask_tokens(
-            input_ids, special, word_start,
-            mask_probability=self.mask_probability, mask_token_id=self.mask_token_id,
+        input_ids, masked, positions, _ = mask_batch(
+            batch, noise, mask_probability=self.mask_probability, mask_token_id=self.mask_token_id,
             vocab_size=self.model.generator.config.vocab_size, replace_probs=ELECTRA_REPLACE_PROBS,
-            whole_word=self.whole_word_mask, noise=noise, random_token_low=self.first_regular_id,
-        )
-        # Positions found here on the CPU, so the device never has to report how many there are.
-        positions = (labels.flatten() != IGNORE_INDEX).nonzero().squeeze(1)
+            whole_word=self.whole_word_mask, first_regular_id=self.first_regular_id)
         attention_mask = torch.from_numpy(batch["attention_mask"]).long()
         return {
             "input_ids": input_ids,
