@@ -32,7 +32,7 @@ from ja_pretrain.errors import UserError
 from ja_pretrain.export.common import fmt, usage_lines, write_final_manifest
 from ja_pretrain.models.electra_checkpoint import joint_model_from_dir, read_joint_config
 from ja_pretrain.tokenization.files import copy_tokenizer
-from ja_pretrain.training.checkpoint import latest_checkpoint
+from ja_pretrain.training.checkpoint import latest_checkpoint, read_state
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from ja_pretrain.utils.manifest import file_sha256, read_manifest, write_manifest
 
@@ -170,25 +170,12 @@ def find_tokenizer_dir(joint_dir: Path, tokenizer_dir: str | os.PathLike | None)
         if not (path / "tokenizer_config.json").is_file():
             raise UserError(f"--tokenizer_dir {path}: no tokenizer_config.json; give the tokenizer the model was trained with")
         return path
-    state_file = joint_dir / "trainer_state.json"
-    recorded = None
-    if state_file.is_file():
-        recorded = json.loads(state_file.read_text(encoding="utf-8")).get("tokenizer_dir")
+    recorded = read_state(joint_dir, missing_ok=True).get("tokenizer_dir")
     for candidate in (joint_dir, joint_dir.parent / "final", Path(recorded) if recorded else None):
         if candidate is not None and (candidate / "tokenizer_config.json").is_file():
             return candidate
     raise UserError(f"--input_dir {joint_dir}: no tokenizer files there or in {joint_dir.parent / 'final'}; "
                     "pass --tokenizer_dir (the tokenizer the model was trained with)")
-
-
-def _training_facts(joint_dir: Path) -> dict[str, Any]:
-    state_file = joint_dir / "trainer_state.json"
-    if state_file.is_file():
-        try:
-            return json.loads(state_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            return {}
-    return {}
 
 
 def half_model_card(*, role: str, architecture: str, auto: str, joint: dict, source: Path, state: dict) -> str:
@@ -268,7 +255,7 @@ def extract_electra(input_dir: str | os.PathLike, output_dir: str | os.PathLike,
     tokenizer = find_tokenizer_dir(joint_dir, tokenizer_dir)
     model, joint = joint_model_from_dir(joint_dir)
     model.eval()
-    state = _training_facts(joint_dir)
+    state = read_state(joint_dir, missing_ok=True)
     out = Path(output_dir)
     if out.resolve() == joint_dir.resolve():
         raise UserError(f"--output_dir {out}: is the checkpoint itself; choose another directory")

@@ -95,8 +95,11 @@ def save_checkpoint(
     return path
 
 
-def read_state(path: str | os.PathLike) -> dict[str, Any]:
+def read_state(path: str | os.PathLike, missing_ok: bool = False) -> dict[str, Any]:
+    """DIR/trainer_state.json ({} when it is absent and `missing_ok`: a final/ export of BERT has none)."""
     file = Path(path) / STATE_NAME
+    if missing_ok and not file.is_file():
+        return {}
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
