@@ -181,3 +181,35 @@ def test_sample_order_is_a_permutation_per_epoch_and_resumable():
     assert np.array_equal(np.concatenate([order.indices(0, 7), order.indices(7, 6)]), np.concatenate([first, second[:3]]))
     assert np.array_equal(SampleOrder(10, seed=3).indices(7, 6), order.indices(7, 6))
     assert math.isclose(len(order.indices(5, 25)), 25)
+
+
+def test_sigterm_checkpoints_at_a_step_boundary_and_says_how_to_resume(tiny, tmp_path):
+    """What a scheduler's SIGTERM does to a single-process run: the step in progress finishes, a
+    checkpoint is written there, the exit status is 143 and the message names --do_continue,
+    which then resumes to the end."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model_dir = tmp_path / "m"
+    argv = [sys.executable, "-m", "ja_pretrain", "run-pretraining", "--input_file", str(tiny.dataset),
+            "--tokenizer_dir", str(tiny.tokenizer), "--model_dir", str(model_dir), "--model_type", "bert-micro",
+            "--device", "cpu", "--no_progress", "--peak_tflops", "1", "--train_steps", "400", "--logging_steps", "1",
+            "--save_steps", "1000"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = model_dir / "train_log.jsonl"
+    deadline = time.time() + 120
+    while not (log.is_file() and log.read_text().count("\n") >= 3) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "--do_continue" in err
+    checkpoints = sorted(model_dir.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and int(checkpoints[0].name.split("-")[1]) >= 3
+    assert not (model_dir / "final").exists()
+    done = subprocess.run([*argv, "--do_continue", "--train_steps", str(int(checkpoints[0].name.split("-")[1]) + 2)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (model_dir / "final" / "model.safetensors").is_file()

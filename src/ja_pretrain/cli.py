@@ -43,4 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    return run_guarded(args.command, args._run, args)
+    module = importlib.import_module(args._run.__module__)
+    return run_guarded(args.command, args._run, args, **_interrupted_hint(module))
+
+
+def _interrupted_hint(module) -> dict[str, str]:
+    """A command may say how to go on after an interrupt (INTERRUPTED); the default: rerun it."""
+    hint = getattr(module, "INTERRUPTED", None)
+    return {"interrupted": hint} if hint else {}

@@ -13,6 +13,8 @@ from ja_pretrain.errors import UserError
 from ja_pretrain.utils.options import add_option
 
 NAME = "run-pretraining"
+# After Ctrl-C or SIGTERM: the same command refuses an existing checkpoint without --do_continue.
+INTERRUPTED = "resume with the same command and --do_continue (from the last checkpoint)."
 HELP = "pretrain BERT (masked LM, optional NSP) or ELECTRA on a corpus or dataset; single process or torchrun"
 DESCRIPTION = """\
 Pretrain a model of a parameter.json preset (--model_type) on --input_file, which is a corpus

@@ -38,6 +38,7 @@ from ja_pretrain.models.cpu_ops import use_cpu_ops
 from ja_pretrain.training import checkpoint as ckpt
 from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_layout, check_same_step, setup_distributed
 from ja_pretrain.training.host_memory import keep_freed_memory
+from ja_pretrain.training.interrupts import StopAtStepBoundary
 from ja_pretrain.training.masking import draw_mask_noise
 from ja_pretrain.training.metrics import MetricWindow, TrainLogger, summarize
 from ja_pretrain.training.objectives import Objective, ObjectiveOptions, build_objective, check_compatible
@@ -362,35 +363,40 @@ class Trainer:
         window_start = time.perf_counter()
         paused = 0.0  # evaluation and checkpoint seconds inside the window: not training time
         grad_norm = torch.zeros(())
-        try:
-            while self.step < end:
-                grad_norm = self.train_step(window)
-                bar.update(1)
-                finished = self.step == params.train_steps  # (not a --stop_after_steps stop: logs stay on schedule)
-                logging_step = self.step % params.logging_steps == 0 or finished
-                if logging_step:
-                    last_train = self._log_train(window, grad_norm, time.perf_counter() - window_start - paused)
-                    self.logger.log(last_train)
-                    bar.set_postfix(loss=f"{last_train['loss']:.3f}", tok_s=f"{last_train['tokens_per_s']:.0f}")
-                pause_start = time.perf_counter()
-                if self.step % eval_every == 0 or finished:
-                    last_valid = self.evaluate() or last_valid
-                    if last_valid:
-                        self.logger.log(last_valid)
-                if self.step % params.save_steps == 0 or self.step == end:
-                    ckpt.save_checkpoint(cfg.model_dir, self.ctx, objective=self.objective, optimizer=self.optimizer,
-                                         scheduler=self.scheduler, scaler=self.scaler, state=self.state(self.global_tokens()),
-                                         keep=cfg.save_total_limit)
-                paused += time.perf_counter() - pause_start
-                if logging_step:
-                    window_start, paused = time.perf_counter(), 0.0
-        finally:
-            bar.close()
-            self.logger.close()
+        with StopAtStepBoundary(enabled=self.ctx.world_size == 1) as stop:
+            try:
+                while self.step < end:
+                    grad_norm = self.train_step(window)
+                    bar.update(1)
+                    finished = self.step == params.train_steps  # (not a --stop_after_steps stop: logs stay on schedule)
+                    logging_step = self.step % params.logging_steps == 0 or finished
+                    if logging_step:
+                        last_train = self._log_train(window, grad_norm, time.perf_counter() - window_start - paused)
+                        self.logger.log(last_train)
+                        bar.set_postfix(loss=f"{last_train['loss']:.3f}", tok_s=f"{last_train['tokens_per_s']:.0f}")
+                    pause_start = time.perf_counter()
+                    if self.step % eval_every == 0 or finished:
+                        last_valid = self.evaluate() or last_valid
+                        if last_valid:
+                            self.logger.log(last_valid)
+                    if self.step % params.save_steps == 0 or self.step == end or stop.received is not None:
+                        self._checkpoint()
+                    paused += time.perf_counter() - pause_start
+                    if logging_step:
+                        window_start, paused = time.perf_counter(), 0.0
+                    stop.raise_if_asked()  # after the step's checkpoint: --do_continue resumes from here
+            finally:
+                bar.close()
+                self.logger.close()
         tokens = self.global_tokens()
         return TrainResult(self.step, int(last_train.get("tokens_seen", 0)), last_train, last_valid,
                            steps_run=self.step - first_step, finished=self.step >= params.train_steps,
                            state=self.state(tokens), options=self.options, objective=self.objective)
+
+    def _checkpoint(self) -> None:
+        ckpt.save_checkpoint(self.cfg.model_dir, self.ctx, objective=self.objective, optimizer=self.optimizer,
+                             scheduler=self.scheduler, scaler=self.scaler, state=self.state(self.global_tokens()),
+                             keep=self.cfg.save_total_limit)
 
     @property
     def params(self) -> ModelParameters:
