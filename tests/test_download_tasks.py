@@ -234,3 +234,10 @@ def test_help_names_the_new_sources_and_marc(capsys):
         main(["download", "--help"])
     out = capsys.readouterr().out
     assert all(word in out for word in ("jglue", "chabsa", "livedoor", "--tasks", "MARC-ja"))
+
+
+@pytest.mark.parametrize("name", ["../../x.txt", "/tmp/x.txt", "sub/x.txt", "..", "a\\b.txt"])
+def test_name_is_a_plain_file_name(name, tmp_path, capsys):
+    code = main(["download", "--url", "http://127.0.0.1:9/x.txt", "--name", name, "--out", str(tmp_path / "out")])
+    assert code == 2 and "give a plain file name" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

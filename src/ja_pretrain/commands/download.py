@@ -118,6 +118,9 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--tasks applies to jglue only; {args.source or '--url'} is one data set, leave --tasks out")
     if args.retries < 0:
         raise UserError(f"--retries {args.retries}: must be 0 or more")
+    if args.name is not None and (args.name in ("", ".", "..") or posixpath.basename(args.name) != args.name
+                                  or "\\" in args.name):
+        raise UserError(f"--name {args.name!r}: give a plain file name; the file goes into --out")
 
 
 def run(args: argparse.Namespace) -> int:
