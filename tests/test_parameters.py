@@ -88,3 +88,13 @@ def test_configs_copy_of_the_builtin_presets_is_equal():
 
     copy = Path(__file__).resolve().parents[1] / "configs" / "parameter.json"
     assert copy.read_bytes() == resource_path("parameter.json").read_bytes()
+
+
+def test_a_directory_as_parameter_file_says_so(tmp_path):
+    import pytest
+
+    from ja_pretrain.config.parameters import read_parameter_file
+    from ja_pretrain.errors import UserError
+
+    with pytest.raises(UserError, match="a directory; give the parameter.json file itself"):
+        read_parameter_file(tmp_path)

@@ -198,6 +198,8 @@ def parse_preset(preset: str, raw: Any) -> ModelParameters:
 
 def read_parameter_file(path: str | os.PathLike | None = None) -> dict[str, Any]:
     file = Path(path) if path else default_parameter_file()
+    if file.is_dir():
+        raise UserError(f"--parameter_file {file}: a directory; give the parameter.json file itself")
     if not file.is_file():
         raise UserError(f"--parameter_file {file}: no such file")
     try:
