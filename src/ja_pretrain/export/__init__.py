@@ -17,12 +17,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.export.bert import export_bert_final
+from ja_pretrain.export.electra import export_electra_final
+
 
 def export_final(objective: Any, out_dir: str | os.PathLike, **facts: Any) -> Path:
     if objective.kind == "electra":
-        from ja_pretrain.export.electra import export_electra_final
-
         return export_electra_final(objective, out_dir, **facts)
-    from ja_pretrain.export.bert import export_bert_final
-
     return export_bert_final(objective, out_dir, **facts)

@@ -12,9 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ja_pretrain.export.common import fmt, usage_lines, write_final_manifest
-from ja_pretrain.tokenization.files import copy_tokenizer
-from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
+from ja_pretrain.export.common import LICENSE_LINE, figure_rows, training_rows, usage_lines, write_final
 from ja_pretrain.utils.manifest import read_manifest
 
 
@@ -50,30 +48,19 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
         f"| preset | {params.model_type} |",
         f"| layers / hidden / heads / FFN | {params.number_of_layers} / {params.hidden_size} / "
         f"{params.attention_heads} / {params.ffn_inner_hidden_size} |",
-        f"| steps | {train_state.get('step')} |",
-        f"| global batch (sequences per step) | "
-        f"{train_state.get('global_batch', 0) * train_state.get('accumulation_steps', 1)} |",
-        f"| tokens seen | {train_state.get('tokens_seen')} |",
-        f"| peak learning rate / warmup | {params.learning_rate} / {params.warmup_steps} |",
-        f"| masking | {params.mask_percent:g}% dynamic, 80/10/10"
-        + (", whole-word (MeCab words)" if options.whole_word_mask else "") + " |",
+        *training_rows(params, train_state, f"{params.mask_percent:g}% dynamic, 80/10/10"
+                       + (", whole-word (MeCab words)" if options.whole_word_mask else "")),
         f"| next-sentence prediction | {'yes' if architecture == 'BertForPreTraining' else 'no'} |",
-        f"| precision | {train_state.get('precision')} |",
-        f"| processes | {train_state.get('world_size')} |",
         "",
         "## Held-out figures (final step)",
         "| split | loss | MLM loss | MLM accuracy |" + (" NSP accuracy |" if "nsp_accuracy" in last_valid else ""),
         "| :-- | --: | --: | --: |" + (" --: |" if "nsp_accuracy" in last_valid else ""),
     ]
-    for name, record in (("valid (held out)", last_valid), ("train (last log window)", last_train)):
-        if record:
-            row = f"| {name} | {fmt(record.get('loss'))} | {fmt(record.get('mlm_loss'))} | {fmt(record.get('mlm_accuracy'))} |"
-            if "nsp_accuracy" in last_valid:
-                row += f" {fmt(record.get('nsp_accuracy'))} |"
-            lines.append(row)
+    columns = ("loss", "mlm_loss", "mlm_accuracy") + (("nsp_accuracy",) if "nsp_accuracy" in last_valid else ())
+    lines += figure_rows(columns, last_valid, last_train)
     if last_valid:
         lines.append(f"\nHeld-out: the first {last_valid.get('samples')} samples of the valid split, with fixed masks.")
-    lines.append("\nLicense: choose one compatible with your training data before publishing.")
+    lines.append(LICENSE_LINE)
     return "\n".join(lines) + "\n"
 
 
@@ -86,17 +73,10 @@ def export_bert_final(objective: Any, out_dir: str | os.PathLike, *, tokenizer_d
     architecture = type(model).__name__
     tokenizer_config_path = Path(tokenizer_dir) / "tokenizer_config.json"
     tokenizer_config = json.loads(tokenizer_config_path.read_text(encoding="utf-8")) if tokenizer_config_path.is_file() else {}
-    dataset_manifest = read_manifest(dataset_dir)
     facts.setdefault("vocab_size", model.config.vocab_size)
-    with atomic_directory(out_dir) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer_names = copy_tokenizer(tokenizer_dir, tmp)
-        atomic_write_text(tmp / "README.md", model_card(
-            architecture=architecture, params=params, options=options, tokenizer_config=tokenizer_config,
-            train_state=train_state, dataset_manifest=dataset_manifest, last_train=last_train,
-            last_valid=last_valid, facts=facts))
-        write_final_manifest(tmp, params=params, options=options, architecture=architecture,
-                             dataset_dir=dataset_dir, dataset_manifest=dataset_manifest,
-                             tokenizer_names=tokenizer_names, train_state=train_state, facts=facts,
-                             last_train=last_train, last_valid=last_valid)
-    return Path(out_dir)
+    card = model_card(architecture=architecture, params=params, options=options, tokenizer_config=tokenizer_config,
+                      train_state=train_state, dataset_manifest=read_manifest(dataset_dir), last_train=last_train,
+                      last_valid=last_valid, facts=facts)
+    return write_final(out_dir, save=model.save_pretrained, architecture=architecture, card=card,
+                       tokenizer_dir=tokenizer_dir, params=params, options=options, dataset_dir=dataset_dir,
+                       train_state=train_state, last_train=last_train, last_valid=last_valid, facts=facts)

@@ -1,4 +1,5 @@
-"""What the BERT and ELECTRA exports share: model-card pieces and final/manifest.json."""
+"""What the BERT and ELECTRA exports share: the writer of MODEL_DIR/final/, the model card's
+training table and figures, and final/manifest.json."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ja_pretrain.utils.manifest import fingerprint, write_manifest
+from ja_pretrain.tokenization.files import copy_tokenizer
+from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -37,10 +40,53 @@ def write_final_manifest(directory: Path, *, params: Any, options: Any, architec
         inputs={"dataset": (dataset_manifest or {}).get("fingerprint", str(dataset_dir)),
                 "tokenizer_files": tokenizer_names, "init_from": str(facts.get("init_from") or "")},
         options={"parameters": params.to_json_dict(), "model_type": params.model_type,
-                 "objective": {k: v for k, v in vars(options).items() if k != "extra"},
+                 "objective": dict(vars(options)),
                  "architecture": architecture},
         counts={"steps": train_state.get("step"), "tokens_seen": train_state.get("tokens_seen"),
                 "samples_seen": train_state.get("samples_seen")},
         extra={"final_valid": last_valid, "final_train": last_train,
                "train_state_fingerprint": fingerprint(train_state)},
     )
+
+
+def training_rows(params: Any, train_state: dict, masking: str) -> list[str]:
+    """The model card's training table rows that BERT and ELECTRA share."""
+    return [
+        f"| steps | {train_state.get('step')} |",
+        f"| global batch (sequences per step) | "
+        f"{train_state.get('global_batch', 0) * train_state.get('accumulation_steps', 1)} |",
+        f"| tokens seen | {train_state.get('tokens_seen')} |",
+        f"| peak learning rate / warmup | {params.learning_rate} / {params.warmup_steps} |",
+        f"| masking | {masking} |",
+        f"| precision | {train_state.get('precision')} |",
+        f"| processes | {train_state.get('world_size')} |",
+    ]
+
+
+def figure_rows(columns: tuple[str, ...], last_valid: dict, last_train: dict) -> list[str]:
+    """One row per split (held out, last train window) of the final step's figures."""
+    return [f"| {name} | " + " | ".join(fmt(record.get(k)) for k in columns) + " |"
+            for name, record in (("valid (held out)", last_valid), ("train (last log window)", last_train)) if record]
+
+
+LICENSE_LINE = "\nLicense: choose one compatible with your training data before publishing."
+
+
+def write_final(out_dir: str | os.PathLike, *, save: Any, architecture: str, card: str, tokenizer_dir: str | os.PathLike,
+                params: Any, options: Any, dataset_dir: str | os.PathLike, train_state: dict, last_train: dict,
+                last_valid: dict, facts: dict, keep_train_state: bool = False) -> Path:
+    """MODEL_DIR/final/ for either model family: `save(tmp)` writes the weights and config, then
+    the tokenizer files, README.md (`card`), trainer_state.json if asked, and manifest.json last;
+    built under a temporary name and renamed when complete."""
+    dataset_manifest = read_manifest(dataset_dir)
+    with atomic_directory(out_dir) as tmp:
+        save(tmp)
+        tokenizer_names = copy_tokenizer(tokenizer_dir, tmp)
+        if keep_train_state:
+            atomic_write_json(tmp / "trainer_state.json", train_state)
+        atomic_write_text(tmp / "README.md", card)
+        write_final_manifest(tmp, params=params, options=options, architecture=architecture,
+                             dataset_dir=dataset_dir, dataset_manifest=dataset_manifest,
+                             tokenizer_names=tokenizer_names, train_state=train_state, facts=facts,
+                             last_train=last_train, last_valid=last_valid)
+    return Path(out_dir)

@@ -29,12 +29,12 @@ import transformers
 
 from ja_pretrain.config.parameters import load_parameters
 from ja_pretrain.errors import UserError
-from ja_pretrain.export.common import fmt, usage_lines, write_final_manifest
+from ja_pretrain.export.common import LICENSE_LINE, figure_rows, training_rows, usage_lines, write_final
 from ja_pretrain.models.electra_checkpoint import joint_model_from_dir, read_joint_config
 from ja_pretrain.tokenization.files import copy_tokenizer
 from ja_pretrain.training.checkpoint import latest_checkpoint, read_state
-from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
-from ja_pretrain.utils.manifest import file_sha256, read_manifest, write_manifest
+from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
+from ja_pretrain.utils.manifest import file_sha256, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +70,10 @@ def joint_model_card(*, params: Any, options: Any, train_state: dict, last_train
         f"| generator (size {params.generator_size}) hidden / heads / FFN | {gen_hidden} / {gen_heads} / {gen_ffn} |",
         f"| embedding size | {params.embedding_size or params.hidden_size} (shared) |",
         f"| sequence length | {params.sequence_length} |",
-        f"| steps | {train_state.get('step')} |",
-        f"| global batch (sequences per step) | "
-        f"{train_state.get('global_batch', 0) * train_state.get('accumulation_steps', 1)} |",
-        f"| tokens seen | {train_state.get('tokens_seen')} |",
-        f"| peak learning rate / warmup | {params.learning_rate} / {params.warmup_steps} |",
-        f"| masking | {params.mask_percent:g}% dynamic, 85% [MASK] / 15% kept"
-        + (", whole-word (MeCab words)" if getattr(options, "whole_word_mask", False) else "") + " |",
+        *training_rows(params, train_state, f"{params.mask_percent:g}% dynamic, 85% [MASK] / 15% kept"
+                       + (", whole-word (MeCab words)" if getattr(options, "whole_word_mask", False) else "")),
         f"| loss | {getattr(options, 'generator_weight', 1.0):g} x generator MLM + "
         f"{getattr(options, 'discriminator_weight', 50.0):g} x discriminator BCE |",
-        f"| precision | {train_state.get('precision')} |",
-        f"| processes | {train_state.get('world_size')} |",
     ]
     if facts.get("init_from"):
         lines.append(f"| initialised from | {facts['init_from']} |")
@@ -88,33 +81,25 @@ def joint_model_card(*, params: Any, options: Any, train_state: dict, last_train
               "| split | loss | generator loss | generator accuracy | discriminator loss | discriminator accuracy "
               "| precision (replaced) | recall (replaced) |",
               "| :-- | --: | --: | --: | --: | --: | --: | --: |"]
-    for name, record in (("valid (held out)", last_valid), ("train (last log window)", last_train)):
-        if record:
-            lines.append(f"| {name} | " + " | ".join(fmt(record.get(k)) for k in (
-                "loss", "generator_loss", "generator_accuracy", "discriminator_loss", "discriminator_accuracy",
-                "discriminator_precision", "discriminator_recall")) + " |")
-    lines.append("\nLicense: choose one compatible with your training data before publishing.")
+    lines += figure_rows(("loss", "generator_loss", "generator_accuracy", "discriminator_loss",
+                          "discriminator_accuracy", "discriminator_precision", "discriminator_recall"),
+                         last_valid, last_train)
+    lines.append(LICENSE_LINE)
     return "\n".join(lines) + "\n"
 
 
 def export_electra_final(objective: Any, out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike,
                          params: Any, options: Any, dataset_dir: str | os.PathLike, train_state: dict,
                          last_train: dict, last_valid: dict, facts: dict | None = None) -> Path:
-    """Write `out_dir` (normally MODEL_DIR/final) for a trained ElectraObjective; returns the path."""
+    """Write `out_dir` (normally MODEL_DIR/final) for a trained ElectraObjective; returns the path.
+    trainer_state.json is kept beside it for extract-electra's model cards."""
     facts = dict(facts or {})
-    dataset_manifest = read_manifest(dataset_dir)
-    with atomic_directory(out_dir) as tmp:
-        objective.save_model(tmp)
-        tokenizer_names = copy_tokenizer(tokenizer_dir, tmp)
-        atomic_write_json(tmp / "trainer_state.json", train_state)  # for extract-electra's model cards
-        atomic_write_text(tmp / "README.md", joint_model_card(
-            params=params, options=options, train_state=train_state, last_train=last_train,
-            last_valid=last_valid, facts=facts))
-        write_final_manifest(tmp, params=params, options=options, architecture="ElectraJointModel",
-                             dataset_dir=dataset_dir, dataset_manifest=dataset_manifest,
-                             tokenizer_names=tokenizer_names, train_state=train_state, facts=facts,
-                             last_train=last_train, last_valid=last_valid)
-    return Path(out_dir)
+    card = joint_model_card(params=params, options=options, train_state=train_state, last_train=last_train,
+                            last_valid=last_valid, facts=facts)
+    return write_final(out_dir, save=objective.save_model, architecture="ElectraJointModel", card=card,
+                       tokenizer_dir=tokenizer_dir, params=params, options=options, dataset_dir=dataset_dir,
+                       train_state=train_state, last_train=last_train, last_valid=last_valid, facts=facts,
+                       keep_train_state=True)
 
 
 # -- extract-electra --------------------------------------------------------------------------------
@@ -204,7 +189,7 @@ def half_model_card(*, role: str, architecture: str, auto: str, joint: dict, sou
         f"| steps | {state.get('step', 'n/a')} |",
         f"| tokens seen | {state.get('tokens_seen', 'n/a')} |",
         "",
-        "License: choose one compatible with the training data before publishing.",
+        LICENSE_LINE.strip(),
         "",
     ])
 
