@@ -126,3 +126,22 @@ class FakeTrain:
         write_manifest(out, stage="fake-train", inputs={}, options={"steps": args.steps, "lr": args.lr,
                                                                     "wwm": args.do_whole_word_mask})
         return 0
+
+
+# What tests pass as run_pipeline(registry=...): config files name the fakes like subcommands.
+REGISTRY = {"fake-corpus": "pipeline_fakes:FakeCorpus", "fake-tokenize": "pipeline_fakes:FakeTokenize",
+            "fake-train": "pipeline_fakes:FakeTrain"}
+
+
+def cli_with_fakes(argv: list[str]) -> int:
+    """`ja-pretrain ARGV` with the fakes registered as commands, for tests that run the CLI (also
+    in a subprocess: `python -c "...; sys.exit(pipeline_fakes.cli_with_fakes(sys.argv[1:]))" ...`)."""
+    import ja_pretrain.pipeline as pipeline
+    from ja_pretrain.cli import main
+
+    real = pipeline.command_registry
+    pipeline.command_registry = lambda: {**real(), **REGISTRY}
+    try:
+        return main(argv)
+    finally:
+        pipeline.command_registry = real

@@ -7,33 +7,34 @@ from pathlib import Path
 
 import pytest
 
-from ja_pretrain.cli import main
 from ja_pretrain.errors import UserError
 from ja_pretrain.pipeline import run_pipeline
 from ja_pretrain.pipeline.config import load_config
 
+from pipeline_fakes import REGISTRY, cli_with_fakes
+
 TESTS = Path(__file__).parent
 FAKES = "pipeline_fakes"
 
-GOOD = f"""\
+GOOD = """\
 run_dir: RUN
 vars:
   text: TEXT
 stages:
   corpus:
-    command: {FAKES}:FakeCorpus
+    command: fake-corpus
     args:
-      inputs: ["${{vars.text}}"]
+      inputs: ["${vars.text}"]
   tokenizer:
-    command: {FAKES}:FakeTokenize
+    command: fake-tokenize
     args:
-      input_file: ${{corpus}}
+      input_file: ${corpus}
       kind: wordpiece
   model:
-    command: {FAKES}:FakeTrain
+    command: fake-train
     args:
-      input_file: ${{corpus}}
-      tokenizer_dir: ${{tokenizer}}
+      input_file: ${corpus}
+      tokenizer_dir: ${tokenizer}
       steps: 2
       do_whole_word_mask: false
 """
@@ -56,7 +57,7 @@ def setup(tmp_path, monkeypatch):
 
 def _fails(tmp_path, config, match, *overrides):
     with pytest.raises(UserError, match=match):
-        run_pipeline(config, list(overrides), echo=False, stream=io.StringIO(), registry={})
+        run_pipeline(config, list(overrides), echo=False, stream=io.StringIO(), registry=REGISTRY)
     assert not (tmp_path / "calls.txt").exists(), "a stage ran before the error"
     assert not (tmp_path / "run").exists()
 
@@ -64,7 +65,7 @@ def _fails(tmp_path, config, match, *overrides):
 BAD_CASES = [
     # (edit of the good config, expected message)
     (("run_dir: RUN", "run_dir: RUN\nrundir: x"), r"c.yaml:2: unknown key 'rundir'"),
-    (("    command: pipeline_fakes:FakeCorpus", "    command: pipeline_fakes:FakeCorpus\n    argz: {}"),
+    (("    command: fake-corpus", "    command: fake-corpus\n    argz: {}"),
      r"c.yaml:7: unknown key 'stages.corpus.argz'"),
     (("      kind: wordpiece", "      kind: wordpiece\n      vocab_sise: 10"),
      r"c.yaml:14: stage 'tokenizer': unknown option 'vocab_sise' .*vocab_size"),
@@ -74,7 +75,11 @@ BAD_CASES = [
     (("      do_whole_word_mask: false", "      do_whole_word_mask: 1"), r"option 'do_whole_word_mask' is a switch"),
     (("      input_file: ${corpus}\n      kind", "      input_file: ${model}\n      kind"),
      r"c.yaml:12: \$\{model\} names no earlier stage"),
-    (("command: pipeline_fakes:FakeTrain", "command: train-the-model"), r"c.yaml:15: .*unknown command 'train-the-model'"),
+    (("command: fake-train", "command: train-the-model"), r"c.yaml:15: .*unknown command 'train-the-model'"),
+    # configs name subcommands only: a module:object would be imported and run, even by --dry-run
+    (("command: fake-train", "command: os:system"), r"c.yaml:15: .*unknown command 'os:system'"),
+    (("  tokenizer:\n", "  corpus:\n    command: fake-corpus\n  tokenizer:\n"),
+     r"c.yaml:\d+: 'stages.corpus' is given twice \(first on line 5\)"),
     (("      tokenizer_dir: ${tokenizer}\n", ""), r"stage 'model' .*required: --tokenizer_dir"),
     (("stages:", "stages: 3\nx:"), r"c.yaml:5: unknown key 'x'"),
     (("  text: TEXT", "  text: TEXT-missing"), r"c.yaml:8: stage 'corpus': input 'inputs' .*in.txt-missing: no such file"),
@@ -82,7 +87,7 @@ BAD_CASES = [
     (("inputs: [\"${vars.text}\"]", "inputs: [\"${vars.txt}\"]"), r"no variable 'txt' under vars"),
     (("run_dir: RUN", "run_dir: [RUN"), r"c.yaml:\d+: not valid YAML"),
     # A missing file beside one an earlier stage makes is still caught.
-    (("  tokenizer:\n", "  corpus2:\n    command: pipeline_fakes:FakeCorpus\n"
+    (("  tokenizer:\n", "  corpus2:\n    command: fake-corpus\n"
       "    args: {inputs: [\"${corpus}/text.txt\", \"/nonexistent/*.txt\"]}\n  tokenizer:\n"),
      r"stage 'corpus2': input 'inputs' /nonexistent/\*.txt: no file matches"),
 ]
@@ -117,7 +122,7 @@ def test_good_config_with_overrides_parses(setup):
 def test_cli_reports_config_error_with_exit_2(setup, capsys):
     tmp_path, write = setup
     config = write(GOOD.replace("      steps: 2", "      steps: two"))
-    assert main(["pipeline", str(config)]) == 2
+    assert cli_with_fakes(["pipeline", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ja-pretrain pipeline: error: ") and "c.yaml:19" in err and "'steps'" in err
 
@@ -125,11 +130,20 @@ def test_cli_reports_config_error_with_exit_2(setup, capsys):
 def test_cli_takes_overrides_before_and_after_options(setup, capsys):
     tmp_path, write = setup
     config = str(write(GOOD))
-    assert main(["pipeline", config, "--dry-run", "model.steps=3", "tokenizer.kind=sentencepiece"]) == 0
+    assert cli_with_fakes(["pipeline", config, "--dry-run", "model.steps=3", "tokenizer.kind=sentencepiece"]) == 0
     err = capsys.readouterr().err
     assert "--steps 3" in err and "--kind sentencepiece" in err and "would run" in err
-    assert main(["pipeline", config, "model.steps=4", "--dry-run"]) == 0
+    assert cli_with_fakes(["pipeline", config, "model.steps=4", "--dry-run"]) == 0
     assert "--steps 4" in capsys.readouterr().err
-    assert main(["pipeline", config, "--stage", "model", "model.steps=5", "--dry-run"]) == 0
+    assert cli_with_fakes(["pipeline", config, "--stage", "model", "model.steps=5", "--dry-run"]) == 0
     assert "--steps 5" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_dry_run_shows_each_stages_launcher(setup, capsys):
+    tmp_path, write = setup
+    config = str(write(GOOD))
+    assert cli_with_fakes(["pipeline", config, "--dry-run",
+                           "stages.model.launch=torchrun --standalone --nproc_per_node 2"]) == 0
+    err = capsys.readouterr().err
+    assert "model (would run, launched by `torchrun --standalone --nproc_per_node 2`): ja-pretrain fake-train" in err

@@ -12,27 +12,29 @@ import pytest
 from ja_pretrain.errors import UserError
 from ja_pretrain.pipeline import run_pipeline
 
+from pipeline_fakes import REGISTRY
+
 TESTS = Path(__file__).parent
 FAKES = "pipeline_fakes"
 
-CONFIG = f"""\
+CONFIG = """\
 run_dir: RUN
 stages:
   corpus:
-    command: {FAKES}:FakeCorpus
+    command: fake-corpus
     args:
       inputs: ["TEXT"]
       every: 1
   tokenizer:
-    command: {FAKES}:FakeTokenize
+    command: fake-tokenize
     args:
-      input_file: ${{corpus}}
+      input_file: ${corpus}
       vocab_size: 50
   model:
-    command: {FAKES}:FakeTrain
+    command: fake-train
     args:
-      input_file: ${{corpus}}
-      tokenizer_dir: ${{tokenizer}}
+      input_file: ${corpus}
+      tokenizer_dir: ${tokenizer}
       steps: 4
 """
 
@@ -51,7 +53,7 @@ def env(tmp_path, monkeypatch):
 
 def _run(config, *overrides, **kwargs):
     stream = io.StringIO()
-    results = run_pipeline(config, list(overrides), echo=False, stream=stream, registry={}, **kwargs)
+    results = run_pipeline(config, list(overrides), echo=False, stream=stream, registry=REGISTRY, **kwargs)
     return {r.name: r.status for r in results}, stream.getvalue()
 
 
@@ -171,7 +173,10 @@ def test_sigterm_stops_the_stage_and_the_rerun_resumes(env):
     import time
 
     tmp, config, calls = env
-    cmd = [sys.executable, "-m", "ja_pretrain", "pipeline", str(config), "model.sleep=0.3", "model.steps=8"]
+    fakes = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import pipeline_fakes; "
+             "sys.exit(pipeline_fakes.cli_with_fakes(sys.argv[1:]))")
+    cmd = [sys.executable, "-c", fakes, str(Path(__file__).parent), "pipeline", str(config), "model.sleep=0.3",
+           "model.steps=8"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     checkpoint = tmp / "run" / "model" / "checkpoint-2"
     deadline = time.time() + 60
@@ -206,6 +211,6 @@ def test_stage_and_from(env):
 def test_dry_run_runs_nothing(env):
     tmp, config, calls = env
     stream = io.StringIO()
-    run_pipeline(config, [], dry_run=True, echo=False, stream=stream, registry={})
+    run_pipeline(config, [], dry_run=True, echo=False, stream=stream, registry=REGISTRY)
     assert stream.getvalue().count("would run") == 3
     assert not (tmp / "run").exists() and not calls.exists()

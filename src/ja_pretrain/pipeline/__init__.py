@@ -66,7 +66,8 @@ def run_pipeline(
         for index, plan in enumerate(plans):
             runner.fingerprints[plan.name] = fp = runner.stage_fingerprint(plan)
             state = "up to date" if runner.is_up_to_date(plan, fp) else "would run"
-            out.write(f"[{index + 1}/{len(plans)}] {plan.name} ({state}): ja-pretrain {plan.command} "
+            launcher = f", launched by `{' '.join(plan.launch)}`" if plan.launch else ""
+            out.write(f"[{index + 1}/{len(plans)}] {plan.name} ({state}{launcher}): ja-pretrain {plan.command} "
                       f"{' '.join(plan.argv)}\n")
         return []
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,8 @@ def run_pipeline(
                       f"# {cfg.source} with overrides {overrides or []}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
                       + yaml.safe_dump(cfg.to_yaml_dict(), allow_unicode=True, sort_keys=False))
     atomic_write_json(run_dir / "pipeline-plan.json", [
-        {"stage": p.name, "command": p.command, "argv": p.argv, "out": str(p.out), "upstream": p.upstream}
+        {"stage": p.name, "command": p.command, "argv": p.argv, "launch": p.launch, "out": str(p.out),
+         "upstream": p.upstream}
         for p in plans
     ])
     started = time.time()

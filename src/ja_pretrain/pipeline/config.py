@@ -92,17 +92,22 @@ class PipelineConfig:
         return out
 
 
-def _key_lines(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+def _key_lines(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...], int], source: str) -> None:
+    """The line of every key; a key given twice in one mapping is an error (YAML keeps the last
+    one silently, so a second stage of the same name would replace the first)."""
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             sub = path + (str(key.value),)
+            if sub in lines:
+                raise UserError(f"{source}:{key.start_mark.line + 1}: '{'.'.join(sub)}' is given twice "
+                                f"(first on line {lines[sub]}); names in a mapping must be unique")
             lines[sub] = key.start_mark.line + 1
-            _key_lines(value, sub, lines)
+            _key_lines(value, sub, lines, source)
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
             sub = path + (str(index),)
             lines[sub] = value.start_mark.line + 1
-            _key_lines(value, sub, lines)
+            _key_lines(value, sub, lines, source)
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> PipelineConfig:
@@ -119,7 +124,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         raise UserError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from err
     lines: dict[tuple[str, ...], int] = {}
     if node is not None:
-        _key_lines(node, (), lines)
+        _key_lines(node, (), lines, str(file))
     data = apply_overrides(data if data is not None else {}, overrides or [], str(file))
     return parse_config(data, source=str(file), lines=lines)
 

@@ -205,14 +205,11 @@ def plan_stages(cfg: PipelineConfig, registry: dict[str, str] | None = None) -> 
 def _plan_stage(cfg: PipelineConfig, stage: StageConfig, registry: dict[str, str], run_dir: Path,
                 outs: dict[str, Path]) -> StagePlan:
     here = ("stages", stage.name)
-    name = stage.command.replace("_", "-") if ":" not in stage.command else stage.command
-    if ":" in name:
-        spec = name
-    elif name in registry:
-        spec = registry[name]
-    else:
+    name = stage.command.replace("_", "-")
+    if name not in registry:  # configs name subcommands only: a config cannot import arbitrary code
         raise UserError(f"{cfg.where(*here, 'command')}: stage {stage.name!r}: unknown command {stage.command!r}; "
                         f"commands: {', '.join(registry)}")
+    spec = registry[name]
     command = load_command(spec)
     cli_name = getattr(command, "NAME", name)
     parser = command_parser(command, f"ja-pretrain {cli_name}")
