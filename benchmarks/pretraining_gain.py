@@ -13,9 +13,10 @@ through `ja-pretrain finetune`'s suite with the same learning-rate grid, epochs 
     chabsa   ../shared/data/eval/chabsa/chabsa_train.jsonl, split by document (seed 0, 20% dev)
     jsquad   trained on JaQuAD train (../shared/data/eval/jaquad; JSQuAD's train split is not in
              the shared data), scored on JSQuAD v1.3 valid
-    ner      ../shared/data/eval/ner-wikipedia/ner.json, split by article (seed 0, 20% dev) Prints a table and writes
-benchmarks/out/pretraining_gain.json; the suites' own outputs (scores.json, predictions.jsonl)
-stay under benchmarks/out/pretraining_gain/.
+    ner      ../shared/data/eval/ner-wikipedia/ner.json, split by article (seed 0, 20% dev)
+
+Prints a table and writes benchmarks/out/pretraining_gain.json (or --json NAME); the suites'
+own outputs (scores.json, predictions.jsonl) stay under benchmarks/out/pretraining_gain/.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, nargs="+", default=[3])
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--max_train_samples", type=int)
+    parser.add_argument("--json", default="pretraining_gain.json",
+                        help="file name under benchmarks/out (one per task group when groups run apart)")
     args = parser.parse_args()
     model = Path(args.model)
     if not (model / "config.json").is_file():
@@ -103,7 +106,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "pretraining_gain.json").write_text(json.dumps(
+    (OUT_DIR / args.json).write_text(json.dumps(
         {"options": vars(args), "seconds": seconds, "table": table,
          "scores": {label: {t: {"metrics": s["metrics"], "std": s["std"], "chosen": s["chosen"], "grid": s["grid"]}
                             for t, s in by_task.items()} for label, by_task in results.items()}},

@@ -98,6 +98,7 @@ class FakeTrain:
         parser.add_argument("--do_whole_word_mask", action="store_true")
         parser.add_argument("--do_continue", action="store_true")
         parser.add_argument("--sleep", type=float, default=0.0, help="seconds per step")
+        parser.add_argument("--quiet", action="store_true", help="no line per step (as training with --no_progress)")
 
     @staticmethod
     def run(args):
@@ -113,7 +114,8 @@ class FakeTrain:
         for step in range(first, args.steps + 1):
             time.sleep(args.sleep)
             (model_dir / f"checkpoint-{step}").mkdir()
-            print(f"\rstep {step}/{args.steps}", end="", file=sys.stderr)
+            if not args.quiet:
+                print(f"\rstep {step}/{args.steps}", end="", file=sys.stderr)
             if crash and step == 2 and not Path(crash).exists():
                 Path(crash).touch()
                 raise RuntimeError("simulated kill during training")

@@ -126,13 +126,13 @@ def test_interrupted_run_leaves_nothing_finished_and_rerun_completes(tmp_path, c
     monkeypatch.setattr(output.CorpusWriter, "_write", interrupted_write)
     code = main(["corpus", str(corpus_input), "--out", str(out), "--no-progress"])
     assert code == 130 and "rerun" in capsys.readouterr().err
-    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == [".out.lock"]  # the lock stays, empty of meaning
     monkeypatch.undo()
     # a crash (killed process) leaves a dot-named temporary directory; the rerun clears it
     (tmp_path / ".out.tmp-99999").mkdir()
     (tmp_path / ".out.tmp-99999" / "train-00000.txt").write_text("half")
     assert main(["corpus", str(corpus_input), "--out", str(out), "--no-progress"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
     assert (out / "manifest.json").is_file()
 
 

@@ -194,6 +194,39 @@ def test_sigterm_stops_the_stage_and_the_rerun_resumes(env):
     assert statuses["model"] == "ran" and "resuming from the checkpoints" in text
 
 
+def test_a_stage_does_not_outlive_a_killed_pipeline(env):
+    """kill -9 of the pipeline: its running stage gets SIGTERM from the kernel and stops, so an
+    immediate rerun never trains into the same directory at the same time."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmp, config, calls = env
+    fakes = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import pipeline_fakes; "
+             "sys.exit(pipeline_fakes.cli_with_fakes(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", fakes, str(Path(__file__).parent), "pipeline", str(config),
+                             "model.sleep=0.3", "model.steps=400", "model.quiet=true"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    pid_file = tmp / "run" / "model" / "pid"
+    deadline = time.time() + 60
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    stage = int(pid_file.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.time() + 10  # the stage alone would sleep on for two minutes
+    while time.time() < deadline:
+        try:
+            os.kill(stage, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(stage, 0)
+
+
 def test_stage_and_from(env):
     tmp, config, calls = env
     with pytest.raises(UserError, match="needs stage 'corpus'"):

@@ -74,12 +74,20 @@ def run(args: argparse.Namespace) -> int:
     from ja_pretrain.corpus.build import build_corpus
     from ja_pretrain.corpus.summary import format_summary
     from ja_pretrain.errors import UserError
+    from ja_pretrain.utils.locks import exclusive
 
+    if args.merge and args.inputs:
+        raise UserError("--merge takes part directories only; give INPUT files in the part runs")
+    with exclusive(args.out, f"--out {args.out}"):
+        manifest = _build(args, build_corpus)
+    print(format_summary(manifest, args.out))
+    return 0
+
+
+def _build(args: argparse.Namespace, build_corpus):
     if args.merge:
         from ja_pretrain.corpus.parts import merge_parts
 
-        if args.inputs:
-            raise UserError("--merge takes part directories only; give INPUT files in the part runs")
         manifest = merge_parts(args.merge, args.out)
     else:
         manifest = build_corpus(
@@ -89,5 +97,4 @@ def run(args: argparse.Namespace) -> int:
             dedup_memory_mb=args.dedup_memory_mb, allow_truncated=args.allow_truncated, workers=args.workers,
             shard_index=args.shard_index, num_shards=args.num_shards, force=args.force, progress=args.progress,
         )
-    print(format_summary(manifest, args.out))
-    return 0
+    return manifest

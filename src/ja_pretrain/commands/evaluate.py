@@ -50,9 +50,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ja_pretrain.evaluation.evaluate import evaluate_model, summary_lines
+    from contextlib import nullcontext
 
-    report = evaluate_model(
+    from ja_pretrain.evaluation.evaluate import evaluate_model, summary_lines
+    from ja_pretrain.utils.locks import exclusive
+
+    with exclusive(args.out, f"--out {args.out}") if args.out else nullcontext():
+        report = _evaluate(args, evaluate_model)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(summary_lines(report)))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, evaluate_model):
+    return evaluate_model(
         args.model_dir,
         args.corpus,
         generator_dir=args.generator,
@@ -63,8 +76,3 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         out_dir=args.out,
     )
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=2))
-    else:
-        print("\n".join(summary_lines(report)))
-    return 0

@@ -48,12 +48,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ja_pretrain.export.electra import extract_electra
+    from ja_pretrain.utils.locks import exclusive
 
     both = not (args.generator or args.discriminator)
-    written = extract_electra(
-        args.input_dir, args.output_dir, parameter_file=args.parameter_file, model_type=args.model_type,
-        generator=args.generator or both, discriminator=args.discriminator or both,
-        tokenizer_dir=args.tokenizer_dir,
-    )
+    with exclusive(args.output_dir, f"--output_dir {args.output_dir}"):
+        written = extract_electra(
+            args.input_dir, args.output_dir, parameter_file=args.parameter_file, model_type=args.model_type,
+            generator=args.generator or both, discriminator=args.discriminator or both,
+            tokenizer_dir=args.tokenizer_dir,
+        )
     print(f"extract-electra: wrote {', '.join(str(p) for p in written.values())} (logits checked against the checkpoint)")
     return 0

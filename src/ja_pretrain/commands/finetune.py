@@ -103,6 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ja_pretrain.downstream.suite import Protocol, SuiteOptions, run_suite, summary_lines
+    from ja_pretrain.utils.locks import exclusive
 
     protocol = Protocol(
         learning_rates=tuple(args.learning_rate), epochs=tuple(args.epochs), seeds=args.seeds, seed=args.seed,
@@ -115,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                            tokenizer=args.tokenizer, protocol=protocol, device=args.device,
                            cpu_ops=not args.torch_dropout, save_model=args.save_model,
                            progress=not args.no_progress)
-    result = run_suite(args.model_dir, options)
+    with exclusive(args.out, f"--out {args.out}"):
+        result = run_suite(args.model_dir, options)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:

@@ -31,8 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ja_pretrain.evaluation.report import write_report
+    from pathlib import Path
 
-    path = write_report(args.run_dir, args.out, tokenizer_sentences=args.tokenizer_sentences)
+    from ja_pretrain.evaluation.report import write_report
+    from ja_pretrain.evaluation.rundir import check_run_dir
+    from ja_pretrain.utils.locks import exclusive
+
+    out = Path(args.out) if args.out else check_run_dir(args.run_dir) / "report"
+    with exclusive(out, f"--out {out}"):
+        path = write_report(args.run_dir, out, tokenizer_sentences=args.tokenizer_sentences)
     print(f"report: {path}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     from ja_pretrain.training.distributed import barrier, setup_distributed, teardown_distributed
     from ja_pretrain.training.objectives import ObjectiveOptions, check_compatible
     from ja_pretrain.training.trainer import TrainConfig, train
+    from ja_pretrain.utils.locks import exclusive
 
     tokenizer_dir, model_dir = Path(args.tokenizer_dir), Path(args.model_dir)
     check_tokenizer_flags(tokenizer_dir, args.tokenizer_type, args.mecab_dic_type)
@@ -199,7 +201,10 @@ def run(args: argparse.Namespace) -> int:
         form, where=str(args.input_file))
     ctx = setup_distributed(args.device, node_rank=args.node_rank, local_rank=args.local_rank)
     final_dir = None
+    lock = ExitStack()
     try:
+        if ctx.rank == 0:  # one writer of MODEL_DIR: rank 0 writes it for all ranks
+            lock.enter_context(exclusive(model_dir, f"--model_dir {model_dir}"))
         dataset_dir = prepare_dataset(
             args.input_file, tokenizer_dir, sequence_length=params.sequence_length, form=form,
             cache_dir=Path(args.cache_dir) if args.cache_dir else model_dir / "dataset_cache",
@@ -224,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
                     facts={"input_file": str(args.input_file), "init_from": args.init_from})
             barrier(ctx)
     finally:
+        lock.close()
         teardown_distributed()
     if ctx.is_main:
         print(summary_line(result, final_dir, model_dir))

@@ -16,6 +16,7 @@ from ja_pretrain.corpus.normalize import normalize_line
 from ja_pretrain.corpus.readers import RawDocument
 from ja_pretrain.corpus.sentences import DEFAULT_SPLIT_LIMIT, split_sentences
 from ja_pretrain.corpus.wikitext import wikitext_to_text
+from ja_pretrain.utils.processes import die_with_parent
 
 DIGEST_SIZE = 8
 COMMAS = "、,"
@@ -71,9 +72,9 @@ _worker_options: CleanOptions | None = None
 
 
 def init_worker(options: CleanOptions) -> None:
-
-    # Ctrl-C is handled once, by the parent, which then stops the pool.
+    # Ctrl-C is handled once, by the parent, which then stops the pool; its death ends the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
     global _worker_options
     _worker_options = options
 

@@ -19,8 +19,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -29,6 +27,7 @@ from ja_pretrain import __version__
 from ja_pretrain.download.checksums import MultiHasher, expected_digests, file_digests, mismatches
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_write_json
+from ja_pretrain.utils.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -66,31 +65,9 @@ def _validator_path(part: Path) -> Path:
     return part.with_name(f".{part.name}.json")
 
 
-@contextmanager
-def _exclusive(target: Path) -> Iterator[None]:
-    """Hold an advisory lock on `.NAME.lock`, so two runs never append to the same .part file.
-
-    The kernel drops the lock when the process dies, so a crash never blocks the next run.
-    """
-    try:
-        import fcntl  # POSIX only: Windows has no fcntl (and gets no lock)
-    except ImportError:  # Windows: no flock; running one download per file is up to the user
-        yield
-        return
-    lock_file = target.with_name(f".{target.name}.lock")
-    with open(lock_file, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(
-                f"{target}: another download of this file is running (it holds {lock_file}); "
-                "wait for it to finish or stop it, then rerun"
-            ) from None
-        try:
-            yield
-        finally:
-            # Removed while still held; a killed run leaves the empty file, which is harmless.
-            lock_file.unlink(missing_ok=True)
+def _exclusive(target: Path):
+    """One download of a file at a time: two runs must never append to the same .part file."""
+    return exclusive(target, f"{target} (a download)")
 
 
 def _request(url: str, offset: int = 0, if_range: str | None = None) -> urllib.request.Request:

@@ -184,7 +184,6 @@ def prediction_lines(spec: TaskSpec, valid: EncodedSplit, chosen: list[RunResult
 
 
 def _inputs(model: dict[str, str], tokenizer: Path, data: TaskData) -> dict[str, Any]:
-
     return {"model": model,
             "tokenizer": {p.name: path_fingerprint(p) for p in tokenizer_files(tokenizer)},
             "data": {name: {"path": str(path), "sha256": path_fingerprint(path)} for name, path in data.files.items()}}

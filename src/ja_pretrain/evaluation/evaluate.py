@@ -60,7 +60,6 @@ def resolve_model_dirs(model_dir: str | os.PathLike) -> list[tuple[str, Path]]:
 
 
 def load_model(path: Path):
-
     config = transformers.AutoConfig.from_pretrained(path)
     architecture = (config.architectures or [None])[0]
     if architecture not in KIND_OF_ARCHITECTURE:
@@ -75,7 +74,6 @@ def load_model(path: Path):
 
 
 def load_tokenizer(path: Path):
-
     try:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
@@ -203,7 +201,6 @@ def _unique_label(label: str, path: Path, taken: list[str]) -> str:
 
 
 def write_metrics(out_dir: str | os.PathLike, report: dict[str, Any], **inputs: Any) -> None:
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)

@@ -88,7 +88,6 @@ def pipeline_section(run: RunContents) -> list[str]:
 
 
 def tokenizer_section(run: RunContents, max_sentences: int) -> list[str]:
-
     if not run.tokenizers:
         return ["No tokenizer in this run directory.", ""]
     if not run.valid_texts:

@@ -56,10 +56,15 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def scan_run_dir(run_dir: str | os.PathLike) -> RunContents:
+def check_run_dir(run_dir: str | os.PathLike) -> Path:
     root = Path(run_dir)
     if not root.is_dir():
-        raise UserError(f"RUN_DIR {root}: no such directory")
+        raise UserError(f"RUN_DIR {root}: " + ("not a directory" if root.exists() else "no such directory"))
+    return root
+
+
+def scan_run_dir(run_dir: str | os.PathLike) -> RunContents:
+    root = check_run_dir(run_dir)
     found = RunContents(root=root)
     for directory, files in _walk(root):
         if "manifest.json" in files:

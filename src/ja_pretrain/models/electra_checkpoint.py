@@ -70,7 +70,6 @@ def joint_model_from_dir(directory: str | os.PathLike) -> tuple[ElectraJointMode
 
 
 def _read_state(directory: Path) -> dict[str, torch.Tensor]:
-
     weights = directory / "model.safetensors"
     if weights.is_file():
         return load_file(str(weights))

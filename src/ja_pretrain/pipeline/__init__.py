@@ -22,6 +22,7 @@ from ja_pretrain.pipeline.config import PipelineConfig, load_config
 from ja_pretrain.pipeline.runner import PipelineRunner, StageResult
 from ja_pretrain.pipeline.stages import StagePlan, command_registry, plan_stages
 from ja_pretrain.utils.atomic import atomic_write_json, atomic_write_text
+from ja_pretrain.utils.locks import exclusive
 
 __all__ = ["PipelineConfig", "load_config", "plan_stages", "run_pipeline", "StagePlan", "StageResult"]
 
@@ -80,7 +81,7 @@ def run_pipeline(
         for p in plans
     ])
     started = time.time()
-    with _terminate_as_interrupt():
+    with exclusive(run_dir, f"run_dir {run_dir} (a pipeline)"), _terminate_as_interrupt():
         results = runner.run(only=stage, start=start, force=force)
     ran = sum(r.status == "ran" for r in results)
     out.write(f"pipeline: {ran} stage(s) ran, {len(results) - ran} up to date, in {time.time() - started:.1f}s; "

@@ -7,17 +7,24 @@ subcommand interface (NAME, add_arguments, run). Errors print as the CLI prints 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
 from ja_pretrain.pipeline.stages import load_command
 from ja_pretrain.utils.console import configure_output, run_guarded
+from ja_pretrain.utils.processes import die_with_parent
+
+PARENT_PID_ENV = "JA_PRETRAIN_PIPELINE_PID"
 
 
 def main(argv: list[str]) -> int:
     # A pipeline started in the background inherits an ignored SIGINT; the pipeline stops its
     # stage with SIGINT, so take it back.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A stage must not outlive its pipeline (kill -9 of the pipeline would leave it running).
+    parent = os.environ.get(PARENT_PID_ENV)
+    die_with_parent(int(parent) if parent else None)
     spec, *args = argv
     command = load_command(spec)
     name = getattr(command, "NAME", spec)

@@ -239,7 +239,7 @@ class PipelineRunner:
             os.replace(log, log.with_suffix(".previous.log"))
         launcher = plan.launch or [sys.executable]
         cmd = [*launcher, "-m", "ja_pretrain.pipeline.child", plan.spec, *expand_globs(argv)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "JA_PRETRAIN_PIPELINE_PID": str(os.getpid())}
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         last_line = ""
         with open(log, "w", encoding="utf-8") as f:

@@ -44,6 +44,7 @@ from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.files import SPECIAL_NAMES, SPECIAL_TOKENS, VOCAB_FILE, read_tokenizer_config
 from ja_pretrain.tokenization.offsets import token_offsets
 from ja_pretrain.tokenization.words import WordSegmenter, WordTokenizerSpec
+from ja_pretrain.utils.processes import die_with_parent
 
 # transformers' WordpieceTokenizer turns a longer word into a single [UNK].
 MAX_CHARS_PER_WORD = 100
@@ -219,7 +220,6 @@ class _WordPieceSubwords:
     transformers' WordpieceTokenizer, with the same 100-character limit."""
 
     def __init__(self, vocab_path: Path):
-
         vocab: dict[str, int] = {}
         with open(vocab_path, encoding="utf-8") as f:
             # transformers' load_vocab: one token per line, a repeated token keeps its last line.
@@ -251,7 +251,6 @@ class _SentencePieceSubwords:
     preprocessing and its special case for pieces like "12,"."""
 
     def __init__(self, model_path: Path):
-
         self._sp = spm.SentencePieceProcessor()
         self._sp.Load(str(model_path))
         self.vocab_size = self._sp.GetPieceSize()
@@ -294,6 +293,7 @@ _worker_encoder: FastEncoder | None = None
 
 def _init_worker(tokenizer_dir: str) -> None:
     global _worker_encoder
+    die_with_parent()
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _worker_encoder = FastEncoder(tokenizer_dir)
 

@@ -117,7 +117,6 @@ def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, ctx: DistContext):
-
         self.cfg, self.ctx = cfg, ctx
         params = cfg.params
         if cfg.precision not in PRECISIONS:
@@ -350,7 +349,6 @@ class Trainer:
         return out
 
     def run(self) -> TrainResult:
-
         cfg, params = self.cfg, self.params
         end = params.train_steps if cfg.stop_after_steps is None else min(params.train_steps, cfg.stop_after_steps)
         eval_every = cfg.eval_steps or params.save_steps
