@@ -46,6 +46,7 @@ from ja_pretrain.tokenization.files import (
 from ja_pretrain.tokenization.words import WordSegmenter, WordTokenizerSpec
 from ja_pretrain.utils.atomic import atomic_directory
 from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, write_manifest
+from ja_pretrain.utils.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,14 @@ def train_tokenizer(
         parts, n_sentences = split_into_parts(files, work, num_files, max_sentences, seed)
         timings["split_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        word_files, n_words, characters = segment_parts(parts, spec, subwords=tokenizer_type, workers=workers)
+        word_files, n_words, characters, inside = segment_parts(parts, spec, subwords=tokenizer_type, workers=workers)
         timings["segment_s"] = time.perf_counter() - t0
         with atomic_directory(model_dir) as out:
             t0 = time.perf_counter()
             specials = list(SPECIAL_TOKENS) + unused_tokens(num_unused_tokens)
             if tokenizer_type == "wordpiece":
                 stats = _train_wordpiece(word_files, out, specials, vocab_size, min_frequency,
-                                         _alphabet(characters, limit_alphabet))
+                                         _alphabet(characters, limit_alphabet), inside)
             else:
                 stats = _train_sentencepiece(word_files, out, specials, vocab_size, sentencepiece_model,
                                              n_sentences, workers, seed)
@@ -224,13 +225,17 @@ def split_into_parts(files, work: Path, num_files: int, max_sentences: int | Non
     return parts, kept
 
 
-def _segment_part(job) -> tuple[str, int, dict[str, int]]:
+def _segment_part(job) -> tuple[str, int, dict[str, int], list[str]]:
+    """Segment one part into its words file; count every character, and note which characters
+    occur inside a word (after its first), the ones that get a "##" piece."""
     spec, subwords, source, target = job
     segmenter = WordSegmenter(spec)
     words_of = segmenter.wordpiece_words if subwords == "wordpiece" else segmenter.surfaces
     n_words = 0
     counts = np.zeros(0x110000, dtype=np.int64)  # per code point
+    inside = np.zeros(0x110000, dtype=bool)
     pending: list[str] = []
+    pending_inside: list[str] = []
 
     def count_pending() -> None:
         # One bincount over UTF-32 code units instead of a dict update per character.
@@ -238,7 +243,9 @@ def _segment_part(job) -> tuple[str, int, dict[str, int]]:
             return
         codes = np.frombuffer("".join(pending).encode("utf-32-le"), dtype=np.uint32)
         counts[: 1 + int(codes.max(initial=0))] += np.bincount(codes)
+        inside[np.frombuffer("".join(pending_inside).encode("utf-32-le"), dtype=np.uint32)] = True
         pending.clear()
+        pending_inside.clear()
 
     with open(source, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as out:
         for line in src:
@@ -248,12 +255,13 @@ def _segment_part(job) -> tuple[str, int, dict[str, int]]:
                 out.write(joined + "\n")
                 n_words += len(words)
                 pending.append(joined)
+                pending_inside.append("".join(w[1:] for w in words))
                 if len(pending) >= 10000:
                     count_pending()
     count_pending()
     counts[ord(" ")] = 0
     present = np.flatnonzero(counts)
-    return target, n_words, {chr(c): int(counts[c]) for c in present}
+    return target, n_words, {chr(c): int(counts[c]) for c in present}, [chr(c) for c in np.flatnonzero(inside)]
 
 
 def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, workers: int):
@@ -263,12 +271,15 @@ def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, wor
         results = [_segment_part(j) for j in tqdm(jobs, desc="segment", unit=" parts", leave=False)]
     else:
 
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
             results = list(tqdm(pool.map(_segment_part, jobs), total=len(jobs), desc="segment", unit=" parts", leave=False))
     characters: Counter = Counter()
-    for _, _, part_characters in results:
+    inside: set[str] = set()
+    for _, _, part_characters, part_inside in results:
         characters.update(part_characters)
-    return [Path(t) for t, _, _ in results], sum(n for _, n, _ in results), characters
+        inside.update(part_inside)
+    return [Path(t) for t, *_ in results], sum(n for _, n, *_ in results), characters, inside
 
 
 def _alphabet(characters: Counter, limit: int) -> list[str]:
@@ -281,15 +292,28 @@ def _alphabet(characters: Counter, limit: int) -> list[str]:
     return [ch for ch, _ in ranked[:limit]]
 
 
-def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency, alphabet) -> dict:
+def _continuation_pieces(alphabet: list[str], inside: set[str]) -> list[str]:
+    """The "##" pieces the trainer will make, in code point order.
 
+    The trainer numbers them as it first meets them, walking its words in hash order, and
+    breaks ties between equally frequent pairs by those numbers: two runs on the same text
+    merged different pairs and kept different vocabularies. Handed over up front, they are
+    numbered in this order, and every tie is broken the same way each run.
+    """
+    kept = set(alphabet)
+    return [f"##{ch}" for ch in sorted(inside) if ch in kept]
+
+
+def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency, alphabet, inside) -> dict:
     tokenizer = Tokenizer(WordPiece(unk_token=SPECIAL_TOKENS[1], continuing_subword_prefix="##"))
     # Words are already segmented and free of whitespace as Python's str.split() knows it, a
     # superset of Rust's (Unicode White_Space), so WhitespaceSplit only separates the words and
     # drops the line end the trainer passes along with each line.
     tokenizer.pre_tokenizer = WhitespaceSplit()
+    # Passed as special tokens only to fix their numbering; vocab.txt marks no special but `specials`.
     trainer = WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
+        vocab_size=vocab_size, min_frequency=min_frequency,
+        special_tokens=specials + _continuation_pieces(alphabet, inside),
         initial_alphabet=alphabet, limit_alphabet=len(alphabet), continuing_subword_prefix="##",
         show_progress=False,
     )
@@ -298,9 +322,8 @@ def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency,
     ids = [i for _, i in vocab]
     if ids != list(range(len(ids))) or [t for t, _ in vocab[: len(specials)]] != specials:
         raise RuntimeError("WordPiece trainer returned a vocabulary with gaps or misplaced special tokens")
-    # The trainer breaks ties between equally frequent characters in hash order, which changes
-    # from run to run; ids do not affect WordPiece's matching, so a canonical order makes the
-    # same vocabulary give the same ids every time.
+    # The trainer's own ids follow its hash order; ids do not affect WordPiece's matching, so a
+    # canonical order makes the same vocabulary give the same ids every time.
     tokens = specials + sorted((t for t, _ in vocab[len(specials):]),
                                key=lambda t: (t.startswith("##"), len(t.removeprefix("##")), t))
     with open(out / VOCAB_FILE["wordpiece"], "w", encoding="utf-8") as f:
@@ -313,7 +336,6 @@ def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency,
 
 
 def _train_sentencepiece(word_files, out: Path, specials, vocab_size, model_type, n_sentences, workers, seed) -> dict:
-
     prefix = out / "spiece"
     spm.set_random_generator_seed(seed)
     try:
