@@ -148,3 +148,61 @@ def test_continued_pretraining_starts_from_the_saved_weights(trained, tmp_path, 
     assert gen.generator_lm_head.weight is disc.electra.embeddings.word_embeddings.weight
     for (name, a), (_, b) in zip(objective.model.state_dict().items(), fresh.model.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_output_of_another_kind_is_refused_and_left_as_it_was(trained, tmp_path, capsys):
+    _, model_dir = trained
+    out = tmp_path / "mine"
+    (out / "generator").mkdir(parents=True)
+    (out / "generator" / "notes.txt").write_text("my notes", encoding="utf-8")
+    assert main(["extract-electra", "--input_dir", str(model_dir / "final"), "--output_dir", str(out)]) == 2
+    assert "not an earlier output of this command" in capsys.readouterr().err
+    assert (out / "generator" / "notes.txt").read_text(encoding="utf-8") == "my notes"
+    assert sorted(p.name for p in out.rglob("*")) == ["generator", "notes.txt"]
+
+
+def test_output_is_replaced_as_one_unit(trained, tmp_path, monkeypatch):
+    """A failure while writing the second half leaves the earlier output whole: both halves and
+    its manifest from the first run, nothing of the second."""
+    _, model_dir = trained
+    out = tmp_path / "pair"
+    extract_electra(model_dir / "checkpoint-3", out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    import ja_pretrain.export.electra as electra
+
+    real_verify = electra._verify
+
+    def fail_on_discriminator(saved_dir, net, auto_name, role):
+        if role == "discriminator":
+            raise KeyboardInterrupt  # as a Ctrl-C between the halves would
+        return real_verify(saved_dir, net, auto_name, role)
+
+    monkeypatch.setattr(electra, "_verify", fail_on_discriminator)
+    with pytest.raises(KeyboardInterrupt):
+        extract_electra(model_dir / "final", out)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".pair.tmp")] == []
+
+
+def test_one_half_after_the_other_keeps_both_from_the_same_checkpoint(trained, tmp_path):
+    _, model_dir = trained
+    out = tmp_path / "pair"
+    extract_electra(model_dir / "final", out, discriminator=False)
+    extract_electra(model_dir / "final", out, generator=False)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["options"]["generator"] and manifest["options"]["discriminator"]
+    assert (out / "generator" / "model.safetensors").is_file() and (out / "discriminator" / "model.safetensors").is_file()
+    # From another checkpoint, the earlier half is not kept: it would not match the manifest.
+    other = tmp_path / "other" / "checkpoint-9"
+    objective, _ = trained
+    objective.save_model(other)
+    (other / "trainer_state.json").write_text(json.dumps({"step": 9}), encoding="utf-8")
+    import safetensors.torch as st
+
+    weights = st.load_file(other / "model.safetensors")
+    first = next(iter(weights))
+    weights[first] = weights[first] + 1.0
+    st.save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+    extract_electra(other, out, generator=False, tokenizer_dir=model_dir / "final")
+    assert not (out / "generator").exists() and (out / "discriminator").is_dir()

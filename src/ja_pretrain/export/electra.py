@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,11 @@ from ja_pretrain.models.electra_checkpoint import joint_model_from_dir, read_joi
 from ja_pretrain.tokenization.files import copy_tokenizer
 from ja_pretrain.training.checkpoint import latest_checkpoint, read_state
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_text
-from ja_pretrain.utils.manifest import file_sha256, write_manifest
+from ja_pretrain.utils.manifest import check_output_dir, file_sha256, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
+
+STAGE = "extract-electra"
 
 # Preset keys that fix the networks' shapes; the others (steps, batch, lr) may differ freely.
 SHAPE_KEYS = ("number-of-layers", "hidden-size", "embedding-size", "ffn-inner-hidden-size", "attention-heads",
@@ -195,7 +198,6 @@ def half_model_card(*, role: str, architecture: str, auto: str, joint: dict, sou
 
 
 def _probe_inputs(config: Any):
-
     generator = torch.Generator().manual_seed(0)
     length = min(32, config.max_position_embeddings)
     ids = torch.randint(5, config.vocab_size, (2, length), generator=generator) if config.vocab_size > 5 else \
@@ -238,40 +240,58 @@ def extract_electra(input_dir: str | os.PathLike, output_dir: str | os.PathLike,
     joint = read_joint_config(joint_dir)
     check_preset(joint, joint_dir, parameter_file, model_type)
     tokenizer = find_tokenizer_dir(joint_dir, tokenizer_dir)
-    model, joint = joint_model_from_dir(joint_dir)
-    model.eval()
-    state = read_state(joint_dir, missing_ok=True)
     out = Path(output_dir)
     if out.resolve() == joint_dir.resolve():
         raise UserError(f"--output_dir {out}: is the checkpoint itself; choose another directory")
+    check_output_dir(out, (STAGE,), "--output_dir")
+    model, joint = joint_model_from_dir(joint_dir)
+    model.eval()
+    state = read_state(joint_dir, missing_ok=True)
     roles = [(r, net, arch, auto) for r, net, arch, auto, wanted in (
         ("generator", model.generator, "ElectraForMaskedLM", "AutoModelForMaskedLM", generator),
         ("discriminator", model.discriminator, "ElectraForPreTraining", "AutoModelForPreTraining", discriminator),
     ) if wanted]
-    written: dict[str, Path] = {}
+    weights_sha256 = _sha256(joint_dir / "model.safetensors")
+    kept = _halves_to_keep(out, weights_sha256, {role for role, *_ in roles})
     max_diff: dict[str, float] = {}
-    for role, net, architecture, auto in roles:
-        with atomic_directory(out / role) as tmp:
+    # OUT is replaced whole (halves and manifest together): a kill part-way leaves the earlier
+    # output as it was, never one half from another checkpoint under a manifest that says done.
+    with atomic_directory(out) as tmp:
+        for role in kept:
+            shutil.copytree(out / role, tmp / role)
+        for role, net, architecture, auto in roles:
+            half = tmp / role
+            half.mkdir()
             net.config.architectures = [architecture]
-            net.save_pretrained(tmp)
-            copy_tokenizer(tokenizer, tmp)
-            atomic_write_text(tmp / "README.md", half_model_card(
+            net.save_pretrained(half)
+            copy_tokenizer(tokenizer, half)
+            atomic_write_text(half / "README.md", half_model_card(
                 role=role, architecture=architecture, auto=auto, joint=joint, source=joint_dir, state=state))
-            max_diff[role] = _verify(tmp, net, auto, role)
-        written[role] = out / role
-        log.info("wrote %s (%s)", out / role, architecture)
-    weights = joint_dir / "model.safetensors"
-    write_manifest(
-        out, stage="extract-electra",
-        inputs={"checkpoint": str(joint_dir), "weights_sha256": _sha256(weights)},
-        options={"generator": generator, "discriminator": discriminator, "model_type": joint.get("model_type")},
-        counts={"step": state.get("step"), "tokens_seen": state.get("tokens_seen")},
-        timings={"total": round(time.perf_counter() - started, 3)},
-        extra={"verified_max_abs_logit_diff": max_diff},
-    )
+            max_diff[role] = _verify(half, net, auto, role)
+            log.info("built %s (%s)", out / role, architecture)
+        write_manifest(
+            tmp, stage=STAGE,
+            inputs={"checkpoint": str(joint_dir), "weights_sha256": weights_sha256},
+            options={"generator": generator or "generator" in kept,
+                     "discriminator": discriminator or "discriminator" in kept,
+                     "model_type": joint.get("model_type")},
+            counts={"step": state.get("step"), "tokens_seen": state.get("tokens_seen")},
+            timings={"total": round(time.perf_counter() - started, 3)},
+            extra={"verified_max_abs_logit_diff": max_diff},
+        )
+    written = {role: out / role for role, *_ in roles}
     return written
 
 
-def _sha256(path: Path) -> str:
+def _halves_to_keep(out: Path, weights_sha256: str, writing: set[str]) -> list[str]:
+    """Halves of an earlier extraction of the same checkpoint that this run does not rewrite
+    (`--generator` after `--discriminator` into one OUT keeps both); from another checkpoint, none."""
+    earlier = read_manifest(out) if out.is_dir() else None
+    if not earlier or earlier.get("inputs", {}).get("weights_sha256") != weights_sha256:
+        return []
+    return [role for role in ("generator", "discriminator")
+            if role not in writing and earlier.get("options", {}).get(role) and (out / role).is_dir()]
 
+
+def _sha256(path: Path) -> str:
     return file_sha256(path) if path.is_file() else ""
