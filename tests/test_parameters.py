@@ -96,5 +96,5 @@ def test_a_directory_as_parameter_file_says_so(tmp_path):
     from ja_pretrain.config.parameters import read_parameter_file
     from ja_pretrain.errors import UserError
 
-    with pytest.raises(UserError, match="a directory; give the parameter.json file itself"):
+    with pytest.raises(UserError, match="is a directory, not a file; give the parameter.json file itself"):
         read_parameter_file(tmp_path)

@@ -25,6 +25,7 @@ from typing import Any
 
 from ja_pretrain.errors import UserError
 from ja_pretrain.resources import resource_path
+from ja_pretrain.utils.paths import require_file
 
 DEFAULT_PARAMETER_FILE = "parameter.json"
 
@@ -198,10 +199,7 @@ def parse_preset(preset: str, raw: Any) -> ModelParameters:
 
 def read_parameter_file(path: str | os.PathLike | None = None) -> dict[str, Any]:
     file = Path(path) if path else default_parameter_file()
-    if file.is_dir():
-        raise UserError(f"--parameter_file {file}: a directory; give the parameter.json file itself")
-    if not file.is_file():
-        raise UserError(f"--parameter_file {file}: no such file")
+    require_file(file, "--parameter_file", hint="give the parameter.json file itself")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:

@@ -41,6 +41,7 @@ from ja_pretrain.corpus.readers import FORMATS, InputTruncated, RawDocument, Rea
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_directory
 from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, read_manifest, write_manifest
+from ja_pretrain.utils.paths import require_file
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,7 @@ def _check_options(inputs: list[Path], **options: Any) -> dict[str, Any]:
     if not inputs:
         raise UserError("no INPUT given; name one or more dump or text files")
     for path in inputs:
-        if not path.is_file():
-            raise UserError(f"{path}: no such file; check the path")
+        require_file(path)
     if options["format"] not in FORMATS:
         raise UserError(f"--format {options['format']!r}: choose one of {', '.join(FORMATS)}")
     if not 0 < options["min_chars"] <= options["max_chars"]:

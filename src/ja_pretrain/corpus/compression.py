@@ -17,11 +17,10 @@ import io
 import lzma
 import os
 import zlib
-from pathlib import Path
 
 import zstandard
 
-from ja_pretrain.errors import UserError
+from ja_pretrain.utils.paths import require_file
 
 READ_BUFFER = 1 << 20
 
@@ -135,9 +134,7 @@ class InputStream:
     """An opened input: `.stream` yields decompressed bytes; `.position` is raw bytes consumed."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise UserError(f"{self.path}: no such file; check the path (inputs are files, not directories)")
+        self.path = require_file(path)
         self.size = self.path.stat().st_size
         f = open(self.path, "rb")
         self.compression = detect_compression(f.read(6))

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from ja_pretrain.corpus.sniff import check_text_file
 from ja_pretrain.errors import UserError
 
 TRAIN_PATTERN = "train-*.txt"
@@ -36,16 +37,16 @@ def corpus_files(path: str | os.PathLike, split: str = "train") -> list[Path]:
     """The text files of `split` in a corpus directory, or [path] for a plain text file."""
     p = Path(path)
     if p.is_file():
-        return [p]
+        return [check_text_file(p)]
     if not p.is_dir():
         raise UserError(f"{p}: no such file or directory")
     if split == "train":
-        return train_files(p)
+        return [check_text_file(f) for f in train_files(p)]
     if split == "valid":
         valid = p / VALID_NAME
         if not valid.is_file():
             raise UserError(f"{p}: no {VALID_NAME}")
-        return [valid]
+        return [check_text_file(valid)]
     raise ValueError(f"unknown split {split!r}")
 
 

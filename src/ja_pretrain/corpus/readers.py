@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ja_pretrain.corpus.compression import InputStream, TruncatedInput
+from ja_pretrain.corpus.sniff import SNIFF_BYTES, not_text_reason
 from ja_pretrain.errors import UserError
 
 FORMATS = ("auto", "cirrus", "xml", "text", "cc100", "jsonl")
@@ -85,8 +86,13 @@ def detect_format(head: bytes) -> str:
 def iter_documents(source: InputStream, fmt: str, stats: ReadStats, text_field: str = "text") -> Iterator[RawDocument]:
     """Raw documents of one input. Raises InputTruncated for a cut file, UserError for bad content."""
     try:
+        head = source.stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        reason = not_text_reason(head)
+        if reason:
+            raise UserError(f"{source.path}: {reason}" + (f" (after {source.compression} decompression)"
+                                                          if source.compression else ""))
         if fmt == "auto":
-            fmt = detect_format(source.stream.peek(1 << 16)[: 1 << 16])
+            fmt = detect_format(head)
         if fmt == "xml":
             yield from _xml_documents(source, stats)
         elif fmt == "cirrus":

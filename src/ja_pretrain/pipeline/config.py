@@ -29,12 +29,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ja_pretrain.errors import UserError
+from ja_pretrain.utils.paths import require_file
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SCALAR = (str, int, float, bool)
@@ -111,9 +111,7 @@ def _key_lines(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ..
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> PipelineConfig:
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"CONFIG {file}: no such file")
+    file = require_file(path, "CONFIG")
     text = file.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)
