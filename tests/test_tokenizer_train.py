@@ -209,3 +209,14 @@ def test_model_dir_holding_other_files_is_refused(tmp_path):
     with pytest.raises(UserError, match="--model_dir .*not an earlier output"):
         train_tokenizer(sample_corpus(), mine, vocab_size=300, min_frequency=1, limit_alphabet=200, workers=1)
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_parts_left_by_a_killed_run_are_removed_by_the_next():
+    root = scratch("stale")
+    left = root / ".tok.tokenizer-work-x1y2"
+    left.mkdir()
+    (left / "part-00000.txt").write_text("文\n" * 1000, encoding="utf-8")
+    other = root / ".another.tokenizer-work-x1y2"  # another model dir's: not ours to remove
+    other.mkdir()
+    train_tokenizer(sample_corpus(), root / "tok", vocab_size=600, max_sentences=50, workers=1)
+    assert sorted(p.name for p in root.iterdir()) == [".another.tokenizer-work-x1y2", "tok"]

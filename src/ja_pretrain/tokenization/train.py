@@ -112,7 +112,10 @@ def train_tokenizer(
     keep_parts = intermediate_dir is not None
     if not keep_parts:
         model_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(intermediate_dir) if keep_parts else Path(tempfile.mkdtemp(prefix=".tokenizer-work-", dir=model_dir.parent))
+    if not keep_parts:
+        remove_stale_work_dirs(model_dir)
+    work = Path(intermediate_dir) if keep_parts else Path(
+        tempfile.mkdtemp(prefix=f".{model_dir.name}.tokenizer-work-", dir=model_dir.parent))
     try:
         work.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
@@ -140,6 +143,15 @@ def train_tokenizer(
     log.info("tokenizer: %d sentences, %d words -> %s (%d ids) in %.1fs", n_sentences, n_words, model_dir,
              stats["vocab_size"], sum(timings.values()))
     return model_dir
+
+
+def remove_stale_work_dirs(model_dir: Path) -> None:
+    """Remove the parts a killed run on this --model_dir left beside it (about twice the corpus
+    size). Only one run writes a model dir at a time (the command holds its lock), so any found
+    now are a dead run's."""
+    for stale in model_dir.parent.glob(f".{model_dir.name}.tokenizer-work-*"):
+        log.info("removing %s, left by an interrupted run", stale)
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _check_options(tokenizer_type, sentencepiece_model, vocab_size, min_frequency, limit_alphabet,
