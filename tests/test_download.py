@@ -451,3 +451,16 @@ def test_option_errors(argv, message, tmp_path, capsys):
     assert main(["download", *argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not os.listdir(tmp_path)
+
+
+def test_refused_connection_says_nothing_was_kept(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: bound, never accepting, then closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UserError) as caught:
+        fetch(f"http://127.0.0.1:{port}/a.bin", tmp_path / "a.bin", retries=1, **FAST)
+    message = str(caught.value)
+    assert "gave up after 2 attempts" in message and "nothing was written" in message and ".part" not in message
+    assert left_behind(tmp_path) == []

@@ -92,6 +92,18 @@ def test_corpus_input_is_built_into_the_cache_and_checkpoints_need_do_continue(t
     assert (tmp_path / "m" / "final" / "config.json").is_file()
 
 
+@pytest.mark.parametrize("other", ["electra-micro", "bert-small"])
+def test_do_continue_with_another_preset_names_the_one_trained(tiny, tmp_path, capsys, other):
+    args = ("--train_steps", "2", "--save_steps", "1", "--logging_steps", "1", "--stop_after_steps", "1")
+    assert cli(tiny, tmp_path / "m", "--model_type", "bert-micro", *args) == 0
+    before = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert cli(tiny, tmp_path / "m", "--model_type", other, *args[:-2], "--do_continue") == 2
+    err = capsys.readouterr().err
+    assert "holds a model of preset 'bert-micro'" in err and "resume with --model_type bert-micro" in err
+    assert "ELECTRA" not in err and "sequence length" not in err.split("(")[0]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == before
+
+
 def test_non_finite_loss_is_skipped_then_stops_with_a_clear_error(tiny, tmp_path, monkeypatch, capsys):
     from ja_pretrain.training.objectives import BertObjective
 

@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     from ja_pretrain.config.parameters import load_parameters
     from ja_pretrain.dataset import prepare_dataset
     from ja_pretrain.export import export_final
+    from ja_pretrain.training.checkpoint import check_resumable, latest_checkpoint
     from ja_pretrain.training.distributed import barrier, setup_distributed, teardown_distributed
     from ja_pretrain.training.objectives import ObjectiveOptions, check_compatible
     from ja_pretrain.training.trainer import TrainConfig, train
@@ -194,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
         **{"train-steps": args.train_steps, "batch-size": args.batch_size, "learning-rate": args.learning_rate,
            "warmup-steps": args.warmup_steps, "save-steps": args.save_steps, "logging-steps": args.logging_steps,
            "accumulation-steps": args.accumulation_steps})
+    if args.do_continue and (latest := latest_checkpoint(model_dir)) is not None:
+        check_resumable(latest, params.to_json_dict())  # before a dataset is built for the wrong preset
     form = dataset_form(args.input_file, args.nsp)
     options = check_compatible(params, ObjectiveOptions(
         whole_word_mask=args.do_whole_word_mask, next_sentence_prediction=args.nsp,

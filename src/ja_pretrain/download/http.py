@@ -326,10 +326,9 @@ def _download(url: str, target: Path, expected: dict[str, str], *, retries: int,
                 break
         except _Transient as err:
             if failures >= retries:
-                raise UserError(
-                    f"{url}: gave up after {failures + 1} attempts ({err}); "
-                    f"{part} is kept: rerun the same command to resume"
-                ) from None
+                kept = (f"{part} is kept ({part.stat().st_size:,} bytes): rerun the same command to resume"
+                        if part.exists() and part.stat().st_size else "nothing was written")
+                raise UserError(f"{url}: gave up after {failures + 1} attempts ({err}); {kept}") from None
             delay = backoff * 2**failures
             failures += 1
             log.warning("%s: %s; retry %d of %d in %.0f s", target.name, err, failures, retries, delay)

@@ -107,6 +107,28 @@ def read_state(path: str | os.PathLike, missing_ok: bool = False) -> dict[str, A
                         "delete that checkpoint to resume from an older one") from err
 
 
+# The keys of a preset that change the weights' shapes or kind: resuming under other values
+# cannot load the checkpoint (learning rate, steps and the like may change on resume).
+MODEL_KEYS = ("number-of-layers", "hidden-size", "sequence-length", "ffn-inner-hidden-size", "attention-heads",
+              "generator-size")
+
+
+def check_resumable(checkpoint: Path, parameters: dict[str, Any]) -> None:
+    """Refuse to resume `checkpoint` under a preset of another model (`parameters` as in
+    parameter.json), naming the preset it was trained with."""
+    state = read_state(checkpoint, missing_ok=True)
+    saved = state.get("parameters")
+    if not isinstance(saved, dict):
+        return  # a checkpoint of an older version: the weights' own shape check still applies
+    differ = [f"{key} {saved.get(key)} (now {parameters.get(key)})" for key in MODEL_KEYS
+              if saved.get(key) != parameters.get(key)]
+    if differ:
+        raise UserError(
+            f"--do_continue: {checkpoint} holds a model of preset '{state.get('model_type')}', another model than "
+            f"this run's ({'; '.join(differ)}); resume with --model_type {state.get('model_type')} and the "
+            "--parameter_file it was trained with, or choose an empty --model_dir")
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     ctx: DistContext,

@@ -211,6 +211,7 @@ class Trainer:
         if latest is None:
             log.info("--do_continue: no checkpoint in %s yet; starting at step 0", cfg.model_dir)
             return
+        ckpt.check_resumable(latest, cfg.params.to_json_dict())
         state = ckpt.load_checkpoint(latest, self.ctx, objective=self.objective, optimizer=self.optimizer,
                                      scheduler=self.scheduler, scaler=self.scaler)
         for key, ours in (("seed", cfg.seed), ("global_batch", self.layout.global_rows),
