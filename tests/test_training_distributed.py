@@ -1,5 +1,6 @@
 """Distributed training on CPU with gloo: per-node batch sizes and the weighting of the loss."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import torch.multiprocessing as mp
 
 from ja_pretrain.errors import UserError
 
-from training_support import build_trainer, free_port, join_two_nodes, one_step_gradients
+from training_support import build_tiny_run, build_trainer, free_port, join_two_nodes, one_step_gradients
 
 DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
 
@@ -32,9 +33,12 @@ def _gloo_worker(rank, port, tiny, out_dir):
         teardown_distributed()
 
 
-def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(tiny, tmp_path):
+@pytest.mark.parametrize("form", ["packed", "full"])
+def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(tiny, tmp_path, form):
     from ja_pretrain.training.distributed import DistContext
 
+    if form != "packed":
+        tiny = dataclasses.replace(tiny, dataset=build_tiny_run(tiny.corpus.parent, form=form).dataset)
     mp.spawn(_gloo_worker, args=(free_port(), tiny, str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert [r["per_rank"] for r in ranks] == [3, 5]

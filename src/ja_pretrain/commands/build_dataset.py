@@ -44,7 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--parameter_file", "--parameter-file", dest="parameter_file", default=None, help="parameter.json")
     a("--model_type", "--model-type", dest="model_type", default=None,
       help="preset whose sequence-length to use (e.g. bert-small)")
-    a("--form", default="packed", choices=("packed", "pairs"), help="sample form (default: packed)")
+    # the choices are dataset.samples.FORMS, written out so that --help does not import numpy
+    a("--form", default="packed", choices=("packed", "full", "joined", "pairs"),
+      help="packed: one document per row, padded; full: rows filled with several documents, each attending "
+           "only to itself; joined: filled rows whose documents attend to each other; pairs: NSP pairs "
+           "(default: packed)")
     a("--workers", type=int, default=1, help="encoder processes (default: 1)")
     a("--seed", type=int, default=0, help="seed of the random B sentences in --form pairs")
     a("--dtype", default=None, choices=("uint16", "uint32"), help="force the token id type")

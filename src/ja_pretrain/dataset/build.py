@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -56,7 +57,7 @@ def check_options(sequence_length: int, form: str, shard_index: int = 0, num_sha
     if sequence_length < MIN_SEQUENCE_LENGTH:
         raise UserError(f"--sequence_length {sequence_length}: must be at least {MIN_SEQUENCE_LENGTH}")
     if form not in FORMS:
-        raise UserError(f"--form {form!r}: choose packed or pairs")
+        raise UserError(f"--form {form!r}: choose one of {', '.join(FORMS)}")
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise UserError(f"--shard-index {shard_index} --num-shards {num_shards}: need 0 <= shard-index < num-shards")
 
@@ -110,7 +111,7 @@ def build_dataset(
             timings[f"encode_{split}_s"] = time.perf_counter() - t0
             if not sharded:
                 t0 = time.perf_counter()
-                counts["samples"] = _write_samples(tmp, split, form, sequence_length, seed)
+                counts.update(_write_samples(tmp, split, form, sequence_length, seed))
                 timings[f"samples_{split}_s"] = time.perf_counter() - t0
             split_counts[split] = counts
         write_manifest(tmp, stage=stage, inputs=inputs, options=options, counts=_totals(split_counts),
@@ -179,10 +180,33 @@ def _encode_split(files, split, out: Path, tokenizer_dir, token_type, workers, s
     return counts
 
 
-def _write_samples(directory: Path, split: str, form: str, sequence_length: int, seed: int) -> int:
+def _write_samples(directory: Path, split: str, form: str, sequence_length: int, seed: int) -> dict[str, Any]:
+    """Write a split's sample index; its row count and `text_fill`, the share of the rows'
+    positions that hold text (the rest: [CLS], [SEP] and padding)."""
     # One stream of randomness per split, derived from the seed.
-    return write_samples(TokenStore(directory, split), samples_file(directory, split), form, sequence_length,
+    rows = write_samples(TokenStore(directory, split), samples_file(directory, split), form, sequence_length,
                          seed=seed * 2 + (split == "valid"))
+    samples = np.load(samples_file(directory, split), mmap_mode="r")
+    text = int((samples[:, 1] - samples[:, 0]).sum()) if rows else 0
+    if form == "pairs" and rows:
+        text += int((samples[:, 3] - samples[:, 2]).sum())
+    positions = rows * sequence_length
+    return {"samples": rows, "text_fill": round(text / positions, 6) if rows else 0.0,
+            "fill": round(_used_positions(samples, form, directory, split) / positions, 6) if rows else 0.0}
+
+
+def _used_positions(samples: np.ndarray, form: str, directory: Path, split: str) -> int:
+    """Positions of the rows that are not padding: text plus [CLS] and [SEP] as each form lays them."""
+    if form == "pairs":
+        return int((samples[:, 1] - samples[:, 0] + samples[:, 3] - samples[:, 2]).sum()) + 3 * len(samples)
+    text = int((samples[:, 1] - samples[:, 0]).sum())
+    if form == "packed":
+        return text + 2 * len(samples)
+    store = TokenStore(directory, split)
+    offsets = np.asarray(store.sentence_offsets[np.asarray(store.document_sentences)])
+    pieces = int((np.searchsorted(offsets, samples[:, 1] - 1, side="right")
+                  - np.searchsorted(offsets, samples[:, 0], side="right") + 1).sum())
+    return text + (pieces + len(samples) if form == "joined" else 2 * pieces)
 
 
 def merge_shards(shard_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, *, progress: bool = True) -> Path:
@@ -215,7 +239,7 @@ def merge_shards(shard_dirs: list[str | os.PathLike], out_dir: str | os.PathLike
             counts = writer.close()
             for key in ("empty_sentences_dropped", "unk_tokens"):
                 counts[key] = sum(m["splits"][split][key] for _, _, m in manifests)
-            counts["samples"] = _write_samples(tmp, split, options["form"], options["sequence_length"], options["seed"])
+            counts.update(_write_samples(tmp, split, options["form"], options["sequence_length"], options["seed"]))
             split_counts[split] = counts
         extra = {"format_version": FORMAT_VERSION, "splits": split_counts, "tokenizer": first["tokenizer"], "merged_shards": n}
         write_manifest(tmp, stage=DATASET_STAGE, inputs=first["inputs"], options=options,

@@ -7,11 +7,20 @@ token range and a sample is a few int64 numbers:
   packed  [start, end)                       -> [CLS] tokens[start:end] [SEP]
   pairs   [a_start, a_end, b_start, b_end, label] -> [CLS] A [SEP] B [SEP]
           label 0: B is the text that follows A; 1: B is from a random other document
+
+and two forms that fill every row, cutting documents anywhere (as RoBERTa's full-sentences
+packing does); a row is again one token range, which may span documents:
+
+  full    [start, end)  -> [CLS] doc1 [SEP] [CLS] doc2 [SEP] ...   each document on its own:
+          attention within it only, positions from 0 (`SampleSet.batch` gives document_ids
+          and position_ids), as if each were its own row
+  joined  [start, end)  -> [CLS] doc1 [SEP] doc2 [SEP] ...         one sequence, attending across
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 
 import numpy as np
 
@@ -55,6 +64,31 @@ def packed_samples(sentence_offsets, document_sentences, sequence_length: int) -
         return np.zeros((0, PACKED_COLUMNS), dtype=np.int64)
     samples = np.stack([np.concatenate(starts), np.concatenate(ends)], axis=1)
     return samples[np.argsort(samples[:, 0], kind="stable")]
+
+
+def full_row_samples(document_offsets, sequence_length: int, joined: bool = False) -> np.ndarray:
+    """Rows of `sequence_length` filled with consecutive documents (token offsets of each
+    document and the end): each piece of a document costs its tokens plus [CLS] and [SEP]
+    (`full`), or plus a [SEP] after one [CLS] per row (`joined`). A document that does not fit
+    is cut and goes on in the next row. Greedy, one pass: a Python loop per document piece,
+    which is small beside encoding the text."""
+    bounds = np.asarray(document_offsets, dtype=np.int64).tolist()
+    per_piece, per_row = (1, 1) if joined else (2, 0)
+    min_room = per_piece + 1  # room for one more piece: its specials and a token
+    rows: list[tuple[int, int]] = []
+    row_start, room = -1, 0
+    for s, e in itertools.pairwise(bounds):
+        while s < e:
+            if room < min_room:
+                if row_start >= 0:
+                    rows.append((row_start, s))
+                row_start, room = s, sequence_length - per_row
+            take = min(e - s, room - per_piece)
+            room -= take + per_piece
+            s += take
+    if row_start >= 0:
+        rows.append((row_start, bounds[-1]))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, PACKED_COLUMNS)
 
 
 class RandomText:
@@ -126,7 +160,7 @@ def write_samples(store, path, form: str, sequence_length: int, seed: int, chunk
     Memory is bounded by the chunk, not by the corpus: rows go to a scratch file first, since
     the .npy header needs the final row count.
     """
-    columns = PACKED_COLUMNS if form == "packed" else PAIRS_COLUMNS
+    columns = PAIRS_COLUMNS if form == "pairs" else PACKED_COLUMNS
     rng = np.random.default_rng(seed)
     random_text = RandomText(store.sentence_offsets, store.document_sentences, rng)
     scratch = path.with_name(path.name + ".rows")
@@ -137,6 +171,8 @@ def write_samples(store, path, form: str, sequence_length: int, seed: int, chunk
             local_docs = docs - docs[0]
             if form == "packed":
                 rows = packed_samples(offsets, local_docs, sequence_length)
+            elif form in ("full", "joined"):
+                rows = full_row_samples(offsets[local_docs], sequence_length, joined=form == "joined")
             else:
                 rows = pair_samples(offsets, local_docs, sequence_length, rng, random_text, first)
             f.write(rows.tobytes())

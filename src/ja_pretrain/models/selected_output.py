@@ -20,16 +20,32 @@ from torch import nn
 from transformers.masking_utils import create_bidirectional_mask
 
 
+def document_mask(document_ids: torch.Tensor, config) -> torch.Tensor:
+    """The attention mask of rows holding several documents, (batch, 1, length, length): a
+    position attends to the positions of its own document only. Padding (id 0) attends to
+    padding, so that no row of the mask is empty (SDPA turns an empty row into NaN)."""
+    allowed = document_ids[:, None, :, None] == document_ids[:, None, None, :]
+    if config._attn_implementation == "eager":  # adds the mask to the scores
+        return torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device).masked_fill_(
+            ~allowed, torch.finfo(torch.float32).min)
+    return allowed  # SDPA's and cpu_attention's convention: True = may attend
+
+
 def encode_selected(encoder: nn.Module, positions: torch.Tensor, input_ids: torch.Tensor,
-                    attention_mask: torch.Tensor | None, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+                    attention_mask: torch.Tensor | None, token_type_ids: torch.Tensor | None,
+                    position_ids: torch.Tensor | None = None, document_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Last hidden states of a transformers BertModel or ElectraModel at `positions`, indices into
     the flattened (batch * length) positions: a (len(positions), hidden) tensor equal to
-    `encoder(...).last_hidden_state.flatten(0, 1)[positions]`."""
-    hidden = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+    `encoder(...).last_hidden_state.flatten(0, 1)[positions]`. With `document_ids`, each
+    document of a row attends to itself only (and `position_ids` restart per document)."""
+    hidden = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids)
     if hasattr(encoder, "embeddings_project"):  # ELECTRA with embedding size != hidden size
         hidden = encoder.embeddings_project(hidden)
-    # positional: transformers renamed the second parameter (input_embeds in 5.0, inputs_embeds later)
-    mask = create_bidirectional_mask(encoder.config, hidden, attention_mask)
+    if document_ids is not None:
+        mask = document_mask(document_ids, encoder.config)
+    else:
+        # positional: transformers renamed the second parameter (input_embeds in 5.0, inputs_embeds later)
+        mask = create_bidirectional_mask(encoder.config, hidden, attention_mask)
     *lower, top = encoder.encoder.layer
     for layer in lower:
         hidden = layer(hidden, mask)

@@ -236,7 +236,7 @@ class Trainer:
             batch = self.train_set.batch(indices)
             noise = draw_mask_noise(layout.global_rows, length, noise_generator(self.cfg.seed, TRAIN_NOISE, start))
             x = objective.prepare(batch, noise[layout.offset:layout.offset + layout.per_rank])
-            tokens += float(batch["attention_mask"].sum())
+            tokens += float((~batch["special_tokens_mask"]).sum())  # text only: not [CLS], [SEP], padding
             flops += objective.flops(x)
             inputs.append(x)
         return inputs, tokens, flops

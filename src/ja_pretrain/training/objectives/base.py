@@ -15,7 +15,8 @@ so a step equals one single-process step on the union of every rank's samples (t
 
 - `prepare(batch, noise) -> dict[str, Tensor]`: `batch` is what `Samples.batch(indices)` returns
   (numpy arrays: input_ids, attention_mask, token_type_ids, special_tokens_mask, word_start,
-  next_sentence_label for pairs); `noise` is this micro-batch's rows of a
+  next_sentence_label for pairs, document_ids and position_ids for rows of several documents
+  that must not see each other, see `document_inputs`); `noise` is this micro-batch's rows of a
   `ja_pretrain.training.masking.MaskNoise`. Returns the keyword arguments of `forward`, as CPU
   tensors (the trainer moves them to the device). Must be deterministic given (batch, noise).
 - `loss_counts(inputs) -> dict[str, Tensor]`: for each loss term, the number of items its sum
@@ -101,6 +102,14 @@ class Objective(nn.Module, abc.ABC):
     @abc.abstractmethod
     def flops(self, inputs: dict[str, torch.Tensor]) -> float:
         ...
+
+
+def document_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The forward arguments that keep a row's documents apart ({} for rows of one document)."""
+    if "document_ids" not in batch:
+        return {}
+    return {"document_ids": torch.from_numpy(batch["document_ids"]).long(),
+            "position_ids": torch.from_numpy(batch["position_ids"]).long()}
 
 
 def mask_batch(batch: dict[str, Any], noise: Any, *, mask_probability: float, mask_token_id: int, vocab_size: int,

@@ -15,7 +15,7 @@ from ja_pretrain.errors import UserError
 from ja_pretrain.models.bert import build_bert_model, load_bert_weights
 from ja_pretrain.models.selected_output import encode_selected, encoder_flops, positions_of_rows
 from ja_pretrain.training.masking import MaskNoise
-from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, mask_batch
+from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, document_inputs, mask_batch
 
 
 class BertObjective(Objective):
@@ -48,6 +48,7 @@ class BertObjective(Objective):
             "token_type_ids": torch.from_numpy(batch["token_type_ids"]).long(),
             "masked_positions": positions,
             "masked_labels": masked_labels,
+            **document_inputs(batch),
         }
         if self.nsp:
             if "next_sentence_label" not in batch:
@@ -63,13 +64,13 @@ class BertObjective(Objective):
 
     # -- the objective --------------------------------------------------------------------------
     def forward(self, input_ids, attention_mask, token_type_ids, masked_positions, masked_labels,
-                next_sentence_label=None) -> ObjectiveOutput:
+                next_sentence_label=None, position_ids=None, document_ids=None) -> ObjectiveOutput:
         bert, masked = self.model.bert, masked_positions.numel()
         wanted = masked_positions
         if self.nsp:  # the pooler reads each row's [CLS]
             rows, length = input_ids.shape
             wanted = torch.cat([masked_positions, positions_of_rows(rows, length, input_ids.device)])
-        selected = encode_selected(bert, wanted, input_ids, attention_mask, token_type_ids)
+        selected = encode_selected(bert, wanted, input_ids, attention_mask, token_type_ids, position_ids, document_ids)
         picked = selected[:masked]
         logits = self.model.cls.predictions(picked).float()
         mlm_sum = F.cross_entropy(logits, masked_labels, reduction="sum")

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.models.electra import ElectraJointModel, build_electra_model
 from ja_pretrain.models.electra_checkpoint import load_electra_weights, save_joint_model
-from ja_pretrain.models.selected_output import encode_selected, encoder_flops
+from ja_pretrain.models.selected_output import document_mask, encode_selected, encoder_flops
 from ja_pretrain.training.masking import MaskNoise
-from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, mask_batch
+from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, document_inputs, mask_batch
 
 # ELECTRA's masking: of the chosen tokens 85% become [MASK], 15% stay; none random.
 ELECTRA_REPLACE_PROBS = (0.85, 0.15, 0.0)
@@ -118,6 +118,7 @@ class ElectraObjective(Objective):
             # Per row: how many masked tokens, and the seed of its replacement draws.
             "row_masked": torch.bincount(positions // input_ids.shape[1], minlength=input_ids.shape[0]).tolist(),
             "row_seeds": row_seeds(noise),
+            **document_inputs(batch),
         }
 
     def loss_counts(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -128,12 +129,14 @@ class ElectraObjective(Objective):
     def forward(self, input_ids: torch.Tensor, masked_input_ids: torch.Tensor, masked_positions: torch.Tensor,
                 attention_mask: torch.Tensor | None, token_type_ids: torch.Tensor | None,
                 masked_count: torch.Tensor, real_tokens: torch.Tensor, row_masked: list[int],
-                row_seeds: list[int]) -> ObjectiveOutput:
+                row_seeds: list[int], position_ids: torch.Tensor | None = None,
+                document_ids: torch.Tensor | None = None) -> ObjectiveOutput:
         generator, discriminator = self.model.generator, self.model.discriminator
         flat_ids = input_ids.flatten()
         targets = flat_ids.index_select(0, masked_positions)
 
-        picked = encode_selected(generator.electra, masked_positions, masked_input_ids, attention_mask, token_type_ids)
+        picked = encode_selected(generator.electra, masked_positions, masked_input_ids, attention_mask, token_type_ids,
+                                 position_ids, document_ids)
         # fp32 once (a no-op without autocast) for the loss, the draws and the accuracy.
         gen_logits = generator.generator_lm_head(generator.generator_predictions(picked)).float()
         gen_sum = F.cross_entropy(gen_logits, targets, reduction="sum")
@@ -143,8 +146,9 @@ class ElectraObjective(Objective):
         corrupted = flat_ids.index_copy(0, masked_positions, sampled).view_as(input_ids)
         replaced = corrupted != input_ids
 
-        disc_logits = discriminator(corrupted, attention_mask=attention_mask,
-                                    token_type_ids=token_type_ids).logits.float()
+        disc_mask = attention_mask if document_ids is None else document_mask(document_ids, discriminator.config)
+        disc_logits = discriminator(corrupted, attention_mask=disc_mask, token_type_ids=token_type_ids,
+                                    position_ids=position_ids).logits.float()
         per_token = F.binary_cross_entropy_with_logits(disc_logits, replaced.float(), reduction="none")
         real = torch.ones_like(replaced) if attention_mask is None else attention_mask.bool()
         disc_sum = (per_token * real).sum()
