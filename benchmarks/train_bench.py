@@ -4,8 +4,13 @@
 
 The baseline is what a user would otherwise run, as transformers' run_mlm.py does it:
 `Trainer` + `BertForMaskedLM` + `DataCollatorForLanguageModeling` (15% masking, 80/10/10) with
-the same model configuration (the preset, SDPA attention), the same packed samples, the same
-optimizer settings and precision, in a plain Python process. Ours is
+the same model configuration (the preset, SDPA attention), the same optimizer settings and
+precision, in a plain Python process, on run_mlm's rows: the token stream of the same text cut
+into full rows ([CLS] 126 tokens [SEP] at 128; no padding, documents attending to each other).
+Ours trains on our dataset in --form (default full: rows filled with documents kept apart; packed:
+one document per row, padded). tokens/s counts positions; text tok/s counts the positions that
+hold text (the share the dataset's manifest gives for ours, (L-2)/L for run_mlm's rows), the
+figure that says how fast the model learns from the corpus. Ours is
 `ja_pretrain.training.trainer.Trainer` as `ja-pretrain run-pretraining` runs it (MLM head, and
 the last layer past attention, at masked positions only; vectorised masking from the memmap
 dataset, fused AdamW, no host sync per step; on a CPU also the cheaper dropout and attention of
@@ -53,7 +58,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,7 +78,7 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def prepare_data(max_sentences: int, vocab_size: int) -> tuple[Path, dict[int, Path], str]:
+def prepare_data(max_sentences: int, vocab_size: int, form: str) -> tuple[Path, dict[int, Path], str]:
     from ja_pretrain.corpus.build import build_corpus
     from ja_pretrain.dataset import build_dataset
     from ja_pretrain.resources import sample_corpus_path
@@ -88,10 +92,22 @@ def prepare_data(max_sentences: int, vocab_size: int) -> tuple[Path, dict[int, P
     train_tokenizer(corpus, tokenizer, vocab_size=vocab_size, min_frequency=2, limit_alphabet=6129)
     datasets = {}
     for _, length, _ in CONFIGS:
-        out = CACHE / f"dataset-{vocab_size}-{length}"
-        build_dataset(corpus, tokenizer, out, sequence_length=length, form="packed", progress=False)
+        out = CACHE / f"dataset-{vocab_size}-{length}" + ("" if form == "packed" else f"-{form}")
+        build_dataset(corpus, tokenizer, out, sequence_length=length, form=form, progress=False)
         datasets[length] = out
     return tokenizer, datasets, source
+
+
+def text_share(dataset: Path) -> float:
+    """The share of the dataset's row positions that hold text (computed for a dataset built
+    before manifests gave it)."""
+    from ja_pretrain.dataset import open_samples
+
+    share = json.loads((dataset / "manifest.json").read_text())["splits"]["train"].get("text_fill")
+    if share is None:
+        samples = open_samples(dataset).samples
+        share = float((samples[:, 1] - samples[:, 0]).sum()) / (len(samples) * open_samples(dataset).sequence_length)
+    return share
 
 
 def params_for(preset: str, batch: int):
@@ -155,20 +171,25 @@ def ours_arm(control, preset, batch, tokenizer, dataset, precision, peak, full_t
 
 
 # -- the baseline: transformers Trainer as run_mlm.py uses it ---------------------------------------------
-class PackedRows(torch.utils.data.Dataset):
-    """Our packed samples as the per-example dicts a transformers Trainer expects."""
+class ConcatenatedRows(torch.utils.data.Dataset):
+    """run_mlm's group_texts rows of the dataset's text: the token stream cut every L-2 tokens,
+    each piece as [CLS] piece [SEP], as the per-example dicts a transformers Trainer expects."""
 
     def __init__(self, dataset: Path):
         from ja_pretrain.dataset import open_samples
 
         self.samples = open_samples(dataset, "train")
+        self.text = self.samples.sequence_length - 2
+        self.cls, self.sep = self.samples.special_ids["cls"], self.samples.special_ids["sep"]
 
     def __len__(self):
-        return len(self.samples)
+        return len(self.samples.store.tokens) // self.text
 
     def __getitem__(self, i):
-        row = self.samples.batch(np.array([i]))
-        return {k: row[k][0].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")}
+        piece = self.samples.store.tokens[i * self.text:(i + 1) * self.text].tolist()
+        ids = [self.cls, *piece, self.sep]
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "token_type_ids": [0] * len(ids),
+                "special_tokens_mask": [1, *[0] * len(piece), 1]}
 
 
 def hf_training_arguments(output_dir: Path, params, batch: int, steps: int, precision: str, **extra):
@@ -208,7 +229,7 @@ def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, step
 
     if keep_memory:
         keep_freed_memory()
-    rows = PackedRows(dataset)
+    rows = ConcatenatedRows(dataset)
     params = params_for(preset, batch)
     torch.manual_seed(0)
     vocab = embedding_rows(tokenizer_dir, rows.samples.vocab_size)  # the same embedding as ours
@@ -330,15 +351,21 @@ def measure_configuration(arms: list[tuple[str, Callable, dict]], args: argparse
 
 
 def main_table_lines(rows: list[dict], clock_name: str, baseline_name: str) -> list[str]:
-    """The main table: the baseline's and our tok/s, the ratio with its spread, the wall-time ratio, MFU."""
+    """The main table: the baseline's and our tok/s, the ratio with its spread, the wall-time ratio,
+    MFU, then the same speeds counted in tokens of text."""
     lines = [(f"| preset (seq x batch) | precision | {baseline_name} tok/s ({clock_name}) | ours tok/s ({clock_name}) | "
-              f"ours/{baseline_name} (min-max) | wall-time ratio | {baseline_name} MFU | ours MFU |"),
-             "| :-- | :-- | --: | --: | --: | --: | --: | --: |"]
+              f"ours/{baseline_name} (min-max) | wall-time ratio | {baseline_name} MFU | ours MFU | "
+              f"{baseline_name} text tok/s | ours text tok/s | text ratio |"),
+             "| :-- | :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: |"]
     for r in rows:
+        base_text = r["baseline_tokens_per_s"] * r["baseline_text_share"]
+        ours_text = r["ours_tokens_per_s"] * r["ours_text_share"]
+        text_ratio = r["ratio_median"] * r["ours_text_share"] / r["baseline_text_share"]
         lines.append(
             f"| {r['preset']} ({r['sequence_length']}x{r['batch']}) | {r['precision']} | {r['baseline_tokens_per_s']:.0f} | "
             f"{r['ours_tokens_per_s']:.0f} | {r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
-            f"{r['ratio_wall_median']:.2f}x | {100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% |")
+            f"{r['ratio_wall_median']:.2f}x | {100 * r['baseline_mfu']:.1f}% | {100 * r['ours_mfu']:.1f}% | "
+            f"{base_text:.0f} | {ours_text:.0f} | {text_ratio:.2f}x |")
     return lines
 
 
@@ -369,6 +396,9 @@ def main() -> int:
     parser.add_argument("--vocab_size", type=int, default=32768)
     parser.add_argument("--budget", type=float, default=1800.0, help="seconds; no new configuration starts after this")
     parser.add_argument("--only", choices=[c[0] for c in CONFIGS], help="run one preset")
+    parser.add_argument("--precision", choices=PRECISIONS, help="run one precision (a CPU without AVX-512 runs "
+                        "bf16 matmuls far slower than fp32)")
+    parser.add_argument("--form", choices=("full", "packed"), default="full", help="our dataset's form")
     parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's choice)")
     parser.add_argument("--prepare_only", action="store_true", help="build the data and stop")
     parser.add_argument("--no_ablation", action="store_true",
@@ -382,7 +412,7 @@ def main() -> int:
     started = time.perf_counter()
     load_start = load_average()
 
-    tokenizer, datasets, source = prepare_data(args.max_sentences, args.vocab_size)
+    tokenizer, datasets, source = prepare_data(args.max_sentences, args.vocab_size, args.form)
     setup_s = time.perf_counter() - started
     if args.prepare_only:
         print(f"data ready in {setup_s:.0f} s: {tokenizer}, {', '.join(map(str, datasets.values()))}")
@@ -401,6 +431,8 @@ def main() -> int:
         if args.only and preset != args.only:
             continue
         for precision in PRECISIONS:
+            if args.precision and precision != args.precision:
+                continue
             if time.perf_counter() - started > args.budget:
                 skipped.append(f"{preset} {precision}")
                 continue
@@ -409,6 +441,8 @@ def main() -> int:
             arms = build_arms((baseline_arm, {"tokenizer_dir": tokenizer, "steps": args.warmup + args.steps}),
                               (ours_arm, {"tokenizer": tokenizer, "peak": peaks[precision]}), ablation, **common)
             rows.append({"preset": preset, "sequence_length": length, "batch": batch, "precision": precision,
+                         "form": args.form, "ours_text_share": text_share(datasets[length]),
+                         "baseline_text_share": (length - 2) / length,
                          "clock": clock_name, **measure_configuration(arms, args, f"{preset} {precision}", clock, tokens,
                                                                       peaks[precision])})
 

@@ -40,11 +40,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the parts both training benches share live in the BERT bench
-from train_bench import (PackedRows, ablation_lines, build_arms, hf_training_arguments, load_average,  # noqa: I001
+from train_bench import (ablation_lines, text_share, build_arms, hf_training_arguments, load_average,  # noqa: I001
                          main_table_lines, measure_configuration, measure_peaks, ours_arm, params_for, prepare_data,
                          run_hf_trainer, write_report)
 
@@ -76,6 +77,23 @@ class NaiveElectra(torch.nn.Module):
         disc = self.discriminator(input_ids=corrupted, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                   labels=replaced)
         return {"loss": gen.loss + RTD_WEIGHT * disc.loss}
+
+
+class PackedRows(torch.utils.data.Dataset):
+    """Our packed samples as the per-example dicts a transformers Trainer expects (both arms
+    train on the same rows here: the comparison is of the objectives' implementations)."""
+
+    def __init__(self, dataset):
+        from ja_pretrain.dataset import open_samples
+
+        self.samples = open_samples(dataset, "train")
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        row = self.samples.batch(np.array([i]))
+        return {k: row[k][0].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")}
 
 
 def baseline_arm(control, batch, tokenizer_dir, dataset, precision, steps, keep_memory=False):
@@ -122,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
     load_start = load_average()
-    tokenizer, datasets, source = prepare_data(args.max_sentences, 32768)
+    tokenizer, datasets, source = prepare_data(args.max_sentences, 32768, "packed")
     dataset = datasets[LENGTH]
     setup_s = time.perf_counter() - started
     clock = 0 if torch.cuda.is_available() else 1
@@ -139,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         arms = build_arms((baseline_arm, {"tokenizer_dir": tokenizer, "steps": args.warmup + args.steps}),
                           (ours_arm, {"preset": PRESET, "tokenizer": tokenizer, "peak": peaks[precision]}), ablation,
                           **common)
+        share = text_share(dataset)
         rows.append({"preset": PRESET, "sequence_length": LENGTH, "batch": args.batch, "precision": precision,
-                     "clock": clock_name, **measure_configuration(arms, args, f"{PRESET} {precision}", clock, tokens,
+                     "ours_text_share": share, "baseline_text_share": share, "clock": clock_name,
+                     **measure_configuration(arms, args, f"{PRESET} {precision}", clock, tokens,
                                                                   peaks[precision])})
 
     lines = [*main_table_lines(rows, clock_name, "naive"), *ablation_lines(rows, f"tok/s ({clock_name})", "naive HF baseline")]

@@ -156,3 +156,19 @@ def test_an_unknown_form_is_refused_with_how_to_rebuild(full_dataset, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="rebuild it with `ja-pretrain build-dataset`"):
         open_samples(copy)
+
+
+def test_run_pretraining_builds_a_corpus_into_the_form_asked_for(tiny, tmp_path, capsys):
+    from training_support import pretrain_cli
+
+    args = ("--train_steps", "2", "--logging_steps", "1", "--form", "full")
+    assert pretrain_cli(tiny, tmp_path / "m", *args, model_type="bert-micro", input_file=tiny.corpus) == 0
+    built = [json.loads((d / "manifest.json").read_text()) for d in (tmp_path / "m" / "dataset_cache").iterdir()
+             if (d / "manifest.json").is_file()]
+    assert [m["options"]["form"] for m in built] == ["full"]
+    # a built dataset has its own form: another one asked for is an error, not ignored
+    assert pretrain_cli(tiny, tmp_path / "n", *args, model_type="bert-micro") == 2
+    assert "is a dataset of form 'packed'" in capsys.readouterr().err
+    assert pretrain_cli(tiny, tmp_path / "o", "--nsp", "--form", "joined", model_type="bert-micro",
+                        input_file=tiny.corpus) == 2
+    assert "--nsp" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 
+from ja_pretrain.config.forms import DEFAULT_FORM, FORM_HELP, FORMS
 from ja_pretrain.utils.options import add_option
 
 NAME = "build-dataset"
@@ -44,11 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--parameter_file", "--parameter-file", dest="parameter_file", default=None, help="parameter.json")
     a("--model_type", "--model-type", dest="model_type", default=None,
       help="preset whose sequence-length to use (e.g. bert-small)")
-    # the choices are dataset.samples.FORMS, written out so that --help does not import numpy
-    a("--form", default="packed", choices=("packed", "full", "joined", "pairs"),
-      help="packed: one document per row, padded; full: rows filled with several documents, each attending "
-           "only to itself; joined: filled rows whose documents attend to each other; pairs: NSP pairs "
-           "(default: packed)")
+    a("--form", default=DEFAULT_FORM, choices=FORMS, help=FORM_HELP)
     a("--workers", type=int, default=1, help="encoder processes (default: 1)")
     a("--seed", type=int, default=0, help="seed of the random B sentences in --form pairs")
     a("--dtype", default=None, choices=("uint16", "uint32"), help="force the token id type")

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.config.forms import DEFAULT_FORM, FORM_HELP, FORMS
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.options import add_option
 
@@ -63,6 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(io, "--overwrite_cache", "--overwrite-cache", action="store_true",
                     help="rebuild the cached dataset even if its key matches")
     add_option(io, "--workers", type=int, default=1, help="processes for building the dataset")
+    add_option(io, "--form", choices=FORMS, default=None,
+               help="the rows a corpus is built into (a built dataset has its own). " + FORM_HELP)
     add_option(io, "--tokenizer_type", "--tokenizer-type", choices=("wordpiece", "sentencepiece"),
                     help="seed flag: checked against the tokenizer directory")
     add_option(io, "--mecab_dic_type", "--mecab-dic-type", choices=("ipadic", "unidic_lite", "unidic"),
@@ -160,16 +163,22 @@ def check_tokenizer_flags(tokenizer_dir: Path, tokenizer_type: str | None, mecab
         raise UserError(f"--mecab_dic_type {mecab_dic_type}: {config_file} uses {dic}")
 
 
-def dataset_form(input_file: str | os.PathLike, nsp: bool) -> str:
-    """The form a run trains on: a built dataset's own ('pairs' implies NSP), else 'pairs' for
-    --nsp and 'packed' otherwise."""
+def dataset_form(input_file: str | os.PathLike, nsp: bool, form: str | None = None) -> str:
+    """The form a run trains on: a built dataset's own ('pairs' implies NSP), else `form`,
+    'pairs' for --nsp, or the default."""
     from ja_pretrain.utils.manifest import read_manifest
 
     path = Path(input_file)
     manifest = read_manifest(path) if path.is_dir() else None
     if manifest is not None and manifest.get("stage") == "dataset":
-        return manifest.get("options", {}).get("form", "packed")
-    return "pairs" if nsp else "packed"
+        built = manifest.get("options", {}).get("form", "packed")
+        if form is not None and form != built:
+            raise UserError(f"--form {form}: --input_file {path} is a dataset of form {built!r}; build one with "
+                            f"`build-dataset --form {form}`, or pass the corpus directory")
+        return built
+    if nsp and form not in (None, "pairs"):
+        raise UserError(f"--form {form}: next-sentence prediction (--nsp) trains on pairs; drop one of the two")
+    return "pairs" if nsp else form or DEFAULT_FORM
 
 
 def run(args: argparse.Namespace) -> int:
@@ -197,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
            "accumulation-steps": args.accumulation_steps})
     if args.do_continue and (latest := latest_checkpoint(model_dir)) is not None:
         check_resumable(latest, params.to_json_dict())  # before a dataset is built for the wrong preset
-    form = dataset_form(args.input_file, args.nsp)
+    form = dataset_form(args.input_file, args.nsp, args.form)
     options = check_compatible(params, ObjectiveOptions(
         whole_word_mask=args.do_whole_word_mask, next_sentence_prediction=args.nsp,
         generator_weight=args.generator_weight, discriminator_weight=args.discriminator_weight),

@@ -111,7 +111,7 @@ def build_dataset(
             timings[f"encode_{split}_s"] = time.perf_counter() - t0
             if not sharded:
                 t0 = time.perf_counter()
-                counts.update(_write_samples(tmp, split, form, sequence_length, seed))
+                counts.update(write_split_samples(tmp, split, form, sequence_length, seed))
                 timings[f"samples_{split}_s"] = time.perf_counter() - t0
             split_counts[split] = counts
         write_manifest(tmp, stage=stage, inputs=inputs, options=options, counts=_totals(split_counts),
@@ -180,7 +180,7 @@ def _encode_split(files, split, out: Path, tokenizer_dir, token_type, workers, s
     return counts
 
 
-def _write_samples(directory: Path, split: str, form: str, sequence_length: int, seed: int) -> dict[str, Any]:
+def write_split_samples(directory: Path, split: str, form: str, sequence_length: int, seed: int) -> dict[str, Any]:
     """Write a split's sample index; its row count and `text_fill`, the share of the rows'
     positions that hold text (the rest: [CLS], [SEP] and padding)."""
     # One stream of randomness per split, derived from the seed.
@@ -239,7 +239,7 @@ def merge_shards(shard_dirs: list[str | os.PathLike], out_dir: str | os.PathLike
             counts = writer.close()
             for key in ("empty_sentences_dropped", "unk_tokens"):
                 counts[key] = sum(m["splits"][split][key] for _, _, m in manifests)
-            counts.update(_write_samples(tmp, split, options["form"], options["sequence_length"], options["seed"]))
+            counts.update(write_split_samples(tmp, split, options["form"], options["sequence_length"], options["seed"]))
             split_counts[split] = counts
         extra = {"format_version": FORMAT_VERSION, "splits": split_counts, "tokenizer": first["tokenizer"], "merged_shards": n}
         write_manifest(tmp, stage=DATASET_STAGE, inputs=first["inputs"], options=options,

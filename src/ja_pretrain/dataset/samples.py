@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ja_pretrain.config.forms import FORMS
 from ja_pretrain.dataset.packing import PACKED_COLUMNS, PAIRS_COLUMNS
 from ja_pretrain.dataset.store import TokenStore
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.manifest import read_manifest
 
 DATASET_STAGE = "dataset"
-FORMS = ("packed", "full", "joined", "pairs")
 FULL_ROW_FORMS = ("full", "joined")
 SPLITS = ("train", "valid")
 
