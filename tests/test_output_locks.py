@@ -64,3 +64,46 @@ def test_the_lock_goes_with_its_holder(tmp_path, holder, capsys):
     os.waitpid(pid, 0)
     assert main(["corpus", str(sample_corpus_path()), "--out", str(out), "--no_progress"]) == 0
     assert (out / "manifest.json").is_file()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_worker_processes_die_with_a_killed_parent(tmp_path):
+    """The builders' pools start their workers with die_with_parent: kill -9 of the command
+    must not leave them running (they held ~90 MB each, a minute later, before)."""
+    import os
+    import signal
+    import time
+
+    script = tmp_path / "pool.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing, os, sys, time
+        from concurrent.futures import ProcessPoolExecutor
+        from ja_pretrain.utils.processes import die_with_parent
+
+        def pid(_):
+            time.sleep(0.3)
+            return os.getpid()
+
+        if __name__ == "__main__":
+            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=die_with_parent) as pool:
+                print(" ".join(map(str, set(pool.map(pid, range(4))))), flush=True)
+                time.sleep(60)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert workers and all(os.path.exists(f"/proc/{p}") for p in workers)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in workers)
