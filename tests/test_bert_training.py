@@ -198,3 +198,24 @@ def test_tokens_per_s_leaves_out_evaluation_time(tiny, tmp_path, monkeypatch):
     # 1.5 s of evaluation in the window is over ten times the training time of 4 bert-micro steps:
     # counted, it would cut tokens/s below a tenth; a busy machine moves it by up to about 2x
     assert len(slow) == 2 and slow[1] > 0.2 * quick[1]
+
+
+@pytest.mark.parametrize("preset", ["bert-micro", "electra-micro"])
+def test_prefetching_the_next_batches_changes_no_figure(tiny, tmp_path, preset):
+    """With the next step's batches made in a thread while a step runs (the GPU default), the
+    losses and the weights are those of making them inline, bit for bit, dropout included."""
+    from ja_pretrain.config.parameters import load_parameters
+    from ja_pretrain.training.trainer import TrainConfig, train
+
+    params = load_parameters(preset).replace(train_steps=5, logging_steps=1, save_steps=5, batch_size=8,
+                                             accumulation_steps=2, warmup_steps=2)
+    finals = {}
+    for prefetch in (False, True):
+        model_dir = tmp_path / f"prefetch-{prefetch}"
+        cfg = TrainConfig(dataset_dir=tiny.dataset, tokenizer_dir=tiny.tokenizer, model_dir=model_dir, params=params,
+                          progress=False, peak_flops=1e9, prefetch=prefetch)
+        result = train(cfg)
+        finals[prefetch] = ([r["loss"] for r in train_log(model_dir) if r["split"] == "train"],
+                            {k: v.clone() for k, v in result.objective.state_dict().items()})
+    assert finals[True][0] == finals[False][0] and len(finals[True][0]) == 5
+    assert all(torch.equal(finals[True][1][k], finals[False][1][k]) for k in finals[False][1])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,10 @@ class TrainConfig:
     progress: bool = True
     cpu_ops: bool = True  # on a CPU, models/cpu_ops.py's cheaper dropout and attention
     keep_host_memory: bool = True  # on a CPU, malloc reuses freed memory (training/host_memory.py)
+    # Read, mask and pin the next step's batches in a thread while this step runs, so that a
+    # GPU does not wait on the host between steps (None: on a GPU). Batches are fixed by the
+    # sample position alone, so prefetching changes no figure.
+    prefetch: bool | None = None
 
 
 @dataclass
@@ -111,8 +116,12 @@ def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Tensors to `device`; to a GPU through pinned memory, so the copy does not wait for the GPU."""
     if device.type != "cuda":
         return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
-    return {k: (v.pin_memory().to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+    return {k: (pinned(v).to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
             for k, v in inputs.items()}
+
+
+def pinned(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor.is_pinned() else tensor.pin_memory()
 
 
 class Trainer:
@@ -175,6 +184,9 @@ class Trainer:
         else:
             self.model = self.objective
         self.logger = TrainLogger(cfg.model_dir, resume_step=self.step, enabled=ctx.is_main)
+        prefetch = cfg.prefetch if cfg.prefetch is not None else ctx.device.type == "cuda"
+        self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="ja-pretrain-prefetch") if prefetch else None
+        self._pending: tuple[int, Future] | None = None  # (samples_seen it is for, its batches)
 
     # -- state -------------------------------------------------------------------------------------
     def global_tokens(self) -> int:
@@ -226,12 +238,15 @@ class Trainer:
         log.info("resumed %s: step %d, %d samples seen", latest, self.step, self.samples_seen)
 
     # -- one step --------------------------------------------------------------------------------------
-    def _micro_batches(self) -> tuple[list[dict], float, float]:
+    def _micro_batches(self, samples_seen: int | None = None) -> tuple[list[dict], float, float]:
+        """The micro-batches of the step that starts at `samples_seen` (default: the next one),
+        prepared on the host: (objective inputs, text tokens, model FLOPs)."""
         layout, objective = self.layout, self.objective
         length = self.train_set.sequence_length
+        first = self.samples_seen if samples_seen is None else samples_seen
         inputs, tokens, flops = [], 0.0, 0.0
         for micro in range(self.accumulation):
-            start = self.samples_seen + micro * layout.global_rows
+            start = first + micro * layout.global_rows
             indices = self.order.indices(start + layout.offset, layout.per_rank)
             batch = self.train_set.batch(indices)
             noise = draw_mask_noise(layout.global_rows, length, noise_generator(self.cfg.seed, TRAIN_NOISE, start))
@@ -240,6 +255,32 @@ class Trainer:
             flops += objective.flops(x)
             inputs.append(x)
         return inputs, tokens, flops
+
+    def _pinned_micro_batches(self, samples_seen: int) -> tuple[list[dict], float, float]:
+        inputs, tokens, flops = self._micro_batches(samples_seen)
+        if self.ctx.device.type == "cuda":  # the page-locking too, off the training thread
+            inputs = [{k: pinned(v) if isinstance(v, torch.Tensor) else v for k, v in x.items()} for x in inputs]
+        return inputs, tokens, flops
+
+    def _step_inputs(self) -> tuple[list[dict], float, float]:
+        """This step's micro-batches: with prefetching, the ones made while the last step ran
+        (if they are for this position), and the next step's are started now."""
+        if self._prefetcher is None:
+            return self._micro_batches()
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == self.samples_seen:
+            ready = pending[1].result()
+        else:  # the first step, or the position moved (a resume)
+            ready = self._micro_batches()
+        following = self.samples_seen + self.layout.global_rows * self.accumulation
+        self._pending = (following, self._prefetcher.submit(self._pinned_micro_batches, following))
+        return ready
+
+    def close(self) -> None:
+        """Stop the prefetching thread (the trainer can still be stepped: it prepares inline)."""
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True, cancel_futures=True)
+            self._prefetcher, self._pending = None, None
 
     def _autocast(self):
         return torch.autocast(self.ctx.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
@@ -253,7 +294,7 @@ class Trainer:
         """Forward and backward over this step's micro-batches, leaving the step's gradient
         (synced over ranks) in `.grad`; returns whether every loss was finite (device bool)."""
         ctx, objective = self.ctx, self.objective
-        inputs, tokens, flops = self._micro_batches()
+        inputs, tokens, flops = self._step_inputs()
         terms = list(objective.loss_weights)
         counts = torch.stack([sum(objective.loss_counts(x)[t] for x in inputs) for t in terms]).to(torch.float32)
         counts, weights = to_device({"c": counts, "w": torch.tensor([objective.loss_weights[t] for t in terms])},
@@ -387,6 +428,7 @@ class Trainer:
             finally:
                 bar.close()
                 self.logger.close()
+                self.close()
         tokens = self.global_tokens()
         return TrainResult(self.step, int(last_train.get("tokens_seen", 0)), last_train, last_valid,
                            steps_run=self.step - first_step, finished=self.step >= params.train_steps,
