@@ -86,7 +86,7 @@ def test_worker_processes_die_with_a_killed_parent(tmp_path):
 
         if __name__ == "__main__":
             with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=die_with_parent) as pool:
+                                     initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                 print(" ".join(map(str, set(pool.map(pid, range(4))))), flush=True)
                 time.sleep(60)
     """))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sys
 import time
 from collections import deque
@@ -244,7 +245,7 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
     # fork on Linux: no re-import of __main__, so it also works from `python -` and notebooks;
     # the workers run only pure cleaning code. Elsewhere (macOS) fork is unsafe: spawn.
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with context.Pool(workers, initializer=init_worker, initargs=(options,)) as pool:
+    with context.Pool(workers, initializer=init_worker, initargs=(options, os.getpid())) as pool:
         pending: deque = deque()
         batches = _batches(documents)
         while True:

@@ -71,10 +71,10 @@ def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocume
 _worker_options: CleanOptions | None = None
 
 
-def init_worker(options: CleanOptions) -> None:
+def init_worker(options: CleanOptions, parent_pid: int | None = None) -> None:
     # Ctrl-C is handled once, by the parent, which then stops the pool; its death ends the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
+    die_with_parent(parent_pid)
     global _worker_options
     _worker_options = options
 

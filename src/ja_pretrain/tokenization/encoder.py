@@ -291,9 +291,9 @@ class _SentencePieceSubwords:
 _worker_encoder: FastEncoder | None = None
 
 
-def _init_worker(tokenizer_dir: str) -> None:
+def _init_worker(tokenizer_dir: str, parent_pid: int) -> None:
     global _worker_encoder
-    die_with_parent()
+    die_with_parent(parent_pid)  # with the pid: the parent may already be gone by now
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _worker_encoder = FastEncoder(tokenizer_dir)
 
@@ -322,7 +322,7 @@ def encode_in_workers(tokenizer_dir: str | os.PathLike, jobs: Iterable, function
     context = multiprocessing.get_context("spawn")
     window = window or 2 * workers
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(str(tokenizer_dir),)) as pool:
+                             initargs=(str(tokenizer_dir), os.getpid())) as pool:
         pending: collections.deque = collections.deque()
         for job in jobs:
             pending.append(pool.submit(_encode_in_worker, (function, job)))

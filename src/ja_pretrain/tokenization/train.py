@@ -284,7 +284,7 @@ def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, wor
     else:
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=die_with_parent) as pool:
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             results = list(tqdm(pool.map(_segment_part, jobs), total=len(jobs), desc="segment", unit=" parts", leave=False))
     characters: Counter = Counter()
     inside: set[str] = set()
