@@ -107,6 +107,20 @@ def test_continue_resumes_exactly(tiny, tmp_path, form):
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
+def test_a_resume_between_two_logs_logs_what_an_unbroken_run_logs(tiny, tmp_path):
+    """A checkpoint at step 3 of windows of 4 steps: the step-4 record of the resumed run must
+    average steps 1-4, as the unbroken run's does (the window's sums travel in the checkpoint)."""
+    args = ("--train_steps", "8", "--logging_steps", "4", "--save_steps", "3", "--learning_rate", "0.003",
+            "--batch_size", "4")
+    assert cli(tiny, tmp_path / "whole", *args) == 0
+    assert cli(tiny, tmp_path / "split", *args, "--stop_after_steps", "3") == 0
+    assert cli(tiny, tmp_path / "split", *args, "--do_continue") == 0
+    keys = ("split", "step", "loss", "mlm_loss", "mlm_accuracy", "tokens_seen")
+    whole, split = ([{k: r[k] for k in keys if k in r} for r in train_log(tmp_path / name)] for name in ("whole", "split"))
+    assert [r["step"] for r in split if r["split"] == "train"] == [4, 8]
+    assert split == whole
+
+
 def test_init_from_starts_from_the_weights_with_a_fresh_optimizer(trained, tiny, tmp_path):
     from safetensors.torch import load_file
 

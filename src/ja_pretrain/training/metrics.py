@@ -46,6 +46,16 @@ class MetricWindow:
             self.add(f"num/{name}", torch.where(finite, numerator, 0))
             self.add(f"den/{name}", torch.where(finite, denominator, 0))
 
+    def to_json(self) -> dict[str, dict[str, float]]:
+        """This process's sums so far, for a checkpoint taken between two logs: a run resumed
+        from it logs the same averages as one that was never stopped (float64 sums, which JSON
+        carries exactly)."""
+        return {"device": {n: float(v) for n, v in self.device_sums.items()}, "host": dict(self.host)}
+
+    def load_json(self, saved: dict[str, dict[str, float]], device: torch.device) -> None:
+        self.device_sums = {n: torch.tensor(v, dtype=torch.float64, device=device) for n, v in saved["device"].items()}
+        self.host = dict(saved["host"])
+
     def reduce(self, ctx: DistContext, device: torch.device) -> dict[str, float]:
         names = sorted(self.device_sums)
         host_names = sorted(self.host)

@@ -166,6 +166,7 @@ class Trainer:
         self.tokens_seen = 0  # over all ranks, as of the last resume
         self.local_tokens = 0.0  # this rank's real (non-padding) tokens since then
         self.nonfinite_total = 0
+        self._saved_window: dict | None = None  # metrics since the last log, from a resumed checkpoint
         self.consecutive_nonfinite = torch.zeros((), dtype=torch.long, device=ctx.device)
         self.skipped = torch.zeros((), dtype=torch.long, device=ctx.device)
 
@@ -194,7 +195,13 @@ class Trainer:
         local = torch.tensor(self.local_tokens, dtype=torch.float64, device=self.ctx.device)
         return self.tokens_seen + int(all_reduce_sum(local, self.ctx).item())
 
-    def state(self, tokens_seen: int) -> dict[str, Any]:
+    def state(self, tokens_seen: int, window: MetricWindow | None = None) -> dict[str, Any]:
+        """The checkpoint's trainer_state.json. With `window` (the metrics since the last log)
+        in a single-process run, it is saved too; ranks each hold their own, so a distributed
+        resume starts its first logging window afresh."""
+        saved_window = {}
+        if window is not None and self.ctx.world_size == 1 and (window.device_sums or window.host):
+            saved_window = {"metric_window": window.to_json()}
         return {
             "step": self.step,
             "samples_seen": self.samples_seen,
@@ -210,6 +217,7 @@ class Trainer:
             "model_type": self.cfg.params.model_type,
             "parameters": self.cfg.params.to_json_dict(),
             "tokenizer_dir": str(Path(self.cfg.tokenizer_dir).resolve()),
+            **saved_window,
         }
 
     def _resume_or_check_fresh(self) -> None:
@@ -235,6 +243,8 @@ class Trainer:
         self.samples_seen = int(state["samples_seen"])
         self.tokens_seen = int(state["tokens_seen"])
         self.nonfinite_total = int(state.get("nonfinite_steps", 0))
+        if self.ctx.world_size == 1 and state.get("world_size", 1) == 1:
+            self._saved_window = state.get("metric_window")
         log.info("resumed %s: step %d, %d samples seen", latest, self.step, self.samples_seen)
 
     # -- one step --------------------------------------------------------------------------------------
@@ -399,6 +409,8 @@ class Trainer:
         bar = tqdm(total=params.train_steps, initial=self.step, unit="step", dynamic_ncols=True,
                    disable=not (self.ctx.is_main and cfg.progress), desc="pretraining")
         window = MetricWindow()
+        if self._saved_window:  # the metrics of the steps since the last log, from the checkpoint
+            window.load_json(self._saved_window, self.ctx.device)
         first_step = self.step
         window_start = time.perf_counter()
         paused = 0.0  # evaluation and checkpoint seconds inside the window: not training time
@@ -420,7 +432,7 @@ class Trainer:
                         if last_valid:
                             self.logger.log(last_valid)
                     if self.step % params.save_steps == 0 or self.step == end or stop.received is not None:
-                        self._checkpoint()
+                        self._checkpoint(window)
                     paused += time.perf_counter() - pause_start
                     if logging_step:
                         window_start, paused = time.perf_counter(), 0.0
@@ -434,9 +446,9 @@ class Trainer:
                            steps_run=self.step - first_step, finished=self.step >= params.train_steps,
                            state=self.state(tokens), options=self.options, objective=self.objective)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, window: MetricWindow | None = None) -> None:
         ckpt.save_checkpoint(self.cfg.model_dir, self.ctx, objective=self.objective, optimizer=self.optimizer,
-                             scheduler=self.scheduler, scaler=self.scaler, state=self.state(self.global_tokens()),
+                             scheduler=self.scheduler, scaler=self.scaler, state=self.state(self.global_tokens(), window),
                              keep=self.cfg.save_total_limit)
 
     @property
