@@ -78,7 +78,8 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def prepare_data(max_sentences: int, vocab_size: int, form: str) -> tuple[Path, dict[int, Path], str]:
+def prepare_data(max_sentences: int, vocab_size: int, form: str,
+                 lengths: tuple[int, ...] = tuple(c[1] for c in CONFIGS)) -> tuple[Path, dict[int, Path], str]:
     from ja_pretrain.corpus.build import build_corpus
     from ja_pretrain.dataset import build_dataset
     from ja_pretrain.resources import sample_corpus_path
@@ -91,7 +92,7 @@ def prepare_data(max_sentences: int, vocab_size: int, form: str) -> tuple[Path, 
     build_corpus(inputs, corpus, max_sentences=max_sentences, valid_ratio=0.01, progress=False)
     train_tokenizer(corpus, tokenizer, vocab_size=vocab_size, min_frequency=2, limit_alphabet=6129)
     datasets = {}
-    for _, length, _ in CONFIGS:
+    for length in sorted(set(lengths)):
         out = CACHE / f"dataset-{vocab_size}-{length}" + ("" if form == "packed" else f"-{form}")
         build_dataset(corpus, tokenizer, out, sequence_length=length, form=form, progress=False)
         datasets[length] = out
@@ -218,10 +219,27 @@ def run_hf_trainer(control, model, rows, collator, args) -> None:
     control.final(None)
 
 
+def collator_tokenizer(tokenizer_dir: Path):
+    """What DataCollatorForLanguageModeling reads of a tokenizer (vocabulary size, [MASK] and
+    [PAD] ids; the rows bring their special-token masks): a BertTokenizerFast over the same
+    vocab.txt gives the same, and needs no MeCab, which the GPU machine does not have."""
+    from transformers import BertTokenizerFast
+
+    return BertTokenizerFast(vocab_file=str(Path(tokenizer_dir) / "vocab.txt"), do_lower_case=False)
+
+
+def parse_configs(text: str) -> list[tuple[str, int, int]]:
+    """"preset:length:batch,..." -> [(preset, length, batch), ...]."""
+    try:
+        return [(p, int(length), int(batch)) for p, length, batch in (item.split(":") for item in text.split(","))]
+    except ValueError:
+        raise SystemExit(f"--configs {text!r}: give preset:length:batch items separated by commas") from None
+
+
 def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, steps, keep_memory=False):
     """A child process's arm: transformers' Trainer + BertForMaskedLM + DataCollatorForLanguageModeling
     for `steps` steps; with `keep_memory`, under the malloc settings our trainer makes."""
-    from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling
+    from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
     from ja_pretrain.models.bert import bert_config
     from ja_pretrain.training.host_memory import keep_freed_memory
@@ -234,8 +252,8 @@ def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, step
     torch.manual_seed(0)
     vocab = embedding_rows(tokenizer_dir, rows.samples.vocab_size)  # the same embedding as ours
     model = BertForMaskedLM(bert_config(params, rows.samples.special_ids, vocab))
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=params.mask_probability)
+    collator = DataCollatorForLanguageModeling(tokenizer=collator_tokenizer(tokenizer_dir),
+                                               mlm_probability=params.mask_probability)
     with tempfile.TemporaryDirectory() as tmp:
         run_hf_trainer(control, model, rows, collator, hf_training_arguments(Path(tmp), params, batch, steps, precision))
 
@@ -387,7 +405,7 @@ def write_report(name: str, body: list[str], figures: dict) -> None:
     }, indent=2, ensure_ascii=False) + "\n")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="blocks of each arm, alternating")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per block")
@@ -396,6 +414,8 @@ def main() -> int:
     parser.add_argument("--vocab_size", type=int, default=32768)
     parser.add_argument("--budget", type=float, default=1800.0, help="seconds; no new configuration starts after this")
     parser.add_argument("--only", choices=[c[0] for c in CONFIGS], help="run one preset")
+    parser.add_argument("--configs", type=parse_configs, default=CONFIGS,
+                        help="preset:length:batch,... to run instead of " + ",".join(f"{p}:{s}:{b}" for p, s, b in CONFIGS))
     parser.add_argument("--precision", choices=PRECISIONS, help="run one precision (a CPU without AVX-512 runs "
                         "bf16 matmuls far slower than fp32)")
     parser.add_argument("--form", choices=("full", "packed"), default="full", help="our dataset's form")
@@ -403,7 +423,7 @@ def main() -> int:
     parser.add_argument("--prepare_only", action="store_true", help="build the data and stop")
     parser.add_argument("--no_ablation", action="store_true",
                         help="on a CPU, run only the baseline and ours, not the ablation arms")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
         parser.error("--warmup, --steps and --repeats must be at least 1")
     if args.threads:
@@ -412,7 +432,8 @@ def main() -> int:
     started = time.perf_counter()
     load_start = load_average()
 
-    tokenizer, datasets, source = prepare_data(args.max_sentences, args.vocab_size, args.form)
+    tokenizer, datasets, source = prepare_data(args.max_sentences, args.vocab_size, args.form,
+                                               tuple(c[1] for c in args.configs))
     setup_s = time.perf_counter() - started
     if args.prepare_only:
         print(f"data ready in {setup_s:.0f} s: {tokenizer}, {', '.join(map(str, datasets.values()))}")
@@ -425,9 +446,9 @@ def main() -> int:
     peaks = measure_peaks(clock)
     from ja_pretrain.dataset import open_samples
 
-    vocab = open_samples(datasets[128]).vocab_size
+    vocab = open_samples(next(iter(datasets.values()))).vocab_size
     rows, skipped = [], []
-    for preset, length, batch in CONFIGS:
+    for preset, length, batch in args.configs:
         if args.only and preset != args.only:
             continue
         for precision in PRECISIONS:

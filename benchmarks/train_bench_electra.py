@@ -45,7 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the parts both training benches share live in the BERT bench
-from train_bench import (ablation_lines, text_share, build_arms, hf_training_arguments, load_average,  # noqa: I001
+from train_bench import (ablation_lines, collator_tokenizer, text_share, build_arms, hf_training_arguments, load_average,  # noqa: I001
                          main_table_lines, measure_configuration, measure_peaks, ours_arm, params_for, prepare_data,
                          run_hf_trainer, write_report)
 
@@ -99,7 +99,7 @@ class PackedRows(torch.utils.data.Dataset):
 def baseline_arm(control, batch, tokenizer_dir, dataset, precision, steps, keep_memory=False):
     """A child process's arm: the naive ELECTRA in transformers' Trainer for `steps` steps; with
     `keep_memory`, under the malloc settings our trainer makes."""
-    from transformers import AutoTokenizer, DataCollatorForLanguageModeling, ElectraForMaskedLM, ElectraForPreTraining
+    from transformers import DataCollatorForLanguageModeling, ElectraForMaskedLM, ElectraForPreTraining
 
     from ja_pretrain.models.electra import electra_configs
     from ja_pretrain.training.host_memory import keep_freed_memory
@@ -113,8 +113,8 @@ def baseline_arm(control, batch, tokenizer_dir, dataset, precision, steps, keep_
     vocab = embedding_rows(tokenizer_dir, rows.samples.vocab_size)
     gen_config, disc_config = electra_configs(params, rows.samples.special_ids, vocab)
     model = NaiveElectra(ElectraForMaskedLM(gen_config), ElectraForPreTraining(disc_config))
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=params.mask_probability,
+    collator = DataCollatorForLanguageModeling(tokenizer=collator_tokenizer(tokenizer_dir),
+                                               mlm_probability=params.mask_probability,
                                                mask_replace_prob=0.85, random_replace_prob=0.0)
     with tempfile.TemporaryDirectory() as tmp:
         args = hf_training_arguments(Path(tmp), params, batch, steps, precision, remove_unused_columns=False)
