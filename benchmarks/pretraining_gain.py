@@ -81,7 +81,9 @@ def main() -> int:
     from ja_pretrain.downstream.suite import Protocol, SuiteOptions, run_suite
 
     work = OUT_DIR / "pretraining_gain"
-    twin = random_twin(model, work / "random-init-model")
+    # one twin per --json name: two groups of tasks may run at once, and the twin is rewritten
+    twin = random_twin(model, work / ("random-init-model" + ("" if args.json == "pretraining_gain.json"
+                                                             else f"-{Path(args.json).stem}")))
     protocol = Protocol(learning_rates=tuple(args.learning_rate), epochs=tuple(args.epochs), seeds=args.seeds,
                         max_train_samples=args.max_train_samples)
     results, seconds = {}, {}

@@ -34,7 +34,7 @@ repeats of (baseline's median step time / ours') in the same round, with its min
 CPU the clock is each arm's own CPU time (other users' load on a shared machine inflates wall
 time, not CPU time); the wall-time ratio is shown beside it. On a GPU the clock is wall time.
 MFU = useful model FLOPs (the encoder, with its last layer past attention and the MLM head at the
-masked positions only, forward + backward) per second over this machine's measured matmul peak
+masked positions only, forward + backward) spent on text, per second, over this machine's measured matmul peak
 in that precision (a 1024^3 or 4096^3 matmul).
 
 Data: ../shared/data/corpus-ja (real Japanese text) when present, else the bundled sample;
@@ -355,16 +355,19 @@ def log_progress(line: str) -> None:
 
 
 def measure_configuration(arms: list[tuple[str, Callable, dict]], args: argparse.Namespace, label: str,
-                          clock: int, tokens: int, peak: float) -> dict:
+                          clock: int, tokens: int, peak: float, ours_share: float, baseline_share: float) -> dict:
     """Run one configuration's arms in alternating blocks; its figures: tok/s and ratios of every arm
-    (`arm_summary`), useful FLOPs per token and the MFU of the baseline and ours against `peak`."""
+    (`arm_summary`), useful FLOPs per text token and the MFU of the baseline and ours against `peak`.
+    `tokens` is positions per step, the shares the part of them that is text in each arm's rows:
+    our trainer reports the FLOPs of its text positions, and MFU counts text for both arms."""
     log_progress(f"{label}:")
     times, finals = run_blocks(arms, args.repeats, args.warmup, args.steps, args.threads, log_progress)
-    per_token = finals["ours"] / tokens
+    per_text_token = finals["ours"] / (tokens * ours_share)
     row = {"repeats": args.repeats, "timed_steps_per_block": args.steps, **arm_summary(times, clock, tokens),
-           "useful_flops_per_token": per_token}
-    row["baseline_mfu"] = row["baseline_tokens_per_s"] * per_token / peak
-    row["ours_mfu"] = row["ours_tokens_per_s"] * per_token / peak
+           "useful_flops_per_text_token": per_text_token, "ours_text_share": ours_share,
+           "baseline_text_share": baseline_share}
+    row["baseline_mfu"] = row["baseline_tokens_per_s"] * baseline_share * per_text_token / peak
+    row["ours_mfu"] = row["ours_tokens_per_s"] * ours_share * per_text_token / peak
     return row
 
 
@@ -462,10 +465,9 @@ def main(argv: list[str] | None = None) -> int:
             arms = build_arms((baseline_arm, {"tokenizer_dir": tokenizer, "steps": args.warmup + args.steps}),
                               (ours_arm, {"tokenizer": tokenizer, "peak": peaks[precision]}), ablation, **common)
             rows.append({"preset": preset, "sequence_length": length, "batch": batch, "precision": precision,
-                         "form": args.form, "ours_text_share": text_share(datasets[length]),
-                         "baseline_text_share": (length - 2) / length,
-                         "clock": clock_name, **measure_configuration(arms, args, f"{preset} {precision}", clock, tokens,
-                                                                      peaks[precision])})
+                         "form": args.form, "clock": clock_name,
+                         **measure_configuration(arms, args, f"{preset} {precision}", clock, tokens, peaks[precision],
+                                                 text_share(datasets[length]), (length - 2) / length)})
 
     lines = [*main_table_lines(rows, clock_name, "baseline"), *ablation_lines(rows, f"tok/s ({clock_name})", "baseline")]
     lines.append(f"\nEach arm in blocks of {args.warmup} warm-up + {args.steps} timed steps in a fresh process, the arms' "

@@ -157,11 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         arms = build_arms((baseline_arm, {"tokenizer_dir": tokenizer, "steps": args.warmup + args.steps}),
                           (ours_arm, {"preset": PRESET, "tokenizer": tokenizer, "peak": peaks[precision]}), ablation,
                           **common)
-        share = text_share(dataset)
+        share = text_share(dataset)  # both arms train on the same rows here
         rows.append({"preset": PRESET, "sequence_length": LENGTH, "batch": args.batch, "precision": precision,
-                     "ours_text_share": share, "baseline_text_share": share, "clock": clock_name,
-                     **measure_configuration(arms, args, f"{PRESET} {precision}", clock, tokens,
-                                                                  peaks[precision])})
+                     "clock": clock_name, **measure_configuration(arms, args, f"{PRESET} {precision}", clock, tokens,
+                                                                  peaks[precision], share, share)})
 
     lines = [*main_table_lines(rows, clock_name, "naive"), *ablation_lines(rows, f"tok/s ({clock_name})", "naive HF baseline")]
     lines.append(f"\nEach arm in blocks of {args.warmup} warm-up + {args.steps} timed steps in a fresh process, the arms' "

@@ -261,8 +261,11 @@ class Trainer:
             batch = self.train_set.batch(indices)
             noise = draw_mask_noise(layout.global_rows, length, noise_generator(self.cfg.seed, TRAIN_NOISE, start))
             x = objective.prepare(batch, noise[layout.offset:layout.offset + layout.per_rank])
-            tokens += float((~batch["special_tokens_mask"]).sum())  # text only: not [CLS], [SEP], padding
-            flops += objective.flops(x)
+            text = float((~batch["special_tokens_mask"]).sum())  # not [CLS], [SEP] or padding
+            tokens += text
+            # MFU counts the work done on text: the model's FLOPs over this micro-batch's positions,
+            # times the share of them that are text (padding is computed, but is not work done).
+            flops += objective.flops(x) * text / batch["special_tokens_mask"].size
             inputs.append(x)
         return inputs, tokens, flops
 
