@@ -63,6 +63,17 @@ def test_an_answer_at_the_end_and_one_across_a_window_cut(encoder):
     assert labelled[0] >= 1 and labelled[1] >= 1  # each answer is whole in some window
 
 
+def test_a_stride_longer_than_the_room_overlaps_half_a_window(encoder):
+    """JGLUE's 128-token stride on a model of 128 positions: windows must still move on by half
+    a window, not one token at a time (a context of n tokens would give n windows)."""
+    examples = [QAExample("q", "何が多い？", CONTEXT, (("雨が多い", CONTEXT.index("雨が多い")),))]
+    (ids, _), = encoder.encode_with_offsets([CONTEXT])
+    split = encode_qa(encoder, examples, max_length=24, doc_stride=128)
+    room = 24 - int(split.first_lengths[0]) - 1  # the context's share of a full window
+    assert split.num_rows <= -(-len(ids) // (room // 2)) + 1
+    assert split.num_rows > 1 and any(split.labels[r][0] for r in range(split.num_rows))
+
+
 def test_predicted_span_is_the_contexts_own_characters(encoder):
     """A span over NFKC-changed text (ＡＢＣ, ６月) comes back as the original characters."""
     examples = [QAExample("q", "どこ？", CONTEXT, (("ＡＢＣ株式会社", CONTEXT.index("ＡＢＣ")),))]

@@ -3,7 +3,8 @@ positions, and predictions read back as characters of the context.
 
 Each example is `[CLS] question [SEP] context window [SEP]`: the question cut to 64 tokens, the
 context cut into windows that fill the rest of `max_length` and overlap by `doc_stride` tokens
-(the stride of transformers' run_qa.py), so an answer near a cut is whole in some window. A
+(the stride of transformers' run_qa.py; at most half a window, for short models), so an answer
+near a cut is whole in some window. A
 window is trained to point at the answer's first and last tokens when it holds the whole answer,
 at [CLS] (position 0) otherwise. The prediction is the best-scoring span (start + end logit)
 over all windows, at most 30 tokens, inside the context, mapped through the tokens' character
@@ -64,9 +65,12 @@ def encode_qa(encoder: FastEncoder, examples: list[QAExample], max_length: int,
         room = max_length - len(question) - 3
         if room < 1:
             raise ValueError(f"max_length {max_length} leaves no room for the context")
+        # An overlap as long as the room would move each window on by one token (a model of 128
+        # positions under JGLUE's 128-token stride): overlap at most half the room.
+        overlap = min(doc_stride, room // 2)
         text, start_char = example.answers[0]
         answer = answer_tokens(offsets, start_char, start_char + len(text))
-        for start, end in windows(len(context), room, doc_stride):
+        for start, end in windows(len(context), room, overlap):
             head = len(question) + 2
             ids.append(np.concatenate([[cls], question, [sep], context[start:end], [sep]]).astype(np.int32))
             no_span = np.full((head, 2), -1, dtype=np.int64)
