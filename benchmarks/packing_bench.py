@@ -96,6 +96,13 @@ def train_arm(form: str, seed: int, text_tokens: int) -> tuple[Path, dict]:
     steps = math.ceil(text_tokens / (params["batch-size"] * LENGTH * text_share))
     model = WORK / f"model-{form}-seed{seed}"
     started = time.perf_counter()
+    if (model / "final" / "manifest.json").is_file():  # trained by an earlier run of this benchmark
+        log = [json.loads(line) for line in (model / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
+        train = [r for r in log if r.get("split") == "train"]
+        seconds = sum(r["tokens_per_s"] and (r["tokens_seen"] - p) / r["tokens_per_s"]
+                      for r, p in zip(train, [0] + [r["tokens_seen"] for r in train[:-1]], strict=True))
+        return model, {"steps": steps, "text_share": text_share, "tokens_seen": train[-1]["tokens_seen"],
+                       "seconds": seconds, "reused": True}
     cli("run-pretraining", "--input_file", str(dataset), "--tokenizer_dir", str(RUN / "tokenizer"),
         "--model_dir", str(model), "--parameter_file", "benchmarks/configs/parameter.json", "--model_type", "bert-mini",
         "--train_steps", str(steps), "--warmup_steps", str(max(1, steps // 10)), "--save_steps", str(steps),
