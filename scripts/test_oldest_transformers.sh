@@ -17,4 +17,4 @@ PY
 .venv-oldest/bin/python -c "import transformers; print(f'testing with transformers {transformers.__version__}')"
 exec .venv-oldest/bin/python -m pytest -q -n 2 --dist loadfile tests/test_selected_output.py tests/test_cpu_ops.py \
   tests/test_electra_model.py tests/test_bert_training.py tests/test_electra_training.py tests/test_electra_extract.py \
-  tests/test_downstream_encoding.py tests/test_downstream_finetune.py "$@"
+  tests/test_downstream_encoding.py tests/test_downstream_finetune.py tests/test_full_rows.py "$@"
