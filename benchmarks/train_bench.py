@@ -93,7 +93,7 @@ def prepare_data(max_sentences: int, vocab_size: int, form: str,
     train_tokenizer(corpus, tokenizer, vocab_size=vocab_size, min_frequency=2, limit_alphabet=6129)
     datasets = {}
     for length in sorted(set(lengths)):
-        out = CACHE / f"dataset-{vocab_size}-{length}" + ("" if form == "packed" else f"-{form}")
+        out = CACHE / (f"dataset-{vocab_size}-{length}" + ("" if form == "packed" else f"-{form}"))
         build_dataset(corpus, tokenizer, out, sequence_length=length, form=form, progress=False)
         datasets[length] = out
     return tokenizer, datasets, source
