@@ -22,7 +22,7 @@ LENGTH = 32  # short, so that some sentences are longer than a sample and get sp
 @pytest.fixture(scope="module")
 def packed():
     return build_dataset(sample_corpus(), trained_tokenizer(), scratch("packed") / "ds",
-                         sequence_length=LENGTH, workers=2, progress=False)
+                         sequence_length=LENGTH, form="packed", workers=2, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,8 @@ def test_valid_split_comes_from_valid_txt(packed):
 
 def test_rerun_is_skipped_and_dtype_can_be_forced(packed):
     before = (packed / "manifest.json").stat().st_mtime_ns
-    build_dataset(sample_corpus(), trained_tokenizer(), packed, sequence_length=LENGTH, workers=2, progress=False)
+    build_dataset(sample_corpus(), trained_tokenizer(), packed, sequence_length=LENGTH, form="packed", workers=2,
+                  progress=False)
     assert (packed / "manifest.json").stat().st_mtime_ns == before
     wide = build_dataset(sample_corpus(), trained_tokenizer(), scratch("u32") / "ds", sequence_length=LENGTH,
                          dtype="uint32", progress=False)
@@ -158,7 +159,7 @@ def test_token_dtype_choice():
 def test_shards_merge_into_the_same_documents(packed):
     root = scratch("shards")
     parts = [build_dataset(sample_corpus(), trained_tokenizer(), root / f"part{i}", sequence_length=LENGTH,
-                           shard_index=i, num_shards=2, progress=False) for i in range(2)]
+                           form="packed", shard_index=i, num_shards=2, progress=False) for i in range(2)]
     with pytest.raises(UserError, match="not a finished dataset"):
         open_samples(parts[0])
     assert main(["build-dataset", "--merge", str(parts[1]), str(parts[0]), "--out", str(root / "merged")]) == 0

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from ja_pretrain.config.forms import DEFAULT_FORM
 from ja_pretrain.corpus.layout import VALID_NAME, corpus_files, iter_documents
 from ja_pretrain.dataset.packing import write_samples
 from ja_pretrain.dataset.samples import DATASET_STAGE, FORMS, samples_file
@@ -68,7 +69,7 @@ def build_dataset(
     out_dir: str | os.PathLike,
     *,
     sequence_length: int,
-    form: str = "packed",
+    form: str = DEFAULT_FORM,
     workers: int = 1,
     seed: int = 0,
     dtype: str | None = None,
