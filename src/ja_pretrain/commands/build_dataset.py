@@ -60,34 +60,28 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ja_pretrain.dataset.build import build_dataset, merge_shards
+    from ja_pretrain.errors import UserError
     from ja_pretrain.utils.locks import exclusive
     from ja_pretrain.utils.manifest import read_manifest
 
     start = time.perf_counter()
+    if not args.merge and not (args.corpus and args.tokenizer):
+        raise UserError("--corpus and --tokenizer are required (or --merge SHARD_DIR...)")
+    length = args.sequence_length
+    if length is None and args.model_type:
+        from ja_pretrain.config.parameters import load_parameters
+
+        length = load_parameters(args.model_type, args.parameter_file).sequence_length
     with exclusive(args.out, f"--out {args.out}"):
-        out = _build(args, build_dataset, merge_shards)
+        if args.merge:
+            out = merge_shards(args.merge, args.out, progress=args.progress)
+        else:
+            out = build_dataset(args.corpus, args.tokenizer, args.out, sequence_length=length or 128, form=args.form,
+                                workers=args.workers, seed=args.seed, dtype=args.dtype, shard_index=args.shard_index,
+                                num_shards=args.num_shards, force=args.force, progress=args.progress)
     manifest = read_manifest(out)
     c = manifest["counts"]
     samples = f", {c['train_samples']} train samples" if "train_samples" in c else ""
     print(f"build-dataset: {c['train_documents']} documents, {c['train_sentences']} sentences, "
           f"{c['train_tokens']} tokens{samples} -> {out} in {time.perf_counter() - start:.1f}s")
     return 0
-
-
-def _build(args: argparse.Namespace, build_dataset, merge_shards):
-    from ja_pretrain.errors import UserError
-
-    if args.merge:
-        out = merge_shards(args.merge, args.out, progress=args.progress)
-    else:
-        if not args.corpus or not args.tokenizer:
-            raise UserError("--corpus and --tokenizer are required (or --merge SHARD_DIR...)")
-        length = args.sequence_length
-        if length is None and args.model_type:
-            from ja_pretrain.config.parameters import load_parameters
-
-            length = load_parameters(args.model_type, args.parameter_file).sequence_length
-        out = build_dataset(args.corpus, args.tokenizer, args.out, sequence_length=length or 128, form=args.form,
-                            workers=args.workers, seed=args.seed, dtype=args.dtype, shard_index=args.shard_index,
-                            num_shards=args.num_shards, force=args.force, progress=args.progress)
-    return out

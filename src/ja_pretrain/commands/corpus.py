@@ -79,22 +79,17 @@ def run(args: argparse.Namespace) -> int:
     if args.merge and args.inputs:
         raise UserError("--merge takes part directories only; give INPUT files in the part runs")
     with exclusive(args.out, f"--out {args.out}"):
-        manifest = _build(args, build_corpus)
+        if args.merge:
+            from ja_pretrain.corpus.parts import merge_parts
+
+            manifest = merge_parts(args.merge, args.out)
+        else:
+            manifest = build_corpus(
+                args.inputs, args.out, format=args.format, text_field=args.text_field, min_chars=args.min_chars,
+                max_chars=args.max_chars, valid_ratio=args.valid_ratio, valid_sentences=args.valid_sentences,
+                seed=args.seed, shard_size_mb=args.shard_size_mb, max_sentences=args.max_sentences,
+                dedup_memory_mb=args.dedup_memory_mb, allow_truncated=args.allow_truncated, workers=args.workers,
+                shard_index=args.shard_index, num_shards=args.num_shards, force=args.force, progress=args.progress,
+            )
     print(format_summary(manifest, args.out))
     return 0
-
-
-def _build(args: argparse.Namespace, build_corpus):
-    if args.merge:
-        from ja_pretrain.corpus.parts import merge_parts
-
-        manifest = merge_parts(args.merge, args.out)
-    else:
-        manifest = build_corpus(
-            args.inputs, args.out, format=args.format, text_field=args.text_field, min_chars=args.min_chars,
-            max_chars=args.max_chars, valid_ratio=args.valid_ratio, valid_sentences=args.valid_sentences,
-            seed=args.seed, shard_size_mb=args.shard_size_mb, max_sentences=args.max_sentences,
-            dedup_memory_mb=args.dedup_memory_mb, allow_truncated=args.allow_truncated, workers=args.workers,
-            shard_index=args.shard_index, num_shards=args.num_shards, force=args.force, progress=args.progress,
-        )
-    return manifest

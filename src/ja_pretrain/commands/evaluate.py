@@ -56,23 +56,19 @@ def run(args: argparse.Namespace) -> int:
     from ja_pretrain.utils.locks import exclusive
 
     with exclusive(args.out, f"--out {args.out}") if args.out else nullcontext():
-        report = _evaluate(args, evaluate_model)
+        report = evaluate_model(
+            args.model_dir,
+            args.corpus,
+            generator_dir=args.generator,
+            seed=args.seed,
+            max_sentences=args.max_sentences or None,
+            sequence_length=args.sequence_length,
+            mask_probability=args.mask_probability,
+            batch_size=args.batch_size,
+            out_dir=args.out,
+        )
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         print("\n".join(summary_lines(report)))
     return 0
-
-
-def _evaluate(args: argparse.Namespace, evaluate_model):
-    return evaluate_model(
-        args.model_dir,
-        args.corpus,
-        generator_dir=args.generator,
-        seed=args.seed,
-        max_sentences=args.max_sentences or None,
-        sequence_length=args.sequence_length,
-        mask_probability=args.mask_probability,
-        batch_size=args.batch_size,
-        out_dir=args.out,
-    )

@@ -71,19 +71,16 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     with exclusive(args.model_dir, f"--model_dir {args.model_dir}"):
-        out = _train(args, train_tokenizer)
+        out = train_tokenizer(
+            args.input_file, args.model_dir, intermediate_dir=args.intermediate_dir, num_files=args.num_files,
+            mecab_dic_type=args.mecab_dic_type, tokenizer_type=args.tokenizer_type,
+            sentencepiece_model=args.sentencepiece_model, vocab_size=args.vocab_size,
+            min_frequency=args.min_frequency, limit_alphabet=args.limit_alphabet,
+            num_unused_tokens=args.num_unused_tokens, word_tokenizer=args.word_tokenizer,
+            sudachi_mode=args.sudachi_mode, max_sentences=args.max_sentences, workers=args.workers, seed=args.seed,
+            force=args.force,
+        )
     counts = read_manifest(out)["counts"]
     print(f"train-tokenizer: {counts['vocab_size']} ids from {counts['sentences']} sentences "
           f"({counts['words']} words) -> {out} in {time.perf_counter() - start:.1f}s")
     return 0
-
-
-def _train(args: argparse.Namespace, train_tokenizer):
-    return train_tokenizer(
-        args.input_file, args.model_dir, intermediate_dir=args.intermediate_dir, num_files=args.num_files,
-        mecab_dic_type=args.mecab_dic_type, tokenizer_type=args.tokenizer_type,
-        sentencepiece_model=args.sentencepiece_model, vocab_size=args.vocab_size, min_frequency=args.min_frequency,
-        limit_alphabet=args.limit_alphabet, num_unused_tokens=args.num_unused_tokens,
-        word_tokenizer=args.word_tokenizer, sudachi_mode=args.sudachi_mode, max_sentences=args.max_sentences,
-        workers=args.workers, seed=args.seed, force=args.force,
-    )
