@@ -187,27 +187,27 @@ def write_split_samples(directory: Path, split: str, form: str, sequence_length:
     # One stream of randomness per split, derived from the seed.
     rows = write_samples(TokenStore(directory, split), samples_file(directory, split), form, sequence_length,
                          seed=seed * 2 + (split == "valid"))
+    if not rows:
+        return {"samples": 0, "text_fill": 0.0, "fill": 0.0}
     samples = np.load(samples_file(directory, split), mmap_mode="r")
-    text = int((samples[:, 1] - samples[:, 0]).sum()) if rows else 0
-    if form == "pairs" and rows:
+    text = int((samples[:, 1] - samples[:, 0]).sum())
+    if form == "pairs":
         text += int((samples[:, 3] - samples[:, 2]).sum())
     positions = rows * sequence_length
-    return {"samples": rows, "text_fill": round(text / positions, 6) if rows else 0.0,
-            "fill": round(_used_positions(samples, form, directory, split) / positions, 6) if rows else 0.0}
+    specials = _special_positions(samples, form, TokenStore(directory, split))
+    return {"samples": rows, "text_fill": round(text / positions, 6), "fill": round((text + specials) / positions, 6)}
 
 
-def _used_positions(samples: np.ndarray, form: str, directory: Path, split: str) -> int:
-    """Positions of the rows that are not padding: text plus [CLS] and [SEP] as each form lays them."""
+def _special_positions(samples: np.ndarray, form: str, store: TokenStore) -> int:
+    """The [CLS] and [SEP] positions of the rows, as each form lays them out."""
     if form == "pairs":
-        return int((samples[:, 1] - samples[:, 0] + samples[:, 3] - samples[:, 2]).sum()) + 3 * len(samples)
-    text = int((samples[:, 1] - samples[:, 0]).sum())
+        return 3 * len(samples)
     if form == "packed":
-        return text + 2 * len(samples)
-    store = TokenStore(directory, split)
-    offsets = np.asarray(store.sentence_offsets[np.asarray(store.document_sentences)])
+        return 2 * len(samples)
+    offsets = store.document_offsets()  # full and joined: one piece per document a row touches
     pieces = int((np.searchsorted(offsets, samples[:, 1] - 1, side="right")
                   - np.searchsorted(offsets, samples[:, 0], side="right") + 1).sum())
-    return text + (pieces + len(samples) if form == "joined" else 2 * pieces)
+    return pieces + len(samples) if form == "joined" else 2 * pieces
 
 
 def merge_shards(shard_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, *, progress: bool = True) -> Path:

@@ -53,7 +53,7 @@ class SampleSet:
         if self.samples.ndim != 2 or self.samples.shape[1] != columns:
             raise UserError(f"{samples_file(self.dir, split)}: wrong shape {self.samples.shape}; rebuild the dataset")
         if self.form in FULL_ROW_FORMS:  # where each document starts, to find them inside a row
-            self.document_offsets = np.asarray(self.store.sentence_offsets[np.asarray(self.store.document_sentences)])
+            self.document_offsets = self.store.document_offsets()
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -117,7 +117,6 @@ class SampleSet:
             "special_tokens_mask": ~content,
             "word_start": word_start,
         }
-
 
     def _assemble_full_rows(self, rows: np.ndarray, joined: bool) -> dict[str, np.ndarray]:
         """Rows of several documents: each text token moves right by the specials before it

@@ -176,5 +176,9 @@ class TokenStore:
         byte = self._bits[positions >> 3]
         return ((byte >> (7 - (positions & 7)).astype(np.uint8)) & 1).astype(bool)
 
+    def document_offsets(self) -> np.ndarray:
+        """Token offset of each document's start, and the end (in memory: one int64 a document)."""
+        return np.asarray(self.sentence_offsets[np.asarray(self.document_sentences)])
+
     def sentence_lengths(self) -> np.ndarray:
         return np.diff(self.sentence_offsets)

@@ -4,11 +4,11 @@ positions, and predictions read back as characters of the context.
 Each example is `[CLS] question [SEP] context window [SEP]`: the question cut to 64 tokens, the
 context cut into windows that fill the rest of `max_length` and overlap by `doc_stride` tokens
 (the stride of transformers' run_qa.py; at most half a window, for short models), so an answer
-near a cut is whole in some window. A
-window is trained to point at the answer's first and last tokens when it holds the whole answer,
-at [CLS] (position 0) otherwise. The prediction is the best-scoring span (start + end logit)
-over all windows, at most 30 tokens, inside the context, mapped through the tokens' character
-offsets to the context's own characters (so NFKC never shows in an answer).
+near a cut is whole in some window. A window is trained to point at the answer's first and last
+tokens when it holds the whole answer, at [CLS] (position 0) otherwise. The prediction is the
+best-scoring span (start + end logit) over all windows, at most 30 tokens, inside the context,
+mapped through the tokens' character offsets to the context's own characters (so NFKC never
+shows in an answer).
 
 Scores as JGLUE computes them (its patch of transformers' squad_metrics): answers are
 lower-cased, a final "。" dropped and whitespace runs made one space; exact match, and F1 over

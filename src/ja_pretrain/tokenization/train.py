@@ -112,7 +112,6 @@ def train_tokenizer(
     keep_parts = intermediate_dir is not None
     if not keep_parts:
         model_dir.parent.mkdir(parents=True, exist_ok=True)
-    if not keep_parts:
         remove_stale_work_dirs(model_dir)
     work = Path(intermediate_dir) if keep_parts else Path(
         tempfile.mkdtemp(prefix=f".{model_dir.name}.tokenizer-work-", dir=model_dir.parent))
