@@ -1,4 +1,5 @@
-"""`evaluate_model`: held-out figures for a BERT model, an ELECTRA generator and/or discriminator.
+"""`evaluate_model`: held-out figures for a BERT or ModernBERT model, an ELECTRA generator and/or
+discriminator.
 
 MODEL_DIR may be a Hugging Face model dir (config.json), a training output (its final/), or an
 `extract-electra` output (generator/ and discriminator/: both are evaluated, and the
@@ -8,6 +9,7 @@ discriminator is scored on replacements sampled from that generator).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -17,7 +19,6 @@ from typing import Any
 import numpy as np
 import transformers
 from tqdm import tqdm
-from transformers import AutoTokenizer
 
 from ja_pretrain.errors import UserError
 from ja_pretrain.evaluation.heldout import (
@@ -27,6 +28,7 @@ from ja_pretrain.evaluation.heldout import (
     build_heldout_set,
 )
 from ja_pretrain.evaluation.metrics import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
+from ja_pretrain.tokenization.files import load_saved_tokenizer
 from ja_pretrain.utils.atomic import atomic_write_json
 from ja_pretrain.utils.manifest import write_manifest
 
@@ -37,8 +39,10 @@ KIND_OF_ARCHITECTURE = {
     "BertForPreTraining": MASKED_LM,
     "ElectraForMaskedLM": MASKED_LM,
     "ElectraForPreTraining": REPLACED_TOKEN_DETECTION,
+    "ModernBertForMaskedLM": MASKED_LM,
 }
 METRICS_NAME = "metrics.json"
+EXPORT_ONLY = ("model_input_names", "model_max_length")  # tokenizer_config.json entries that leave the ids alone
 
 
 def resolve_model_dirs(model_dir: str | os.PathLike) -> list[tuple[str, Path]]:
@@ -75,7 +79,7 @@ def load_model(path: Path):
 
 def load_tokenizer(path: Path):
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return load_saved_tokenizer(path)
     except (OSError, ValueError) as err:
         raise UserError(f"{path}: cannot load its tokenizer ({err}); the model dir must hold the tokenizer files") from err
 
@@ -83,9 +87,13 @@ def load_tokenizer(path: Path):
 def tokenizer_key(path: Path) -> str:
     """Same key = same tokenizer files, so the held-out set (and its masks) can be shared."""
     digest = hashlib.sha256()
-    for name in ("vocab.txt", "spiece.model", "tokenizer_config.json"):
+    for name in ("vocab.txt", "spiece.model"):
         if (path / name).is_file():
             digest.update(name.encode() + (path / name).read_bytes())
+    config = path / "tokenizer_config.json"
+    if config.is_file():  # less what a model's export adds that does not change the ids (ModernBERT's inputs)
+        entries = {k: v for k, v in json.loads(config.read_text(encoding="utf-8")).items() if k not in EXPORT_ONLY}
+        digest.update(b"tokenizer_config.json" + json.dumps(entries, sort_keys=True).encode())
     return digest.hexdigest()
 
 

@@ -91,3 +91,17 @@ def copy_tokenizer(source: str | os.PathLike, out_dir: str | os.PathLike) -> lis
             shutil.copy2(Path(source) / name, Path(out_dir) / name)
             copied.append(name)
     return copied
+
+
+def load_saved_tokenizer(directory: str | os.PathLike):
+    """The transformers tokenizer saved in `directory` (a tokenizer or model dir). A
+    BertJapaneseTokenizer is loaded by its class: AutoTokenizer does the same beside a BERT or
+    ELECTRA config, but from transformers 5.5 on it loads a ModernBERT's tokenizer from
+    tokenizer.json whatever class tokenizer_config.json names, and a MeCab tokenizer has none."""
+    import transformers  # here: only the callers that load a tokenizer pay for the import
+
+    path = Path(directory) / CONFIG_FILE
+    named = json.loads(path.read_text(encoding="utf-8")).get("tokenizer_class") if path.is_file() else None
+    if named == "BertJapaneseTokenizer":
+        return transformers.BertJapaneseTokenizer.from_pretrained(directory)
+    return transformers.AutoTokenizer.from_pretrained(directory)
