@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -80,18 +81,19 @@ def prepare(work: Path) -> tuple[Path, Path]:
 
 
 def pretrain_argv(preset: str, rows: int, corpus: Path, tokenizer: Path, model_dir: Path, steps: int,
-                  learning_rate: float) -> list[str]:
+                  learning_rate: float, checkpoints: int = 8, evaluations: int = 4) -> list[str]:
     return ["run-pretraining", "--input_file", str(corpus), "--tokenizer_dir", str(tokenizer), "--model_dir",
             str(model_dir), "--model_type", preset, "--batch_size", str(rows), "--train_steps", str(steps),
             "--warmup_steps", str(max(1, steps // 10)), "--learning_rate", str(learning_rate),
-            "--save_steps", str(max(1, steps // 8)), "--logging_steps", str(max(1, steps // 40)),
-            "--eval_steps", str(max(1, steps // 4)), "--eval_samples", "256", "--cache_dir",
-            str(model_dir.parent / f"dataset-{preset}-{tokenizer.name}"), "--seed", "0", "--no_progress"]
+            "--save_steps", str(max(1, steps // checkpoints)), "--logging_steps", str(max(1, steps // 40)),
+            "--eval_steps", str(max(1, steps // evaluations)), "--eval_samples", "256", "--save_total_limit", "2",
+            "--cache_dir", str(model_dir.parent / f"dataset-{preset}-{tokenizer.name}"), "--seed", "0", "--no_progress"]
 
 
 def seconds_per_step(preset: str, rows: int, corpus: Path, tokenizer: Path, work: Path, learning_rate: float) -> float:
-    """CPU seconds per step: two short runs of the same command, 2 and 8 steps, their difference
-    over 6 (start-up, the dataset build and the first step's allocations cancel out)."""
+    """CPU seconds per step: two short runs of the same command, 2 and 8 steps, each with one
+    checkpoint and one evaluation (at its end); their difference over 6 (start-up, the dataset
+    build, the save, the evaluation and the first step's allocations cancel out)."""
     record = work / "calibration.json"
     known = json.loads(record.read_text()) if record.is_file() else {}
     key = f"{preset}/{rows}/{tokenizer.name}"
@@ -100,11 +102,9 @@ def seconds_per_step(preset: str, rows: int, corpus: Path, tokenizer: Path, work
         for steps in (2, 8):
             directory = work / f"calibrate-{preset}-{tokenizer.name}-{steps}"
             if directory.exists():
-                import shutil
-
                 shutil.rmtree(directory)
-            spent.append(run(pretrain_argv(preset, rows, corpus, tokenizer, directory, steps, learning_rate),
-                             work / "calibration.log"))
+            spent.append(run(pretrain_argv(preset, rows, corpus, tokenizer, directory, steps, learning_rate,
+                                           checkpoints=1, evaluations=1), work / "calibration.log"))
         known[key] = (spent[1] - spent[0]) / 6
         record.write_text(json.dumps(known, indent=2))
     return known[key]
