@@ -4,8 +4,8 @@
     python benchmarks/family_quality.py --arms modernbert-sp --sp_tokenizer DIR   # a MeCab-free tokenizer
 
 Each arm pretrains with its family's own recipe for the same budget of CPU time (this process's
-children's CPU seconds, both cores counted: other users' load on a shared machine then costs
-wall time, not budget): BERT-small (12 layers, hidden 256) on full rows of 128 tokens, 15% masked;
+children's CPU seconds, one torch thread each by default: other users' load on a shared machine
+then costs wall time, not budget): BERT-small (12 layers, hidden 256) on full rows of 128 tokens, 15% masked;
 ModernBERT-small (10 layers, hidden 256, GLU 1024, window 128, a global layer every 3rd) on full
 rows of 1,024, 30% masked; 4,096 positions a step for both, the same learning rate and warmup
 share. The number of steps is the budget over a CPU time per step measured first in a short
@@ -59,11 +59,16 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+THREADS = "1"  # torch threads of every child (main sets it from --threads)
+
+
 def run(argv: list[str], log: Path) -> float:
     """Run a ja-pretrain command in a child process (its output to `log`); its CPU seconds."""
     before = children_cpu_seconds()
+    env = {**os.environ, "OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS}
     with open(log, "a", encoding="utf-8") as out:
-        code = subprocess.call([sys.executable, "-m", "ja_pretrain", *argv], stdout=out, stderr=subprocess.STDOUT)
+        code = subprocess.call([sys.executable, "-m", "ja_pretrain", *argv], stdout=out, stderr=subprocess.STDOUT,
+                               env=env)
     if code != 0:
         raise SystemExit(f"{' '.join(argv[:1])} failed (exit {code}); see {log}")
     return children_cpu_seconds() - before
@@ -96,7 +101,7 @@ def seconds_per_step(preset: str, rows: int, corpus: Path, tokenizer: Path, work
     build, the save, the evaluation and the first step's allocations cancel out)."""
     record = work / "calibration.json"
     known = json.loads(record.read_text()) if record.is_file() else {}
-    key = f"{preset}/{rows}/{tokenizer.name}"
+    key = f"{preset}/{rows}/{tokenizer.name}/{THREADS} threads"
     if key not in known:
         spent = []
         for steps in (2, 8):
@@ -139,8 +144,13 @@ def main() -> int:
     parser.add_argument("--jsquad_lr", type=float, default=1e-4)
     parser.add_argument("--jsquad_epochs", type=int, default=2)
     parser.add_argument("--jsquad_train", type=int, default=1500, help="JaQuAD training questions")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per run (1: on a shared machine, idle OpenMP threads spinning against "
+                             "other users' processes would count as CPU time)")
     parser.add_argument("--skip_finetune", action="store_true")
     args = parser.parse_args()
+    global THREADS
+    THREADS = str(args.threads)
     if "modernbert-sp" in args.arms and not args.sp_tokenizer:
         parser.error("the modernbert-sp arm needs --sp_tokenizer (a `train-tokenizer --word_tokenizer none` output)")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -149,18 +159,21 @@ def main() -> int:
     tokenizers = {"mecab": mecab, "sp": args.sp_tokenizer}
     record = WORK / "runs.json"
     runs = json.loads(record.read_text()) if record.is_file() else {}
+    # every arm's step measured first, close together in time, so a change in the machine's load
+    # between the arms' runs does not move one arm's budget
+    per_step = {arm: seconds_per_step(ARMS[arm][0], ARMS[arm][1], corpus, tokenizers[ARMS[arm][2]], WORK,
+                                      args.learning_rate) for arm in args.arms}
     for arm in args.arms:
         preset, rows, which = ARMS[arm]
         model_dir = WORK / arm
         if (model_dir / "final" / "manifest.json").is_file():
             continue
-        per_step = seconds_per_step(preset, rows, corpus, tokenizers[which], WORK, args.learning_rate)
-        steps = runs.get(arm, {}).get("steps") or int(args.cpu_minutes * 60 / per_step)
+        steps = runs.get(arm, {}).get("steps") or int(args.cpu_minutes * 60 / per_step[arm])
         argv = pretrain_argv(preset, rows, corpus, tokenizers[which], model_dir, steps, args.learning_rate)
         resume = ["--do_continue"] if model_dir.exists() else []
         spent = run(argv + resume, WORK / f"{arm}.log")
         runs[arm] = {"preset": preset, "rows": rows, "tokenizer": str(tokenizers[which]), "steps": steps,
-                     "calibrated_cpu_s_per_step": per_step,
+                     "calibrated_cpu_s_per_step": per_step[arm], "threads": args.threads,
                      "cpu_seconds": runs.get(arm, {}).get("cpu_seconds", 0.0) + spent}
         record.write_text(json.dumps(runs, indent=2))
     evaluation = WORK / "evaluation"
@@ -186,8 +199,8 @@ def main() -> int:
         r, figures = runs[arm], heldout["models"][arm]
         state = json.loads((WORK / arm / "final" / "manifest.json").read_text())["counts"]
         ft = results.get(arm)
-        downstream = (f"{mean_std(ft['chabsa'], 'accuracy')} | {mean_std(ft['chabsa'], 'macro_f1')} | "
-                      f"{mean_std(ft['jsquad'], 'exact_match')} | {mean_std(ft['jsquad'], 'f1')}") if ft else "| | |"
+        downstream = " | ".join(mean_std(ft[task], metric) if ft else "n/a" for task, metric in (
+            ("chabsa", "accuracy"), ("chabsa", "macro_f1"), ("jsquad", "exact_match"), ("jsquad", "f1")))
         length = 1024 if "modernbert" in arm else 128
         lines.append(f"| {arm} | {r['preset']} ({r['rows']} x {length}) | {r['steps']} | {r['cpu_seconds'] / 60:.1f} | "
                      f"{state['tokens_seen']:,} | {figures['loss']:.4f} | {figures['accuracy']:.4f} | {downstream} |")
