@@ -420,3 +420,19 @@ def test_the_micro_config_runs_end_to_end(tmp_path):
     assert scores["task"] == "smoke" and 0.0 <= scores["metrics"]["accuracy"] <= 1.0
     report = (run / "report" / "report.md").read_text(encoding="utf-8")
     assert "ModernBertForMaskedLM" in report and "## Held-out evaluation" in report
+
+
+def test_compile_by_default_only_where_it_measured_faster_and_pays_off(full_tiny, tmp_path):
+    from ja_pretrain.training.compilation import MIN_STEPS, should_compile
+    from ja_pretrain.training.distributed import DistContext
+
+    from training_support import build_trainer
+
+    cpu = torch.device("cpu")
+    assert should_compile(None, "modernbert", cpu, MIN_STEPS) and not should_compile(None, "modernbert", cpu, 20)
+    assert not should_compile(None, "bert", cpu, 10 * MIN_STEPS)
+    assert not should_compile(None, "modernbert", torch.device("cuda"), 10 * MIN_STEPS)  # not measured there
+    assert should_compile(True, "bert", cpu, 1) and not should_compile(False, "modernbert", cpu, 10 * MIN_STEPS)
+    compiled = build_trainer(full_tiny, tmp_path / "a", "modernbert-micro", 4, DistContext(), compile=True)
+    plain = build_trainer(full_tiny, tmp_path / "b", "modernbert-micro", 4, DistContext())  # 120 steps: too short
+    assert compiled.objective._compiled_call_impl is not None and plain.objective._compiled_call_impl is None
