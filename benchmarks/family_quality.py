@@ -85,9 +85,21 @@ def prepare(work: Path) -> tuple[Path, Path]:
     return corpus, tokenizer
 
 
+def compile_flag(preset: str) -> str:
+    """What run-pretraining chooses by default for a long run of this preset on a CPU, stated, so
+    that the short calibration runs step as the long run does."""
+    import torch
+
+    from ja_pretrain.config.parameters import load_parameters
+    from ja_pretrain.training.compilation import MIN_STEPS, should_compile
+
+    return "--compile" if should_compile(None, load_parameters(preset).family, torch.device("cpu"), MIN_STEPS) \
+        else "--no_compile"
+
+
 def pretrain_argv(preset: str, rows: int, corpus: Path, tokenizer: Path, model_dir: Path, steps: int,
                   learning_rate: float, checkpoints: int = 8, evaluations: int = 4) -> list[str]:
-    return ["run-pretraining", "--input_file", str(corpus), "--tokenizer_dir", str(tokenizer), "--model_dir",
+    return ["run-pretraining", compile_flag(preset), "--input_file", str(corpus), "--tokenizer_dir", str(tokenizer), "--model_dir",
             str(model_dir), "--model_type", preset, "--batch_size", str(rows), "--train_steps", str(steps),
             "--warmup_steps", str(max(1, steps // 10)), "--learning_rate", str(learning_rate),
             "--save_steps", str(max(1, steps // checkpoints)), "--logging_steps", str(max(1, steps // 40)),
@@ -98,10 +110,10 @@ def pretrain_argv(preset: str, rows: int, corpus: Path, tokenizer: Path, model_d
 def seconds_per_step(preset: str, rows: int, corpus: Path, tokenizer: Path, work: Path, learning_rate: float) -> float:
     """CPU seconds per step: two short runs of the same command, 2 and 8 steps, each with one
     checkpoint and one evaluation (at its end); their difference over 6 (start-up, the dataset
-    build, the save, the evaluation and the first step's allocations cancel out)."""
+    build, the save, the evaluation, a compile and the first step's allocations cancel out)."""
     record = work / "calibration.json"
     known = json.loads(record.read_text()) if record.is_file() else {}
-    key = f"{preset}/{rows}/{tokenizer.name}/{THREADS} threads"
+    key = f"{preset}/{rows}/{tokenizer.name}/{THREADS} threads/{compile_flag(preset)}"
     if key not in known:
         spent = []
         for steps in (2, 8):
