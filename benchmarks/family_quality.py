@@ -99,8 +99,8 @@ def compile_flag(preset: str) -> str:
 
 def pretrain_argv(preset: str, rows: int, corpus: Path, tokenizer: Path, model_dir: Path, steps: int,
                   learning_rate: float, checkpoints: int = 8, evaluations: int = 4) -> list[str]:
-    return ["run-pretraining", compile_flag(preset), "--input_file", str(corpus), "--tokenizer_dir", str(tokenizer), "--model_dir",
-            str(model_dir), "--model_type", preset, "--batch_size", str(rows), "--train_steps", str(steps),
+    return ["run-pretraining", compile_flag(preset), "--input_file", str(corpus), "--tokenizer_dir", str(tokenizer),
+            "--model_dir", str(model_dir), "--model_type", preset, "--batch_size", str(rows), "--train_steps", str(steps),
             "--warmup_steps", str(max(1, steps // 10)), "--learning_rate", str(learning_rate),
             "--save_steps", str(max(1, steps // checkpoints)), "--logging_steps", str(max(1, steps // 40)),
             "--eval_steps", str(max(1, steps // evaluations)), "--eval_samples", "256", "--save_total_limit", "2",
