@@ -25,11 +25,11 @@ LENGTHS = (13, 21, 9, 17)  # the documents of one row, two longer than the windo
 ROW = 64
 
 
-def tiny_model(attn: str = "sdpa", seed: int = 0):
+def tiny_model(attn: str = "sdpa", seed: int = 0, vocab_size: int = 300):
     """4 layers (global, sliding, sliding, global), a window of 8 (4 each side), fp32, eval mode."""
     params = load_parameters("modernbert-micro").replace(number_of_layers=4, local_attention=8)
     torch.manual_seed(seed)
-    model = build_modernbert_model(params, SPECIAL, vocab_size=300)
+    model = build_modernbert_model(params, SPECIAL, vocab_size=vocab_size)
     model.config._attn_implementation = attn
     return model.eval()
 
@@ -130,6 +130,39 @@ def test_the_packed_flash_arguments_keep_documents_apart(monkeypatch):
                                                                        **inputs))
     assert_each_document_as_alone(docs, expected, user.logits[0])
     assert_each_document_as_alone(docs, expected, ours)
+
+
+def test_on_a_cpu_the_packed_documents_go_to_our_packed_attention():
+    from ja_pretrain.models.cpu_ops import use_cpu_ops
+
+    model = tiny_model("sdpa")
+    docs, ids, document_ids, positions = shared_row()
+    expected = alone(model, docs)
+    use_cpu_ops(model)
+    model.train()  # the training route (no dropout in ModernBERT's default)
+    inputs = MODERNBERT.document_inputs({"document_ids": document_ids.numpy(), "position_ids": positions.numpy()},
+                                        model.config)
+    assert "cu_seq_lens_q" in inputs and "document_ids" not in inputs
+    with torch.no_grad():
+        ours = MODERNBERT.mlm_logits(model, MODERNBERT.encode_selected(model, torch.arange(ROW), input_ids=ids,
+                                                                       **inputs))
+    assert_each_document_as_alone(docs, expected, ours)
+
+
+@pytest.mark.parametrize("n, half", [(5, 4), (9, 4), (13, 4), (64, 16), (100, 16), (129, 16), (300, 64)])
+def test_window_attention_equals_the_masked_computation_and_its_gradients(n, half):
+    from ja_pretrain.models.packed_attention import window_attention
+
+    torch.manual_seed(n)
+    q, k, v = (torch.randn(2, n, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    index = torch.arange(n)
+    band = (index[:, None] - index[None, :]).abs() <= half
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=band, scale=0.3)
+    ours = window_attention(q, k, v, half, 0.3)
+    torch.testing.assert_close(ours, expected)
+    grad = torch.randn_like(expected)
+    reference = torch.autograd.grad(expected, (q, k, v), grad)
+    torch.testing.assert_close(torch.autograd.grad(ours, (q, k, v), grad), reference)
 
 
 def test_varlen_arguments_cut_rows_apart_too():
@@ -436,3 +469,27 @@ def test_compile_by_default_only_where_it_measured_faster_and_pays_off(full_tiny
     compiled = build_trainer(full_tiny, tmp_path / "a", "modernbert-micro", 4, DistContext(), compile=True)
     plain = build_trainer(full_tiny, tmp_path / "b", "modernbert-micro", 4, DistContext())  # 120 steps: too short
     assert compiled.objective._compiled_call_impl is not None and plain.objective._compiled_call_impl is None
+
+
+@pytest.mark.parametrize("length", [1024, 8192])
+def test_full_rows_at_the_long_lengths(full_tiny, tmp_path, length):
+    """build-dataset at the recipe's lengths: every text token once, positions restarting per
+    document, and the rows a ModernBERT of 8,192 positions takes whole."""
+    from ja_pretrain.dataset import build_dataset, open_samples
+
+    out = build_dataset(full_tiny.corpus, full_tiny.tokenizer, tmp_path / "ds", sequence_length=length, form="full",
+                        progress=False)
+    samples = open_samples(out)
+    batch = samples.batch(np.arange(len(samples)))
+    assert batch["input_ids"].shape[1] == length
+    text = batch["input_ids"][~batch["special_tokens_mask"]]
+    assert np.array_equal(text, np.asarray(samples.store.tokens, dtype=np.int64))
+    assert batch["position_ids"].max() < length and (batch["position_ids"][batch["document_ids"] > 0] >= 0).all()
+    model = tiny_model(vocab_size=samples.vocab_size)
+    rows = min(2, len(samples))
+    with torch.no_grad():
+        inputs = MODERNBERT.document_inputs({k: v[:rows] for k, v in batch.items()}, model.config)
+        logits = model(input_ids=torch.from_numpy(batch["input_ids"][:rows]),
+                       attention_mask=layer_masks(inputs["document_ids"], model.config),
+                       position_ids=inputs["position_ids"]).logits
+    assert torch.isfinite(logits).all()

@@ -18,8 +18,10 @@ supported route is a mask per layer type, `{"full_attention": M, "sliding_attent
 for eager attention, boolean for SDPA). With flash-attn (an optional extra, GPU only) no mask
 is built at all: `varlen_arguments` gives the packed form (`cu_seq_lens_*`, `max_length_*`) over
 the flattened batch, each document (and each row's padding) a sequence of its own, and the
-sliding layers pass their window to the kernel. Either way a document's outputs are those it
-has alone in a row (tests/test_modernbert.py checks both, through local and global layers).
+sliding layers pass their window to the kernel. Training on a CPU takes the same packed form to
+`models.packed_attention` (through `models.cpu_ops`), which attends within each document and
+scores a sliding layer's window only. Every route gives a document the outputs it has alone in
+a row (tests/test_modernbert.py checks them, through local and global layers).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from transformers.masking_utils import create_bidirectional_mask, create_bidirec
 
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
+from ja_pretrain.models.cpu_ops import ATTENTION_NAME
 from ja_pretrain.models.family import ModelFamily
 
 FULL, SLIDING = "full_attention", "sliding_attention"
@@ -134,7 +137,9 @@ def varlen_arguments(document_ids: np.ndarray) -> dict[str, Any]:
 
 
 def takes_varlen(config: ModernBertConfig) -> bool:
-    return config._attn_implementation in VARLEN_IMPLEMENTATIONS
+    """Whether the attention takes packed sequences: flash-attn's, and on a CPU ours
+    (`models.cpu_ops`, `models.packed_attention`)."""
+    return config._attn_implementation in VARLEN_IMPLEMENTATIONS or config._attn_implementation == ATTENTION_NAME
 
 
 def _layer_arguments(encoder: ModernBertModel, hidden: torch.Tensor, attention_mask: torch.Tensor | None,
