@@ -51,6 +51,7 @@ def window_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     return out.reshape(heads, blocks * half, dim)[:, :n]
 
 
+@torch.compiler.disable  # a loop over sequences of data-dependent lengths: left to eager mode, traced never
 def packed_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cu_seq_lens: torch.Tensor,
                      scale: float, sliding_window: int | None = None, dropout: float = 0.0,
                      window_dropout=None) -> torch.Tensor:
