@@ -493,3 +493,19 @@ def test_full_rows_at_the_long_lengths(full_tiny, tmp_path, length):
                        attention_mask=layer_masks(inputs["document_ids"], model.config),
                        position_ids=inputs["position_ids"]).logits
     assert torch.isfinite(logits).all()
+
+
+def test_with_flash_attn_installed_a_gpu_run_takes_the_packed_route(monkeypatch):
+    """No GPU here: flash-attn's presence is faked; the switch and the arguments it leads to are
+    what is checked (the kernel's own result is what test_the_packed_flash_arguments... models)."""
+    import transformers.utils
+
+    model = tiny_model()
+    monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: False)
+    assert modernbert.use_flash_attention(model) == 0 and model.config._attn_implementation == "sdpa"
+    monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: True)
+    assert modernbert.use_flash_attention(model) >= 1 and model.config._attn_implementation == "flash_attention_2"
+    _, _, document_ids, positions = shared_row()
+    inputs = MODERNBERT.document_inputs({"document_ids": document_ids.numpy(), "position_ids": positions.numpy()},
+                                        model.config)
+    assert set(inputs) == {"position_ids", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k"}

@@ -142,6 +142,24 @@ def takes_varlen(config: ModernBertConfig) -> bool:
     return config._attn_implementation in VARLEN_IMPLEMENTATIONS or config._attn_implementation == ATTENTION_NAME
 
 
+def use_flash_attention(model: torch.nn.Module) -> int:
+    """Switch the ModernBERT configs in `model` to flash-attn's kernel where it is installed
+    (`pip install ja-pretrain[flash]`, a GPU build): full rows then reach it as packed sequences
+    and no mask is built. For a GPU run in bf16 or fp16 (flash-attn has no fp32 kernel); returns
+    how many configs it switched (0 without flash-attn)."""
+    from transformers.utils import is_flash_attn_2_available
+
+    if not is_flash_attn_2_available():
+        return 0
+    switched = 0
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if getattr(config, "model_type", None) == "modernbert" and config._attn_implementation != "flash_attention_2":
+            config._attn_implementation = "flash_attention_2"
+            switched += 1
+    return switched
+
+
 def _layer_arguments(encoder: ModernBertModel, hidden: torch.Tensor, attention_mask: torch.Tensor | None,
                      document_ids: torch.Tensor | None, varlen: dict[str, Any]) -> dict[str, Any]:
     if varlen:

@@ -36,6 +36,7 @@ from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.dataset import open_samples
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.cpu_ops import use_cpu_ops
+from ja_pretrain.models.modernbert import use_flash_attention
 from ja_pretrain.training import checkpoint as ckpt
 from ja_pretrain.training.compilation import should_compile
 from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_layout, check_same_step, setup_distributed
@@ -151,6 +152,8 @@ class Trainer:
             self.objective.load_model(cfg.init_from)
             log.info("initialised the weights from %s", cfg.init_from)
         self.objective.to(ctx.device)
+        if ctx.device.type == "cuda" and cfg.precision != "fp32":
+            use_flash_attention(self.objective)  # ModernBERT, where flash-attn is installed
         if ctx.device.type == "cpu":  # GPUs keep PyTorch's kernels and the host's defaults
             if cfg.cpu_ops:
                 use_cpu_ops(self.objective)
