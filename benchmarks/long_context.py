@@ -46,18 +46,23 @@ def run(argv: list[str], log: Path) -> None:
 
 
 def loss_by_position(model_dir: Path, corpus: Path, length: int, max_sentences: int) -> dict:
-    """Summed masked-LM loss and counts per position bucket over the held-out rows."""
+    """Summed masked-LM loss and counts per position bucket over the held-out rows. The rows go
+    through the training route (`ModelFamily.encode_selected` with packed sequences: on a CPU,
+    models/packed_attention.py, no 8,192 x 8,192 masks), at the masked positions only."""
     import torch
     import torch.nn.functional as F
     from transformers import AutoModelForMaskedLM
 
     from ja_pretrain.evaluation.heldout import build_heldout_set
-    from ja_pretrain.evaluation.metrics import iter_batches, mlm_logits_at
+    from ja_pretrain.evaluation.metrics import iter_batches
+    from ja_pretrain.models.cpu_ops import use_cpu_ops
+    from ja_pretrain.models.modernbert import MODERNBERT, varlen_arguments
     from ja_pretrain.tokenization.files import load_saved_tokenizer
 
     final = model_dir / "final"
     tokenizer = load_saved_tokenizer(final)
     model = AutoModelForMaskedLM.from_pretrained(final).eval()
+    use_cpu_ops(model)
     heldout = build_heldout_set(tokenizer, corpus, sequence_length=length, max_sentences=max_sentences,
                                 mask_probability=0.15, seed=0, tokenizer_dir=final)
     edges = torch.tensor(BUCKETS)
@@ -67,8 +72,9 @@ def loss_by_position(model_dir: Path, corpus: Path, length: int, max_sentences: 
             where = batch["mask"]
             targets = batch["input_ids"][where]
             inputs = batch["input_ids"].masked_fill(where, tokenizer.mask_token_id)
-            logits = mlm_logits_at(model, inputs, batch["attention_mask"], where).float()
-            losses = F.cross_entropy(logits, targets, reduction="none").double()
+            packed = varlen_arguments(batch["attention_mask"].numpy())  # one work a row, then its padding
+            hidden = MODERNBERT.encode_selected(model, where.flatten().nonzero().squeeze(1), input_ids=inputs, **packed)
+            losses = F.cross_entropy(MODERNBERT.mlm_logits(model, hidden).float(), targets, reduction="none").double()
             bucket = torch.bucketize(where.nonzero()[:, 1], edges, right=True) - 1
             sums.index_add_(0, bucket, losses)
             counts.index_add_(0, bucket, torch.ones_like(losses, dtype=torch.float32))
