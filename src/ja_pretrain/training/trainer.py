@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
@@ -196,12 +197,17 @@ class Trainer:
         return self.tokens_seen + int(all_reduce_sum(local, self.ctx).item())
 
     def state(self, tokens_seen: int, window: MetricWindow | None = None) -> dict[str, Any]:
-        """The checkpoint's trainer_state.json. With `window` (the metrics since the last log)
-        in a single-process run, it is saved too; ranks each hold their own, so a distributed
-        resume starts its first logging window afresh."""
+        """The checkpoint's trainer_state.json (a collective with `window`: call it on every rank).
+        With `window` (the metrics since the last log), every rank's sums are saved too, so the
+        first log after a resume averages the same steps as a run that was never stopped."""
         saved_window = {}
-        if window is not None and self.ctx.world_size == 1 and (window.device_sums or window.host):
-            saved_window = {"metric_window": window.to_json()}
+        if window is not None:
+            windows = [window.to_json()]
+            if self.ctx.distributed:
+                windows = [None] * self.ctx.world_size
+                dist.all_gather_object(windows, window.to_json(), group=self.ctx.control_group)
+            if any(w["device"] or w["host"] for w in windows):
+                saved_window = {"metric_windows": windows}
         return {
             "step": self.step,
             "samples_seen": self.samples_seen,
@@ -243,8 +249,9 @@ class Trainer:
         self.samples_seen = int(state["samples_seen"])
         self.tokens_seen = int(state["tokens_seen"])
         self.nonfinite_total = int(state.get("nonfinite_steps", 0))
-        if self.ctx.world_size == 1 and state.get("world_size", 1) == 1:
-            self._saved_window = state.get("metric_window")
+        windows = state.get("metric_windows") or ([state["metric_window"]] if "metric_window" in state else [])
+        if len(windows) == self.ctx.world_size:  # (under another world size the first log starts afresh)
+            self._saved_window = windows[self.ctx.rank]
         log.info("resumed %s: step %d, %d samples seen", latest, self.step, self.samples_seen)
 
     # -- one step --------------------------------------------------------------------------------------
@@ -418,11 +425,12 @@ class Trainer:
         window_start = time.perf_counter()
         paused = 0.0  # evaluation and checkpoint seconds inside the window: not training time
         grad_norm = torch.zeros(())
-        with StopAtStepBoundary(enabled=self.ctx.world_size == 1) as stop:
+        with StopAtStepBoundary() as stop:
             try:
                 while self.step < end:
                     grad_norm = self.train_step(window)
                     bar.update(1)
+                    stopping = stop.agreed(self.ctx)  # the same answer on every rank
                     finished = self.step == params.train_steps  # (not a --stop_after_steps stop: logs stay on schedule)
                     logging_step = self.step % params.logging_steps == 0 or finished
                     if logging_step:
@@ -434,12 +442,12 @@ class Trainer:
                         last_valid = self.evaluate() or last_valid
                         if last_valid:
                             self.logger.log(last_valid)
-                    if self.step % params.save_steps == 0 or self.step == end or stop.received is not None:
+                    if self.step % params.save_steps == 0 or self.step == end or stopping:
                         self._checkpoint(window)
                     paused += time.perf_counter() - pause_start
                     if logging_step:
                         window_start, paused = time.perf_counter(), 0.0
-                    stop.raise_if_asked()  # after the step's checkpoint: --do_continue resumes from here
+                    stop.raise_for(stopping)  # after the step's checkpoint: --do_continue resumes from here
             finally:
                 bar.close()
                 self.logger.close()
