@@ -17,6 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from training_support import processes_with
+
 pytestmark = pytest.mark.slow
 
 # The figures of a log record that depend on the machine's speed, not on the training.
@@ -63,21 +65,6 @@ def wait_for_log_lines(model_dir: Path, lines: int, proc: subprocess.Popen, time
 
 def checkpoint_steps(model_dir: Path) -> list[int]:
     return sorted(int(p.name.split("-")[1]) for p in model_dir.glob("checkpoint-*"))
-
-
-def processes_with(text: str) -> list[int]:
-    """Pids of the live processes whose command line contains `text`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if text.encode() in cmdline and state != "Z":
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ naming the output and the process, and leaves that output alone."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -50,7 +51,7 @@ def test_a_second_writer_is_refused(tmp_path, holder, capsys, argv):
     pid = holder(out)
     assert main(argv(out)) == 2
     err = capsys.readouterr().err
-    assert f"{out}: ja-pretrain process {pid} is writing it now" in err
+    assert f"{out}: ja-pretrain process {pid} on host {socket.gethostname()} is writing it now" in err
     assert not out.exists()
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from test_launched_training import processes_with
+from training_support import processes_with
 
 pytestmark = pytest.mark.slow
 

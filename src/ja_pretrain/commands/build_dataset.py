@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         from ja_pretrain.config.parameters import load_parameters
 
         length = load_parameters(args.model_type, args.parameter_file).sequence_length
-    with exclusive(args.out, f"--out {args.out}"):
+    with exclusive(args.out, f"--out {args.out}", replaced=True):
         if args.merge:
             out = merge_shards(args.merge, args.out, progress=args.progress)
         else:

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.merge and args.inputs:
         raise UserError("--merge takes part directories only; give INPUT files in the part runs")
-    with exclusive(args.out, f"--out {args.out}"):
+    with exclusive(args.out, f"--out {args.out}", replaced=True):
         if args.merge:
             from ja_pretrain.corpus.parts import merge_parts
 

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from ja_pretrain.utils.manifest import read_manifest
 
     start = time.perf_counter()
-    with exclusive(args.model_dir, f"--model_dir {args.model_dir}"):
+    with exclusive(args.model_dir, f"--model_dir {args.model_dir}", replaced=True):
         out = train_tokenizer(
             args.input_file, args.model_dir, intermediate_dir=args.intermediate_dir, num_files=args.num_files,
             mecab_dic_type=args.mecab_dic_type, tokenizer_type=args.tokenizer_type,
