@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ja_pretrain.utils.devices import DEVICES, PRECISION_CHOICES
 from ja_pretrain.utils.options import add_option
 
 NAME = "finetune"
@@ -89,9 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(grid, "--split_seed", "--split-seed", type=int, default=0, help="seed of the split by document")
 
     run = parser.add_argument_group("run")
-    add_option(run, "--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+    add_option(run, "--precision", choices=PRECISION_CHOICES, default="auto",
                      help="auto (default): bf16 on a GPU that has it, fp32 on a CPU")
-    add_option(run, "--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_option(run, "--device", choices=DEVICES, default="auto", help="default auto: a GPU when there is one")
     add_option(run, "--save_model", "--save-model", action="store_true",
                      help="save the chosen run's fine-tuned model to OUT/model (AutoModelForSequenceClassification "
                           "or AutoModelForMultipleChoice)")

@@ -12,6 +12,7 @@ from typing import Any
 
 from ja_pretrain.config.forms import DEFAULT_FORM, FORM_HELP, FORMS
 from ja_pretrain.errors import UserError
+from ja_pretrain.utils.devices import DEVICES, PRECISION_CHOICES
 from ja_pretrain.utils.options import add_option
 
 NAME = "run-pretraining"
@@ -83,7 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "implied by a pairs dataset")
 
     run = p.add_argument_group("run")
-    add_option(run, "--precision", choices=("fp32", "fp16", "bf16"), help="default fp32 (or from --fp16_type)")
+    add_option(run, "--precision", choices=PRECISION_CHOICES,
+                     help="default fp32 (or from --fp16_type); auto: bf16 on a GPU that has it, fp16 on an older one, "
+                          "fp32 on a CPU")
     add_option(run, "--fp16_type", "--fp16-type", type=int, choices=(0, 1, 2, 3),
                      help="seed flag: 0 fp32, 1 fp16 mixed precision, 2 and 3 run as 1")
     add_option(run, "--do_continue", "--do-continue", action="store_true",
@@ -91,7 +94,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(run, "--init_from", "--init-from",
                      help="start from this model's weights (final/ or checkpoint) with a fresh optimizer")
     add_option(run, "--seed", type=int, default=42)
-    add_option(run, "--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_option(run, "--device", default="auto", choices=DEVICES,
+                     help="default auto: this rank's GPU when there is one, else the CPU")
     add_option(run, "--node_rank", "--node-rank", type=int, help="seed flag: this node's rank (torchrun's GROUP_RANK wins)")
     add_option(run, "--local_rank", "--local-rank", type=int, help="seed flag: accepted; torchrun's LOCAL_RANK wins")
     add_option(run, "--save_total_limit", "--save-total-limit", type=int, help="keep only the last N checkpoints")
@@ -121,7 +125,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(over, "--accumulation_steps", "--accumulation-steps", type=int)
 
 
-def resolve_precision(precision: str | None, fp16_type: int | None) -> str:
+def precision_option(precision: str | None, fp16_type: int | None) -> str:
+    """--precision, or the first seed's --fp16_type in its place."""
     if fp16_type is None:
         return precision or "fp32"
     mapped = FP16_TYPES[fp16_type]
@@ -224,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress)
         cfg = TrainConfig(
             dataset_dir=Path(dataset_dir), tokenizer_dir=tokenizer_dir, model_dir=model_dir, params=params,
-            options=options, precision=resolve_precision(args.precision, args.fp16_type), seed=args.seed,
+            options=options, precision=precision_option(args.precision, args.fp16_type), seed=args.seed,
             do_continue=args.do_continue, init_from=Path(args.init_from) if args.init_from else None,
             save_total_limit=args.save_total_limit, eval_steps=args.eval_steps, eval_samples=args.eval_samples,
             stop_after_steps=args.stop_after_steps, max_nonfinite_steps=args.max_nonfinite_steps,

@@ -33,9 +33,9 @@ from ja_pretrain.downstream.encoding import EncodedSplit
 from ja_pretrain.downstream.tasks import TaskSpec
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.cpu_ops import use_cpu_ops
+from ja_pretrain.utils.devices import autocast, resolve_device
 
 log = logging.getLogger(__name__)
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -100,26 +100,6 @@ def load_task_model(model_dir: Path, spec: TaskSpec, seed: int):
             raise UserError(f"MODEL_DIR {model_dir}: cannot be loaded as {auto.__name__} ({err})") from None
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto: bf16 on a GPU that has it (fp16 on an older one), fp32 on a CPU, where bf16 matmuls
-    are fast only with AVX-512 BF16 or AMX and ~100x slower without (measured on an AVX2 CPU)."""
-    if precision != "auto":
-        if precision not in PRECISIONS:
-            raise UserError(f"--precision {precision!r}: choose auto, fp32, bf16 or fp16")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
-
-
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     if device.type != "cuda":
         return batch
@@ -133,11 +113,11 @@ def _schedule(step: int, warmup: int, total: int) -> float:
 
 
 def predict(model, spec: TaskSpec, split: EncodedSplit, *, batch_size: int, pad_id: int, device: torch.device,
-            dtype: torch.dtype) -> Any:
+            precision: str) -> Any:
     """Predictions for every example of `split`, in its order."""
     model.eval()
     collector = heads.Collector(spec, split)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+    with torch.inference_mode(), autocast(device, precision):
         for rows in evaluation_batches(split, batch_size):
             collector.add(rows, model(**_to_device(collate(split, rows, pad_id), device)))
     return collector.predictions()
@@ -146,7 +126,6 @@ def predict(model, spec: TaskSpec, split: EncodedSplit, *, batch_size: int, pad_
 def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, valid: EncodedSplit, opts: RunOptions,
                       pad_id: int) -> RunResult:
     device = resolve_device(opts.device)
-    dtype = PRECISIONS[opts.precision]
     model = load_task_model(model_dir, spec, opts.seed).to(device)
     if device.type == "cpu" and opts.cpu_ops:
 
@@ -168,7 +147,7 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
         for rows in training_batches(train, opts.batch_size, rng):
             batch = _to_device(collate(train, rows, pad_id), device)
             answers = _to_device(heads.targets(spec, train, rows), device)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            with autocast(device, opts.precision):
                 loss = model(**batch, **answers).loss
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -196,7 +175,7 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
         bar.close()
     started = time.perf_counter()
     predictions = predict(model, spec, valid, batch_size=opts.eval_batch_size, pad_id=pad_id, device=device,
-                          dtype=dtype)
+                          precision=opts.precision)
     predict_seconds = time.perf_counter() - started
     metrics = heads.score(spec, valid, predictions)
     return RunResult(learning_rate=opts.learning_rate, epochs=opts.epochs, seed=opts.seed, metrics=metrics,

@@ -32,13 +32,14 @@ from ja_pretrain import __version__
 from ja_pretrain.downstream import heads
 from ja_pretrain.downstream.data import TaskData, load_task_data, path_fingerprint
 from ja_pretrain.downstream.encoding import EncodedSplit
-from ja_pretrain.downstream.finetune import RunOptions, RunResult, resolve_device, resolve_precision, train_and_predict
+from ja_pretrain.downstream.finetune import RunOptions, RunResult, train_and_predict
 from ja_pretrain.downstream.scorecard import SCORES_KIND, scorecard_lines
 from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, TASKS, TaskSpec, get_task
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.encoder import FastEncoder
 from ja_pretrain.tokenization.files import copy_tokenizer, tokenizer_files
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from ja_pretrain.utils.devices import resolve_device, resolve_precision
 from ja_pretrain.utils.manifest import check_output_dir, fingerprint, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ from ja_pretrain.evaluation.heldout import (
 )
 from ja_pretrain.evaluation.metrics import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
 from ja_pretrain.utils.atomic import atomic_write_json
+from ja_pretrain.utils.devices import resolve_device, resolve_precision
 from ja_pretrain.utils.manifest import write_manifest
 
 MASKED_LM = "masked-lm"
@@ -107,16 +108,19 @@ def evaluate_model(
     sequence_length: int = DEFAULT_SEQUENCE_LENGTH,
     mask_probability: float = 0.15,
     batch_size: int = 32,
+    device: str = "auto",
+    precision: str = "auto",
     out_dir: str | os.PathLike | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every model under `model_dir` (one dir or a list) on `corpus` (a corpus dir's
     valid.txt or a text file); return the figures and, with `out_dir`, write OUT/metrics.json
     and OUT/manifest.json. Models are keyed by their dir name ("final" becomes its parent's
-    name); a name seen twice is prefixed with its parent's."""
-
-
+    name); a name seen twice is prefixed with its parent's. `device` and `precision` as
+    run-pretraining's (utils.devices): a GPU in bf16 when there is one."""
     started = time.time()
+    on = resolve_device(device)
+    precision = resolve_precision(precision, on)
     if batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
     model_dirs = model_dir if isinstance(model_dir, (list, tuple)) else [model_dir]
@@ -126,6 +130,7 @@ def evaluate_model(
         pair_generator = next((p for label, p in targets if label == "generator"), None)
         for label, path in targets:
             model, architecture, kind = load_model(path)
+            model.to(on)
             label = _unique_label(label, path, [entry[0] for entry in loaded])
             loaded.append((label, path, model, architecture, kind, pair_generator))
     given_generator = resolve_model_dirs(generator_dir)[0][1] if generator_dir else None
@@ -147,7 +152,7 @@ def evaluate_model(
         bar = tqdm(total=len(heldout.sequences), desc=f"evaluate {label}", unit="seq", file=sys.stderr,
                    disable=not show_progress, leave=False)
         common = {"mask_id": tokenizer.mask_token_id, "pad_id": tokenizer.pad_token_id, "batch_size": batch_size,
-                  "progress": bar}
+                  "progress": bar, "precision": precision}
         if kind == MASKED_LM:
             figures = masked_lm_metrics(model, heldout, **common)
             corruption = None
@@ -155,6 +160,7 @@ def evaluate_model(
             generator = None
             if generator_path is not None:
                 generator, _, gen_kind = load_model(generator_path)
+                generator.to(on)
                 if gen_kind != MASKED_LM:
                     raise UserError(f"--generator {generator_path}: not a masked-LM model")
                 if tokenizer_key(generator_path) != key[0]:
@@ -181,6 +187,8 @@ def evaluate_model(
         "sequences": len(heldout.sequences),
         "tokens": heldout.tokens,
         "seed": seed,
+        "device": on.type,
+        "precision": precision,
         "mask_probability": mask_probability,
         "masking": "training masker at mask_probability of each sequence's tokens, every chosen token "
         "shown as [MASK]; noise per sequence from numpy default_rng([seed, sequence_index])",

@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
+from ja_pretrain.utils.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +75,9 @@ def setup_distributed(device: str = "auto", node_rank: int | None = None, local_
         raise UserError(f"WORLD_SIZE {world_size} is not a multiple of LOCAL_WORLD_SIZE {local_world}; "
                         "give every node the same --nproc_per_node")
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available; use --device cpu")
-        torch_device = torch.device("cuda", local % torch.cuda.device_count())
+    torch_device = resolve_device(device, local)
+    if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)
-    elif device == "cpu":
-        torch_device = torch.device("cpu")
-    else:
-        raise UserError(f"--device {device!r}: use auto, cpu or cuda")
 
     control_group = None
     if world_size > 1:

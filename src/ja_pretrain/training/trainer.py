@@ -47,10 +47,10 @@ from ja_pretrain.training.objectives import Objective, ObjectiveOptions, build_o
 from ja_pretrain.training.optim import build_optimizer, build_scheduler
 from ja_pretrain.training.peak import Peak, resolve_peak
 from ja_pretrain.training.sampler import SampleOrder
+from ja_pretrain.utils.devices import autocast, dtype_of, resolve_precision
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 TRAIN_NOISE, EVAL_NOISE = 0, 1
 MAX_GRAD_NORM = 1.0
 
@@ -62,7 +62,7 @@ class TrainConfig:
     model_dir: Path
     params: ModelParameters
     options: ObjectiveOptions = field(default_factory=ObjectiveOptions)
-    precision: str = "fp32"
+    precision: str = "fp32"  # or bf16, fp16, auto (utils.devices)
     seed: int = 42
     do_continue: bool = False
     init_from: Path | None = None
@@ -129,8 +129,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, ctx: DistContext):
         self.cfg, self.ctx = cfg, ctx
         params = cfg.params
-        if cfg.precision not in PRECISIONS:
-            raise UserError(f"--precision {cfg.precision!r}: choose fp32, fp16 or bf16")
+        self.precision = resolve_precision(cfg.precision, ctx.device)  # ("auto" picks one for the device)
         self.train_set = open_samples(cfg.dataset_dir, "train")
         try:
             self.valid_set = open_samples(cfg.dataset_dir, "valid")
@@ -159,8 +158,8 @@ class Trainer:
 
         self.optimizer = build_optimizer(self.objective, params.learning_rate)
         self.scheduler = build_scheduler(self.optimizer, params.warmup_steps, params.train_steps)
-        self.dtype = PRECISIONS[cfg.precision]
-        self.scaler = torch.amp.GradScaler(ctx.device.type) if cfg.precision == "fp16" else None
+        self.dtype = dtype_of(self.precision)
+        self.scaler = torch.amp.GradScaler(ctx.device.type) if self.precision == "fp16" else None
         self.order = SampleOrder(len(self.train_set), cfg.seed)
         self.step = 0
         self.samples_seen = 0
@@ -218,7 +217,7 @@ class Trainer:
             "global_batch": self.layout.global_rows,
             "accumulation_steps": self.accumulation,
             "world_size": self.ctx.world_size,
-            "precision": self.cfg.precision,
+            "precision": self.precision,
             "form": self.train_set.form,
             "model_type": self.cfg.params.model_type,
             "parameters": self.cfg.params.to_json_dict(),
@@ -303,7 +302,7 @@ class Trainer:
             self._prefetcher, self._pending = None, None
 
     def _autocast(self):
-        return torch.autocast(self.ctx.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+        return autocast(self.ctx.device, self.precision)
 
     def train_step(self, window: MetricWindow) -> torch.Tensor:
         """One optimizer step; returns the gradient norm (a device tensor)."""
