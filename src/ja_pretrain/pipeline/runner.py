@@ -271,7 +271,7 @@ class PipelineRunner:
                             last_line = line.strip()
                 code = proc.wait()
             except BaseException:
-                _stop(proc)
+                _stop(proc, launched=bool(plan.launch))
                 f.write("\n[pipeline: interrupted]\n")
                 raise
             if pending.strip():
@@ -293,9 +293,12 @@ def _inside(path: Path, parent: Path) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop a stage: Ctrl-C first (it writes nothing half-done), then harder."""
-    for send, patience in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, None)):
+def _stop(proc: subprocess.Popen, launched: bool = False) -> None:
+    """Stop a stage: one polite signal (it writes nothing half-done; training checkpoints), then
+    harder. A launcher gets SIGTERM, which torchrun, srun and uv all pass on to their workers
+    (srun takes a single SIGINT as a request for its status)."""
+    first = signal.SIGTERM if launched else signal.SIGINT
+    for send, patience in ((first, 60 if launched else 30), (signal.SIGTERM, 10), (signal.SIGKILL, None)):
         if proc.poll() is not None:
             return
         proc.send_signal(send)
