@@ -97,6 +97,25 @@ def test_sigterm_to_torchrun_checkpoints_every_rank_at_one_step_and_the_resume_i
     assert_same_run(model_dir, reference)
 
 
+def test_sigterm_to_one_rank_alone_stops_every_rank_after_the_same_step(tiny, tmp_path, reference):
+    """As Kubernetes signals each pod, or a user signals one process: the other rank learns of it
+    at the next step boundary, and both stop there with one checkpoint."""
+    model_dir = tmp_path / "m"
+    proc = subprocess.Popen(torchrun(tiny, model_dir, "--train_steps", "60"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for_log_lines(model_dir, 2, proc)
+    ranks = sorted(pid for pid in processes_with(f"{model_dir}\0") if pid != proc.pid)
+    assert len(ranks) == 2
+    os.kill(ranks[1], signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert err.count("terminated (SIGTERM)") == 2
+    stopped = checkpoint_steps(model_dir)[-1]
+    assert 6 <= stopped < 60 and not (model_dir / "final").exists()
+    done = run(torchrun(tiny, model_dir, "--train_steps", "60", "--do_continue"))
+    assert done.returncode == 0, done.stderr
+    assert_same_run(model_dir, reference)
+
+
 def test_a_checkpoint_between_two_logs_keeps_every_ranks_metrics(tiny, tmp_path, reference):
     """Step 7 is neither a log step (every 3) nor a save step (every 5): the checkpoint holds each
     rank's sums of step 7, so the log of step 9 after the resume averages steps 7 to 9."""
