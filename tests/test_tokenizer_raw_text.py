@@ -245,7 +245,7 @@ def test_offsets_are_the_texts_own_characters(raw):
 def test_dataset_holds_the_encoders_ids_and_word_starts():
     directory = raw_text_tokenizer("unigram")
     out = build_dataset(sample_corpus(), directory, scratch("raw-ds") / "ds", sequence_length=64, form="full",
-                        progress=False)
+                        workers=2, progress=False)  # worker processes load the tokenizer.json themselves
     documents = sample_documents()
     sentences = [s for d in documents[len(documents) // 10:] for s in d]
     ids, starts, lengths = FastEncoder(directory).encode_flat(sentences)

@@ -13,6 +13,9 @@ WordPiece pieces. Going back:
   characters combine (`ｶﾞ` -> `ガ`, Hangul jamo), the normalized characters of the combined run
   belong to the whole run. A token made from part of one original character therefore maps to
   that whole character, and a span never splits a character NFKC joined.
+
+A tokenizer without a word segmenter (tokenizer.json) has `tokenizers`' own offsets, which
+`raw_text_offsets` brings to the same rules.
 """
 
 from __future__ import annotations

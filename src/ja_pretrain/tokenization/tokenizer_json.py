@@ -13,8 +13,9 @@ text we normalised with the same NFKC (normalization_rule_name "identity").
 The special tokens are the project's ([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4 [unused0]..),
 matched whole in the raw text before normalisation, as BertJapaneseTokenizer matches them.
 Text that spells a special or byte piece only after NFKC ("［MASK］", "<0xE3>") can still come
-out as that piece from the unigram model: `tokenizers`' Unigram has no piece types, and this is
-so in every tokenizer.json converted from SentencePiece.
+out as that piece from the unigram model: `tokenizers`' Unigram has no piece types (transformers'
+own conversion of SentencePiece unigram models behaves so too). SentencePiece never emits them
+from text; BPE here never does either, as no merge makes them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ TRAINER_SETTINGS = {"add_dummy_prefix": False, "byte_fallback": True, "remove_ex
                     "split_by_whitespace": True}
 
 
-def write_tokenizer_json(model_file: Path, model_type: str, out_dir: Path, specials: list[str]) -> Tokenizer:
+def write_tokenizer_json(model_file: Path, model_type: str, out_dir: Path, specials: list[str]) -> None:
     """Convert `model_file` (a unigram or bpe model trained with TRAINER_SETTINGS) into
     out_dir/tokenizer.json."""
     sp = spm.SentencePieceProcessor(model_file=str(model_file))
@@ -65,7 +66,6 @@ def write_tokenizer_json(model_file: Path, model_type: str, out_dir: Path, speci
         single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
         special_tokens=[(cls, pieces.index(cls)), (sep, pieces.index(sep))])
     tokenizer.save(str(out_dir / FAST_TOKENIZER_FILE))
-    return tokenizer
 
 
 def _is_ordinary(sp: spm.SentencePieceProcessor, i: int) -> bool:
