@@ -309,3 +309,21 @@ def test_bert_pretrained_on_it_answers_jsquad_with_the_contexts_characters(tmp_p
     assert len(rows) == 12 and all(r["prediction"] in CONTEXT for r in rows)
     scores = json.loads((tmp_path / "qa" / "scores.json").read_text(encoding="utf-8"))
     assert 0 <= scores["metrics"]["f1"] <= 100
+
+
+def test_report_table_shows_no_words_and_the_byte_share(tmp_path):
+    from ja_pretrain.evaluation.report import tokenizer_section
+    from ja_pretrain.evaluation.rundir import scan_run_dir
+
+    shutil.copytree(raw_text_tokenizer("unigram"), tmp_path / "tokenizer")
+    (tmp_path / "tokenizer" / "spiece.model").unlink()  # found by its tokenizer.json alone
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "valid.txt").write_text("\n".join(sample_sentences()[:20] + ["ꙮの文字。"]) + "\n",
+                                                   encoding="utf-8")
+    (tmp_path / "corpus" / "manifest.json").write_text(json.dumps({"stage": "corpus"}), encoding="utf-8")
+    run = scan_run_dir(tmp_path)
+    assert run.tokenizers == [tmp_path / "tokenizer"]
+    row = next(line for line in tokenizer_section(run, 100) if line.startswith("| `tokenizer`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] in ("TokenizersBackend", "PreTrainedTokenizerFast") and cells[4] == "n/a"
+    assert cells[6] == "0.000%" and float(cells[7].rstrip("%")) > 0 and cells[8] == cells[9] == "n/a"
