@@ -74,7 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     obj = p.add_argument_group("objective")
     add_option(obj, "--do_whole_word_mask", "--do-whole-word-mask", action="store_true",
-                     help="mask whole MeCab words instead of single subword tokens")
+                     help="mask whole MeCab words instead of single subword tokens (refused for a tokenizer "
+                          "without a word segmenter)")
     add_option(obj, "--generator_weight", "--generator-weight", type=float, default=1.0,
                      help="ELECTRA: weight of the generator's masked-LM loss (default 1)")
     add_option(obj, "--discriminator_weight", "--discriminator-weight", "--rtd_weight", type=float, default=50.0,
@@ -155,12 +156,17 @@ def apply_overrides(params: Any, **overrides: Any) -> Any:
     return parse_preset(params.model_type, raw)
 
 
-def check_tokenizer_flags(tokenizer_dir: Path, tokenizer_type: str | None, mecab_dic_type: str | None) -> None:
+def check_tokenizer_flags(tokenizer_dir: Path, tokenizer_type: str | None, mecab_dic_type: str | None,
+                          whole_word_mask: bool = False) -> None:
+    from ja_pretrain.tokenization.files import require_word_segmenter, subword_type
+
     config_file = tokenizer_dir / "tokenizer_config.json"
     if not config_file.is_file():
         raise UserError(f"--tokenizer_dir {tokenizer_dir}: no tokenizer_config.json; run `ja-pretrain train-tokenizer`")
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    subword = config.get("subword_tokenizer_type", "wordpiece")
+    if whole_word_mask:
+        require_word_segmenter(tokenizer_dir, "--do_whole_word_mask")
+    subword = subword_type(config)
     if tokenizer_type and tokenizer_type != subword:
         raise UserError(f"--tokenizer_type {tokenizer_type}: {config_file} is a {subword} tokenizer")
     dic = (config.get("mecab_kwargs") or {}).get("mecab_dic")
@@ -199,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     from ja_pretrain.utils.locks import exclusive
 
     tokenizer_dir, model_dir = Path(args.tokenizer_dir), Path(args.model_dir)
-    check_tokenizer_flags(tokenizer_dir, args.tokenizer_type, args.mecab_dic_type)
+    check_tokenizer_flags(tokenizer_dir, args.tokenizer_type, args.mecab_dic_type, args.do_whole_word_mask)
     if args.peak_tflops is not None and args.peak_tflops <= 0:
         raise UserError("--peak_tflops must be positive")
     if args.init_from is not None and not Path(args.init_from).is_dir():

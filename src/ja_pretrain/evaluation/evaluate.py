@@ -84,7 +84,7 @@ def load_tokenizer(path: Path):
 def tokenizer_key(path: Path) -> str:
     """Same key = same tokenizer files, so the held-out set (and its masks) can be shared."""
     digest = hashlib.sha256()
-    for name in ("vocab.txt", "spiece.model", "tokenizer_config.json"):
+    for name in ("vocab.txt", "spiece.model", "tokenizer.json", "tokenizer_config.json"):
         if (path / name).is_file():
             digest.update(name.encode() + (path / name).read_bytes())
     return digest.hexdigest()

@@ -96,13 +96,15 @@ def tokenizer_section(run: RunContents, max_sentences: int) -> list[str]:
     rows = []
     for directory in run.tokenizers:
         s = tokenizer_statistics(directory, text, max_sentences=max_sentences)
-        rows.append([f"`{run.rel(directory)}`", s["tokenizer_class"], s["vocab_size"], s["sentences"], s["words"],
-                     s["tokens"], f"{s['unk_rate']:.3%}", f"{s['unk_word_rate']:.3%}",
-                     round(s["subwords_per_word"], 3), round(s["characters_per_token"], 3),
+        no_words = s["words"] is None  # no word segmenter: SentencePiece on raw text
+        rows.append([f"`{run.rel(directory)}`", s["tokenizer_class"], s["vocab_size"], s["sentences"],
+                     "n/a" if no_words else s["words"], s["tokens"], f"{s['unk_rate']:.3%}", f"{s['byte_rate']:.3%}",
+                     "n/a" if no_words else f"{s['unk_word_rate']:.3%}",
+                     "n/a" if no_words else round(s["subwords_per_word"], 3), round(s["characters_per_token"], 3),
                      f"{s['vocabulary_used']:.1%}"])
     lines = [f"Measured on the first {max_sentences:,} sentences (at most) of `{run.rel(text)}`.", ""]
     return lines + _table(["tokenizer", "class", "vocab", "sentences", "words", "tokens", "[UNK] rate",
-                           "words with [UNK]", "subwords/word", "chars/token", "vocabulary used"], rows)
+                           "byte pieces", "words with [UNK]", "subwords/word", "chars/token", "vocabulary used"], rows)
 
 
 def _last(records: list[dict[str, Any]], key: str, split: str) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ja_pretrain.export.common import LICENSE_LINE, figure_rows, training_rows, usage_lines, write_final
+from ja_pretrain.tokenization.files import tokenizer_summary
 from ja_pretrain.utils.manifest import read_manifest
 
 
@@ -21,8 +22,6 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
     auto = "AutoModelForPreTraining" if architecture == "BertForPreTraining" else "AutoModelForMaskedLM"
     data = facts.get("input_file") or (dataset_manifest or {}).get("inputs", {}).get("corpus_dir", "n/a")
     counts = (dataset_manifest or {}).get("counts", {})
-    word = tokenizer_config.get("word_tokenizer_type", "mecab")
-    dic = (tokenizer_config.get("mecab_kwargs") or {}).get("mecab_dic", "")
     lines = [
         f"# Japanese BERT ({params.model_type}) pretrained with ja-pretrain",
         "",
@@ -38,8 +37,7 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
                   if isinstance(v, (int, float)) and k.split("_")[-1] in ("documents", "sentences", "tokens", "samples")),
         "",
         "## Tokenizer",
-        f"- words: {word}{' (' + dic + ')' if dic else ''}; "
-        f"subwords: {tokenizer_config.get('subword_tokenizer_type', 'wordpiece')}",
+        f"- {tokenizer_summary(tokenizer_config)}",
         f"- vocabulary: {facts.get('vocab_size', 'n/a')} entries, [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4",
         "",
         "## Model and training",

@@ -25,7 +25,8 @@ def usage_lines(auto: str) -> list[str]:
     return [
         "```python",
         f"from transformers import AutoTokenizer, {auto}",
-        "tokenizer = AutoTokenizer.from_pretrained(PATH)  # BertJapaneseTokenizer: needs fugashi + its dictionary",
+        "tokenizer = AutoTokenizer.from_pretrained(PATH)  # MeCab words: needs fugashi + its dictionary "
+        "(a tokenizer.json alone needs neither)",
         f"model = {auto}.from_pretrained(PATH)",
         "```",
     ]
