@@ -27,9 +27,9 @@ import transformers
 from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
-from ja_pretrain.downstream import heads
 from ja_pretrain.downstream.batches import collate, evaluation_batches, training_batches
 from ja_pretrain.downstream.encoding import EncodedSplit
+from ja_pretrain.downstream.kinds import TaskKind, task_kind
 from ja_pretrain.downstream.tasks import TaskSpec
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.cpu_ops import use_cpu_ops
@@ -62,7 +62,7 @@ class RunResult:
     epochs: int
     seed: int
     metrics: dict[str, float]
-    predictions: Any  # per dev example (heads.Collector.predictions)
+    predictions: Any  # per dev example (the kind's Collector.predictions)
     steps: int
     train_loss: float
     train_seconds: float
@@ -89,15 +89,17 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def load_task_model(model_dir: Path, spec: TaskSpec, seed: int):
-    """The pretrained encoder with a task head initialised from `seed`."""
-    auto = getattr(transformers, heads.AUTO_CLASSES[spec.kind])
+def load_task_model(model_dir: Path, kind: TaskKind, seed: int):
+    """The pretrained encoder with the kind's head, initialised from `seed`."""
+    auto = getattr(transformers, kind.auto_class)
     torch.manual_seed(seed)
     with _quiet_transformers():
         try:
-            return auto.from_pretrained(model_dir, config=heads.model_config(model_dir, spec))
+            model = auto.from_pretrained(model_dir, config=kind.model_config(model_dir))
         except (OSError, ValueError, KeyError) as err:
             raise UserError(f"MODEL_DIR {model_dir}: cannot be loaded as {auto.__name__} ({err})") from None
+    kind.prepare(model)
+    return model
 
 
 def resolve_device(device: str) -> torch.device:
@@ -132,11 +134,11 @@ def _schedule(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def predict(model, spec: TaskSpec, split: EncodedSplit, *, batch_size: int, pad_id: int, device: torch.device,
+def predict(model, kind: TaskKind, split: EncodedSplit, *, batch_size: int, pad_id: int, device: torch.device,
             dtype: torch.dtype) -> Any:
     """Predictions for every example of `split`, in its order."""
     model.eval()
-    collector = heads.Collector(spec, split)
+    collector = kind.collector(split)
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         for rows in evaluation_batches(split, batch_size):
             collector.add(rows, model(**_to_device(collate(split, rows, pad_id), device)))
@@ -147,7 +149,8 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
                       pad_id: int) -> RunResult:
     device = resolve_device(opts.device)
     dtype = PRECISIONS[opts.precision]
-    model = load_task_model(model_dir, spec, opts.seed).to(device)
+    kind = task_kind(spec)
+    model = load_task_model(model_dir, kind, opts.seed).to(device)
     if device.type == "cpu" and opts.cpu_ops:
 
         use_cpu_ops(model)
@@ -167,7 +170,7 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
     for _ in range(opts.epochs):
         for rows in training_batches(train, opts.batch_size, rng):
             batch = _to_device(collate(train, rows, pad_id), device)
-            answers = _to_device(heads.targets(spec, train, rows), device)
+            answers = _to_device(kind.targets(train, rows), device)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
                 loss = model(**batch, **answers).loss
             scaler.scale(loss).backward()
@@ -195,10 +198,10 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
     if bar is not None:
         bar.close()
     started = time.perf_counter()
-    predictions = predict(model, spec, valid, batch_size=opts.eval_batch_size, pad_id=pad_id, device=device,
+    predictions = predict(model, kind, valid, batch_size=opts.eval_batch_size, pad_id=pad_id, device=device,
                           dtype=dtype)
     predict_seconds = time.perf_counter() - started
-    metrics = heads.score(spec, valid, predictions)
+    metrics = kind.score(valid, predictions)
     return RunResult(learning_rate=opts.learning_rate, epochs=opts.epochs, seed=opts.seed, metrics=metrics,
                      predictions=predictions, steps=step, train_loss=train_loss, train_seconds=train_seconds,
                      predict_seconds=predict_seconds, text_tokens=text_tokens, padded_tokens=padded,

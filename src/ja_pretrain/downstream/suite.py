@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from ja_pretrain import __version__
-from ja_pretrain.downstream import heads
 from ja_pretrain.downstream.data import TaskData, load_task_data, path_fingerprint
 from ja_pretrain.downstream.encoding import EncodedSplit
+from ja_pretrain.downstream.kinds import TaskKind, task_kind
 from ja_pretrain.downstream.finetune import RunOptions, RunResult, resolve_device, resolve_precision, train_and_predict
-from ja_pretrain.downstream.scorecard import SCORES_KIND, scorecard_lines
+from ja_pretrain.downstream.scorecard import SCORES_KIND, combine, departures, pool_runs, scorecard_lines
 from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, TASKS, TaskSpec, get_task
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.encoder import FastEncoder
@@ -155,30 +155,13 @@ def model_fingerprint(model_dir: Path) -> dict[str, str]:
 
 # -- one task --------------------------------------------------------------------------------
 
-def _mean_std(results: list[RunResult], metric: str) -> tuple[float, float]:
-    values = [r.metrics[metric] for r in results]
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def _grid(results: list[RunResult], spec: TaskSpec) -> list[dict[str, Any]]:
-    points: dict[tuple[float, int], list[RunResult]] = {}
-    for r in results:
-        points.setdefault((r.learning_rate, r.epochs), []).append(r)
-    grid = []
-    for (lr, epochs), runs in points.items():
-        stats = {m: _mean_std(runs, m) for m in spec.metrics}
-        grid.append({"learning_rate": lr, "epochs": epochs, "seeds": [r.seed for r in runs],
-                     "mean": {m: s[0] for m, s in stats.items()}, "std": {m: s[1] for m, s in stats.items()}})
-    return grid
-
-
-def prediction_lines(spec: TaskSpec, valid: EncodedSplit, chosen: list[RunResult]) -> list[str]:
+def prediction_lines(kind: TaskKind, valid: EncodedSplit, chosen: list[RunResult]) -> list[str]:
     lines = []
     for i, uid in enumerate(valid.uids):
-        record = {"index": i, "id": uid, "label": heads.readable(spec, valid, i, None, gold=True),
-                  "prediction": heads.readable(spec, valid, i, chosen[0].predictions[i])}
+        record = {"index": i, "id": uid, "label": kind.readable(valid, i, None, gold=True),
+                  "prediction": kind.readable(valid, i, chosen[0].predictions[i])}
         if len(chosen) > 1:
-            record["by_seed"] = {str(r.seed): heads.readable(spec, valid, i, r.predictions[i]) for r in chosen}
+            record["by_seed"] = {str(r.seed): kind.readable(valid, i, r.predictions[i]) for r in chosen}
         lines.append(json.dumps(record, ensure_ascii=False))
     return lines
 
@@ -237,13 +220,16 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
     task_protocol = protocol.for_task(spec)
     positions = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
     if positions and task_protocol["max_length"] > positions:
-        log.warning("%s: max_length %d is beyond the model's %d positions; using %d", spec.name,
-                    task_protocol["max_length"], positions, positions)
+        log.warning("%s: max_length %d is beyond the model's %d positions; using %d (marked as not comparable "
+                    "with published figures)", spec.name, task_protocol["max_length"], positions, positions)
+        task_protocol["max_length_cut_from"] = task_protocol["max_length"]
         task_protocol["max_length"] = positions
     device = resolve_device(opts.device)
     task_protocol["precision"] = resolve_precision(protocol.precision, device)
     inputs = _inputs(model, tokenizer, data)
-    options = {"task": spec.name, "protocol": task_protocol, "sampled": data.sampled, "save_model": opts.save_model}
+    # cpu_ops changes how dropout draws its masks on a CPU, so it changes the scores too
+    options = {"task": spec.name, "protocol": task_protocol, "sampled": data.sampled, "save_model": opts.save_model,
+               "cpu_ops": opts.cpu_ops and device.type == "cpu"}
     manifest = read_manifest(task_out) if task_out.is_dir() else None
     if manifest and manifest.get("stage") == STAGE and manifest.get("fingerprint") == fingerprint(
             {"stage": STAGE, "inputs": inputs, "options": options}) and (task_out / "scores.json").is_file():
@@ -253,14 +239,14 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
     encoder = FastEncoder(tokenizer)
     read_seconds = time.perf_counter() - started
     encoded_at = time.perf_counter()
-    train, train_counts = heads.encode(encoder, data.train, spec, task_protocol["max_length"])
-    valid, valid_counts = heads.encode(encoder, data.valid, spec, task_protocol["max_length"])
+    kind = task_kind(spec)
+    train, train_counts = kind.encode(encoder, data.train, task_protocol["max_length"])
+    valid, valid_counts = kind.encode(encoder, data.valid, task_protocol["max_length"])
     encode_seconds = time.perf_counter() - encoded_at
     log.info("%s: %d train and %d dev examples (%d and %d cut to %d tokens), encoded in %.1f s", spec.name,
              len(train), len(valid), train.truncated, valid.truncated, task_protocol["max_length"], encode_seconds)
     results, kept = run_grid(spec, model_dir, train, valid, encoder.special_ids["pad"], opts, task_protocol, device)
-    grid = _grid(results, spec)
-    chosen_point = max(grid, key=lambda g: _comparable(g["mean"][spec.primary_metric]))
+    chosen_point, grid = pool_runs(spec.name, [r.summary() for r in results])
     chosen = [r for r in results if (r.learning_rate, r.epochs) == (chosen_point["learning_rate"],
                                                                      chosen_point["epochs"])]
     scores = {
@@ -275,6 +261,7 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
         "grid": grid,
         "runs": [r.summary() for r in results],
         "protocol": task_protocol,
+        "departures": departures(spec.name, task_protocol, data.sampled, named_splits=opts.train is not None),
         "model": model,
         "tokenizer": str(tokenizer),
         "data": {**inputs["data"], "train_examples": len(train), "dev_examples": len(valid),
@@ -292,12 +279,12 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
     }
     with atomic_directory(task_out) as tmp:
         atomic_write_json(tmp / "scores.json", scores)
-        atomic_write_text(tmp / "predictions.jsonl", "\n".join(prediction_lines(spec, valid, chosen)) + "\n")
+        atomic_write_text(tmp / "predictions.jsonl", "\n".join(prediction_lines(kind, valid, chosen)) + "\n")
         if data.split is not None:
             atomic_write_json(tmp / "split.json", data.split)
         if kept is not None:
             save_finetuned(kept, tokenizer, tmp / "model")
-        atomic_write_text(tmp / "scores.md", "\n".join(scorecard_lines([(model["dir"], {spec.name: scores})])))
+        atomic_write_text(tmp / "scores.md", "\n".join(scorecard_lines(combine([(str(task_out), scores)]))))
         write_manifest(tmp, stage=STAGE, inputs=inputs, options=options,
                        counts={"train_examples": len(train), "dev_examples": len(valid), "runs": len(results)},
                        timings=scores["timings"])
@@ -349,7 +336,7 @@ def run_suite(model_dir: str | os.PathLike, opts: SuiteOptions) -> dict[str, Any
         task_out = out if len(specs) == 1 else out / spec.name
         by_task[spec.name] = run_task(spec, model_path, tokenizer, model, opts, task_out)
     if len(specs) > 1:
-        table = scorecard_lines([(str(model_path), by_task)])
+        table = scorecard_lines(combine([(str(out / name), s) for name, s in by_task.items()]))
         atomic_write_text(out / "scores.md", "\n".join(table))
         summary = {"kind": "ja-pretrain/downstream-suite", "model": model,
                    "tasks": {name: {"metrics": s["metrics"], "std": s["std"], "chosen": s["chosen"],

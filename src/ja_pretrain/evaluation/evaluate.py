@@ -26,7 +26,7 @@ from ja_pretrain.evaluation.heldout import (
     HeldOutSet,
     build_heldout_set,
 )
-from ja_pretrain.evaluation.metrics import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
+from ja_pretrain.evaluation.heldout_scoring import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
 from ja_pretrain.utils.atomic import atomic_write_json
 from ja_pretrain.utils.manifest import write_manifest
 
