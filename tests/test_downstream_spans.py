@@ -14,8 +14,8 @@ import pytest
 from downstream_support import tiny_bert, tokenizer_dir, write_jsonl
 
 from ja_pretrain.cli import main
-from ja_pretrain.downstream.kinds.tokens import bio_labels, decode_entities, ner_metrics
 from ja_pretrain.downstream.kinds.qa import best_spans, encode_qa, max_context_masks, qa_metrics, window_step, windows
+from ja_pretrain.downstream.kinds.tokens import bio_labels, decode_entities, ner_metrics
 from ja_pretrain.downstream.readers import QAExample, read_task_file
 from ja_pretrain.downstream.tasks import TASKS
 from ja_pretrain.errors import UserError

@@ -31,8 +31,8 @@ from typing import Any
 from ja_pretrain import __version__
 from ja_pretrain.downstream.data import TaskData, load_task_data, path_fingerprint
 from ja_pretrain.downstream.encoding import EncodedSplit
-from ja_pretrain.downstream.kinds import TaskKind, task_kind
 from ja_pretrain.downstream.finetune import RunOptions, RunResult, resolve_device, resolve_precision, train_and_predict
+from ja_pretrain.downstream.kinds import TaskKind, task_kind
 from ja_pretrain.downstream.scorecard import SCORES_KIND, combine, departures, pool_runs, scorecard_lines
 from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, TASKS, TaskSpec, get_task
 from ja_pretrain.errors import UserError
