@@ -104,6 +104,11 @@ def _group_key(scores: dict[str, Any]) -> str:
                         "protocol": protocol, "departures": scores_departures(scores)})
 
 
+def rank_value(score: float) -> float:
+    """A score to choose a grid point by: an undefined one (NaN: constant predictions) ranks last."""
+    return score if score == score else float("-inf")
+
+
 def pool_runs(task: str, runs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(the chosen grid point, every point) from the runs of every seed: per (learning rate,
     epochs) the mean and std over seeds, the best mean of the task's first metric chosen."""
@@ -118,11 +123,7 @@ def pool_runs(task: str, runs: list[dict[str, Any]]) -> tuple[dict[str, Any], li
                      "mean": {m: statistics.fmean(v) for m, v in values.items()},
                      "std": {m: statistics.stdev(v) if len(v) > 1 else 0.0 for m, v in values.items()}})
 
-    def rank(point):  # an undefined score (NaN: constant predictions) ranks last
-        value = point["mean"][spec.primary_metric]
-        return value if value == value else float("-inf")
-
-    return max(grid, key=rank), grid
+    return max(grid, key=lambda point: rank_value(point["mean"][spec.primary_metric])), grid
 
 
 def combine(records: list[tuple[str, dict[str, Any]]]) -> list[Entry]:

@@ -33,17 +33,17 @@ from ja_pretrain.downstream.data import TaskData, load_task_data, path_fingerpri
 from ja_pretrain.downstream.encoding import EncodedSplit
 from ja_pretrain.downstream.finetune import RunOptions, RunResult, resolve_device, resolve_precision, train_and_predict
 from ja_pretrain.downstream.kinds import TaskKind, task_kind
-from ja_pretrain.downstream.scorecard import SCORES_KIND, combine, departures, pool_runs, scorecard_lines
+from ja_pretrain.downstream.scorecard import SCORES_KIND, combine, departures, pool_runs, rank_value, scorecard_lines
 from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, TASKS, TaskSpec, get_task
 from ja_pretrain.errors import UserError
+from ja_pretrain.export.model_dirs import WEIGHT_FILES, model_to_finetune
 from ja_pretrain.tokenization.encoder import FastEncoder
-from ja_pretrain.tokenization.files import copy_tokenizer, tokenizer_files
+from ja_pretrain.tokenization.files import copy_tokenizer, tokenizer_fingerprint
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from ja_pretrain.utils.manifest import check_output_dir, fingerprint, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 STAGE = "finetune"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclass
@@ -107,21 +107,6 @@ class SuiteOptions:
 
 # -- the model and its tokenizer --------------------------------------------------------------
 
-def resolve_model_dir(model_dir: str | os.PathLike) -> Path:
-    """The model to fine-tune under MODEL_DIR: itself, a run-pretraining output's final/, or an
-    extract-electra output's discriminator/."""
-    root = Path(model_dir)
-    if not root.is_dir():
-        raise UserError(f"MODEL_DIR {root}: no such directory")
-    for candidate in (root, root / "final", root / "discriminator"):
-        if (candidate / "config.json").is_file():
-            if not any((candidate / w).is_file() for w in WEIGHT_FILES):
-                raise UserError(f"MODEL_DIR {candidate}: config.json but no model.safetensors or pytorch_model.bin")
-            return candidate
-    raise UserError(f"MODEL_DIR {root}: no config.json there, in final/ or in discriminator/; give a model saved by "
-                    "run-pretraining, extract-electra or save_pretrained")
-
-
 def check_tokenizer(model_dir: Path, tokenizer_dir: str | os.PathLike | None) -> Path:
     """The tokenizer to encode with, checked against the model's embedding."""
     directory = Path(tokenizer_dir) if tokenizer_dir else model_dir
@@ -168,13 +153,8 @@ def prediction_lines(kind: TaskKind, valid: EncodedSplit, chosen: list[RunResult
 
 def _inputs(model: dict[str, str], tokenizer: Path, data: TaskData) -> dict[str, Any]:
     return {"model": model,
-            "tokenizer": {p.name: path_fingerprint(p) for p in tokenizer_files(tokenizer)},
+            "tokenizer": tokenizer_fingerprint(tokenizer),
             "data": {name: {"path": str(path), "sha256": path_fingerprint(path)} for name, path in data.files.items()}}
-
-
-def _comparable(score: float) -> float:
-    """A score to rank grid points by: an undefined score (NaN: constant predictions) ranks last."""
-    return score if score == score else float("-inf")
 
 
 def run_grid(spec: TaskSpec, model_dir: Path, train: EncodedSplit, valid: EncodedSplit, pad_id: int,
@@ -199,7 +179,7 @@ def run_grid(spec: TaskSpec, model_dir: Path, train: EncodedSplit, valid: Encode
                          ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()), result.train_seconds)
                 point.append(result)
             results += point
-            mean = _comparable(statistics.fmean(r.metrics[spec.primary_metric] for r in point))
+            mean = rank_value(statistics.fmean(r.metrics[spec.primary_metric] for r in point))
             if opts.save_model and (kept is None or mean > kept[0]):
                 if kept is not None:
                     kept[1].model = None
@@ -322,7 +302,7 @@ def run_suite(model_dir: str | os.PathLike, opts: SuiteOptions) -> dict[str, Any
         raise UserError("--task: name one or more tasks")
     if len(specs) > 1 and (opts.train or opts.valid):
         raise UserError("--train/--valid name one task's files; with several tasks give --data DIR")
-    model_path = resolve_model_dir(model_dir)
+    model_path = model_to_finetune(model_dir)
     tokenizer = check_tokenizer(model_path, opts.tokenizer)
     model = model_fingerprint(model_path)
     out = Path(opts.out)
