@@ -36,6 +36,7 @@ from ja_pretrain.downstream.kinds import TaskKind, task_kind
 from ja_pretrain.downstream.scorecard import SCORES_KIND, combine, departures, pool_runs, rank_value, scorecard_lines
 from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, TASKS, TaskSpec, get_task
 from ja_pretrain.errors import UserError
+from ja_pretrain.export.card import model_index_entry, record_scores
 from ja_pretrain.export.model_dirs import WEIGHT_FILES, model_to_finetune
 from ja_pretrain.tokenization.encoder import FastEncoder
 from ja_pretrain.tokenization.files import copy_tokenizer, tokenizer_fingerprint
@@ -315,6 +316,7 @@ def run_suite(model_dir: str | os.PathLike, opts: SuiteOptions) -> dict[str, Any
     for spec in specs:
         task_out = out if len(specs) == 1 else out / spec.name
         by_task[spec.name] = run_task(spec, model_path, tokenizer, model, opts, task_out)
+    record_model_index(model_path, by_task)
     if len(specs) > 1:
         table = scorecard_lines(combine([(str(out / name), s) for name, s in by_task.items()]))
         atomic_write_text(out / "scores.md", "\n".join(table))
@@ -325,6 +327,17 @@ def run_suite(model_dir: str | os.PathLike, opts: SuiteOptions) -> dict[str, Any
         write_manifest(out, stage=STAGE, inputs={"model": model}, options={"tasks": list(by_task)},
                        counts={"tasks": len(by_task)}, timings={"seconds": round(time.perf_counter() - started, 3)})
     return {"model": model, "tasks": by_task}
+
+
+def record_model_index(model_path: Path, by_task: dict[str, dict[str, Any]]) -> None:
+    """Put the tasks scored under the published protocol into the model card's model-index (a
+    card ja-pretrain wrote; a run that departs from the protocol is not quoted there)."""
+    entries = {name: model_index_entry(task=name, title=s["title"], kind=s["task_kind"], metrics=s["metrics"],
+                                       source=get_task(name).source)
+               for name, s in by_task.items() if not s.get("departures")}
+    name = model_path.parent.name if model_path.name in ("final", "discriminator") else model_path.name
+    if entries and record_scores(model_path, name, entries):
+        log.info("model card %s: model-index now has %s", model_path / "README.md", ", ".join(entries))
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.export.card import portable
 from ja_pretrain.export.common import LICENSE_LINE, figure_rows, training_rows, usage_lines, write_final
 from ja_pretrain.utils.manifest import read_manifest
 
@@ -19,7 +20,7 @@ from ja_pretrain.utils.manifest import read_manifest
 def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config: dict, train_state: dict,
                dataset_manifest: dict | None, last_train: dict, last_valid: dict, facts: dict) -> str:
     auto = "AutoModelForPreTraining" if architecture == "BertForPreTraining" else "AutoModelForMaskedLM"
-    data = facts.get("input_file") or (dataset_manifest or {}).get("inputs", {}).get("corpus_dir", "n/a")
+    data = portable(facts.get("input_file") or (dataset_manifest or {}).get("inputs", {}).get("corpus_dir", "n/a"))
     counts = (dataset_manifest or {}).get("counts", {})
     word = tokenizer_config.get("word_tokenizer_type", "mecab")
     dic = (tokenizer_config.get("mecab_kwargs") or {}).get("mecab_dic", "")
@@ -27,7 +28,7 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
         f"# Japanese BERT ({params.model_type}) pretrained with ja-pretrain",
         "",
         f"A `{architecture}` trained from scratch by `ja-pretrain run-pretraining`"
-        + (f", starting from the weights of `{facts['init_from']}`" if facts.get("init_from") else "") + ".",
+        + (f", starting from the weights of `{portable(facts['init_from'])}`" if facts.get("init_from") else "") + ".",
         "",
         *usage_lines(auto),
         "",
