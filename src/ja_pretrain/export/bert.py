@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.config.forms import form_option
 from ja_pretrain.export.card import portable
 from ja_pretrain.export.common import LICENSE_LINE, figure_rows, training_rows, usage_lines, write_final
 from ja_pretrain.utils.manifest import read_manifest
@@ -34,7 +35,7 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
         "",
         "## Data",
         f"- input: `{data}`",
-        f"- dataset: form `{train_state.get('form', 'packed')}`, sequence length {params.sequence_length}"
+        f"- dataset: form `{form_option(train_state.get('form', 'packed'))}`, sequence length {params.sequence_length}"
         + "".join(f", {k.replace('_', ' ')} {v}" for k, v in counts.items()
                   if isinstance(v, (int, float)) and k.split("_")[-1] in ("documents", "sentences", "tokens", "samples")),
         "",
