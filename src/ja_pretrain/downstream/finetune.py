@@ -6,8 +6,10 @@ The recipe is the one transformers' `Trainer` applies in the JGLUE scripts: Adam
 10% of the steps and then falling linearly to zero, gradients clipped to norm 1, the model's own
 dropout and loss (MSE for one output, cross-entropy otherwise). What differs is only how the
 work is done: batches of similar lengths padded to their own longest sequence, not to
-max_length; on a CPU, cheaper dropout and attention (`models.cpu_ops`, the same maths); on a GPU,
-bf16 autocast, fused AdamW and the next batch copied while the current one runs.
+max_length; for the heads that read [CLS] only, the last layer after its attention run at that
+row alone (`kinds.first_token`, the same values); on a CPU, cheaper dropout and attention
+(`models.cpu_ops`, the same maths); on a GPU, bf16 autocast, fused AdamW and the next batch
+copied while the current one runs.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def predict(model, kind: TaskKind, split: EncodedSplit, *, batch_size: int, pad_
     collector = kind.collector(split)
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         for rows in evaluation_batches(split, batch_size):
-            collector.add(rows, model(**_to_device(collate(split, rows, pad_id), device)))
+            collector.add(rows, kind.outputs(model, _to_device(collate(split, rows, pad_id), device)))
     return collector.predictions()
 
 
@@ -172,7 +174,7 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
             batch = _to_device(collate(train, rows, pad_id), device)
             answers = _to_device(kind.targets(train, rows), device)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                loss = model(**batch, **answers).loss
+                loss = kind.loss(model, batch, answers)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), opts.max_grad_norm)

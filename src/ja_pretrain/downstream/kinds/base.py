@@ -7,6 +7,9 @@ A kind is what differs between tasks once their data is read; the training loop
     head       the transformers Auto class, its config (labels, loss), and any change to the
                loaded model (the regression head runs in fp32)
     targets    what a batch of rows is trained against
+    loss       the training loss of a batch (the model's own forward unless the kind knows a
+               cheaper way to the same value)
+    outputs    the model's outputs for a batch (likewise)
     collector  the model's outputs, batch by batch in any order -> one prediction per example
     score      the predictions against the gold answers -> the task's metrics
     readable   a gold answer or a prediction as predictions.jsonl writes it
@@ -63,7 +66,14 @@ class TaskKind:
     def targets(self, split: EncodedSplit, rows: np.ndarray) -> dict[str, torch.Tensor]:
         return {"labels": torch.from_numpy(split.labels[rows])}
 
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor],
+             targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(**batch, **targets).loss
+
     # -- predict and score
+    def outputs(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Any:
+        return model(**batch)
+
     def collector(self, split: EncodedSplit) -> Collector:
         raise NotImplementedError
 

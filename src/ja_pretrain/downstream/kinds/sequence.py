@@ -15,11 +15,26 @@ import torch
 
 from ja_pretrain.downstream.encoding import EncodedSplit, encode_split
 from ja_pretrain.downstream.kinds.base import ArgmaxCollector, TaskKind
+from ja_pretrain.downstream.kinds.first_token import first_token_logits, first_token_loss, outputs_of
 from ja_pretrain.downstream.prediction_scores import task_metrics
 from ja_pretrain.tokenization.encoder import FastEncoder
 
 
-class SequenceClassification(TaskKind):
+class FirstTokenHead(TaskKind):
+    """A kind whose head reads [CLS] only: the last layer runs at that row alone
+    (`kinds.first_token`), for a model of a shape it knows."""
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor],
+             targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        loss = first_token_loss(model, batch, targets["labels"])
+        return super().loss(model, batch, targets) if loss is None else loss
+
+    def outputs(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Any:
+        logits = first_token_logits(model, batch)
+        return super().outputs(model, batch) if logits is None else outputs_of(logits)
+
+
+class SequenceClassification(FirstTokenHead):
     auto_class = "AutoModelForSequenceClassification"
 
     def encode(self, encoder: FastEncoder, examples: list, max_length: int) -> tuple[EncodedSplit, dict[str, int]]:
