@@ -99,3 +99,21 @@ class ArgmaxCollector(Collector):
 
     def predictions(self) -> np.ndarray:
         return self.values
+
+
+class PerTokenCollector(Collector):
+    """Keeps each row's outputs per token, cut to the row's length (the span kinds)."""
+
+    def __init__(self, split: EncodedSplit):
+        self.split = split
+        self.rows: list[Any] = [None] * split.num_rows
+
+    def per_token(self, outputs: Any) -> tuple[np.ndarray, ...]:
+        """(batch, length) arrays of the batch's outputs."""
+        raise NotImplementedError
+
+    def add(self, rows: np.ndarray, outputs: Any) -> None:
+        lengths = self.split.lengths[rows]
+        arrays = self.per_token(outputs)
+        for k, row in enumerate(rows.tolist()):
+            self.rows[row] = tuple(a[k, :lengths[k]] for a in arrays)

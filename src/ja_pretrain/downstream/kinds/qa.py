@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ja_pretrain.downstream.encoding import EncodedSplit, gather_ranges
-from ja_pretrain.downstream.kinds.base import Collector, TaskKind
+from ja_pretrain.downstream.kinds.base import PerTokenCollector, TaskKind
 from ja_pretrain.downstream.readers import QAExample
 from ja_pretrain.tokenization.encoder import FastEncoder
 
@@ -168,16 +168,9 @@ def best_spans(split: WindowSplit, start_logits: list[np.ndarray], end_logits: l
     return [split.texts[k][best[k][1]:best[k][2]] if k in best else "" for k in range(len(split))]
 
 
-class SpanCollector(Collector):
-    def __init__(self, split: WindowSplit):
-        self.split = split
-        self.rows: list[Any] = [None] * split.num_rows
-
-    def add(self, rows: np.ndarray, outputs: Any) -> None:
-        lengths = self.split.lengths[rows]
-        starts, ends = outputs.start_logits.float().cpu().numpy(), outputs.end_logits.float().cpu().numpy()
-        for k, row in enumerate(rows.tolist()):
-            self.rows[row] = (starts[k, :lengths[k]], ends[k, :lengths[k]])
+class SpanCollector(PerTokenCollector):
+    def per_token(self, outputs: Any) -> tuple[np.ndarray, ...]:
+        return outputs.start_logits.float().cpu().numpy(), outputs.end_logits.float().cpu().numpy()
 
     def predictions(self) -> list[str]:
         return best_spans(self.split, [r[0] for r in self.rows], [r[1] for r in self.rows])

@@ -22,7 +22,7 @@ import torch
 
 from ja_pretrain.downstream.batches import row_sequences, sequence_positions
 from ja_pretrain.downstream.encoding import EncodedSplit
-from ja_pretrain.downstream.kinds.base import Collector, TaskKind
+from ja_pretrain.downstream.kinds.base import PerTokenCollector, TaskKind
 from ja_pretrain.downstream.readers import NERExample
 from ja_pretrain.tokenization.encoder import FastEncoder
 
@@ -114,21 +114,14 @@ def ner_metrics(predicted: list[list[tuple[int, int, int]]], gold: list[list[tup
     return {"f1": f1, "precision": precision, "recall": recall}
 
 
-class EntityCollector(Collector):
-    def __init__(self, split: TokenSplit):
-        self.split = split
-        self.rows: list[Any] = [None] * split.num_rows
-
-    def add(self, rows: np.ndarray, outputs: Any) -> None:
-        lengths = self.split.lengths[rows]
-        labels = outputs.logits.argmax(dim=-1).cpu().numpy()
-        for k, row in enumerate(rows.tolist()):
-            self.rows[row] = labels[k, :lengths[k]]
+class EntityCollector(PerTokenCollector):
+    def per_token(self, outputs: Any) -> tuple[np.ndarray, ...]:
+        return (outputs.logits.argmax(dim=-1).cpu().numpy(),)
 
     def predictions(self) -> list[list[tuple[int, int, int]]]:
         split = self.split
         return [decode_entities(labels, split.char_spans[split.offsets[i]:split.offsets[i] + split.lengths[i]])
-                for i, labels in enumerate(self.rows)]
+                for i, (labels,) in enumerate(self.rows)]
 
 
 class TokenClassification(TaskKind):
