@@ -6,7 +6,8 @@ number of epochs of the grid with `seeds` seeds; the grid point with the best me
 per task, into OUT (one task) or OUT/TASK (several):
 
     scores.json        the task, every metric of the chosen grid point (mean and std over seeds),
-                       every run, the protocol, the model's and the data's hashes
+                       every run, the protocol and how it departs from the published one
+                       (`departures`), the model's and the data's hashes
     predictions.jsonl  one line per dev example: id, gold label, prediction (per seed when several)
     split.json         chABSA, livedoor, smoke: which documents went to train and to dev
     model/             with --save_model: the chosen run's fine-tuned model (save_pretrained)
@@ -14,7 +15,8 @@ per task, into OUT (one task) or OUT/TASK (several):
 
 and OUT/scores.md: the table, beside published reference figures. Each task's directory is
 built under a temporary name and renamed when complete; a rerun with the same model, data and
-protocol reuses a finished task instead of training it again.
+protocol reuses a finished task instead of training it again. Tasks scored under the published
+protocol go into the model-index of the model's card, when ja-pretrain wrote the card.
 """
 
 from __future__ import annotations
