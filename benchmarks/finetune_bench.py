@@ -33,7 +33,7 @@ valid: each question with its answer and the answers of four other questions of 
 article as the five choices (train from the first 80% of the articles, dev from the rest);
 JSQuAD trained on JaQuAD train (JSQuAD's train split is not there) and scored on JSQuAD valid;
 Wikipedia NER split by article (seed 0, 20% dev). Prints a table and writes
-benchmarks/out/finetune_bench.json.
+benchmarks/out/finetune_bench.json (or --json NAME).
 """
 
 from __future__ import annotations
@@ -324,6 +324,7 @@ def main() -> int:
     parser.add_argument("--max_train_samples", type=int, default=1500, help="a seeded subset of the train split")
     parser.add_argument("--max_eval_samples", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default="finetune_bench.json", help="file name under benchmarks/out")
     parser.add_argument("--padded_arm", action="store_true", help="add the JGLUE scripts' padded Trainer (JSTS, chABSA)")
     parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)
     parser.add_argument("--task", help=argparse.SUPPRESS)
@@ -367,7 +368,7 @@ def main() -> int:
     table = "\n".join([header, "", *body])
     print(table)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "finetune_bench.json").write_text(json.dumps({
+    (OUT_DIR / args.json).write_text(json.dumps({
         "python": platform.python_version(), "options": vars(args), "figures": figures, "table": table,
     }, indent=2, ensure_ascii=False) + "\n")
     return 0
