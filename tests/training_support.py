@@ -70,7 +70,7 @@ def build_trainer(tiny: TinyRun, model_dir, model_type: str, batch_size, ctx, *,
 
 def one_step_gradients(trainer):
     """Forward and backward of one optimizer step: the gradients and the step's reduced metrics."""
-    from ja_pretrain.training.metrics import MetricWindow
+    from ja_pretrain.training.step_metrics import MetricWindow
 
     window = MetricWindow()
     trainer.accumulate_gradients(window)

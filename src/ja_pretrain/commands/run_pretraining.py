@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ja_pretrain.config.forms import DEFAULT_FORM, FORM_HELP, FORMS
+from ja_pretrain.config.forms import DEFAULT_FORM, FORM_HELP, FORM_OPTIONS, stored_form
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.devices import DEVICES, PRECISION_CHOICES
 from ja_pretrain.utils.options import add_option
@@ -65,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(io, "--overwrite_cache", "--overwrite-cache", action="store_true",
                     help="rebuild the cached dataset even if its key matches")
     add_option(io, "--workers", type=int, default=1, help="processes for building the dataset")
-    add_option(io, "--form", choices=FORMS, default=None,
+    add_option(io, "--form", choices=tuple(FORM_OPTIONS), default=None,
                help="the rows a corpus is built into (a built dataset has its own). " + FORM_HELP)
     add_option(io, "--tokenizer_type", "--tokenizer-type", choices=("wordpiece", "sentencepiece"),
                     help="seed flag: checked against the tokenizer directory")
@@ -180,6 +180,7 @@ def dataset_form(input_file: str | os.PathLike, nsp: bool, form: str | None = No
     from ja_pretrain.utils.manifest import read_manifest
 
     path = Path(input_file)
+    form = stored_form(form) if form is not None else None
     manifest = read_manifest(path) if path.is_dir() else None
     if manifest is not None and manifest.get("stage") == "dataset":
         built = manifest.get("options", {}).get("form", "packed")

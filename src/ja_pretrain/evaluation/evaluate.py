@@ -7,7 +7,6 @@ discriminator is scored on replacements sampled from that generator).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -26,10 +25,12 @@ from ja_pretrain.evaluation.heldout import (
     HeldOutSet,
     build_heldout_set,
 )
-from ja_pretrain.evaluation.metrics import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
+from ja_pretrain.evaluation.heldout_scoring import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
+from ja_pretrain.export.model_dirs import resolve_models as resolve_model_dirs
+from ja_pretrain.tokenization.files import tokenizer_fingerprint
 from ja_pretrain.utils.atomic import atomic_write_json
 from ja_pretrain.utils.devices import resolve_device, resolve_precision
-from ja_pretrain.utils.manifest import write_manifest
+from ja_pretrain.utils.manifest import fingerprint, write_manifest
 
 MASKED_LM = "masked-lm"
 REPLACED_TOKEN_DETECTION = "replaced-token-detection"
@@ -40,24 +41,6 @@ KIND_OF_ARCHITECTURE = {
     "ElectraForPreTraining": REPLACED_TOKEN_DETECTION,
 }
 METRICS_NAME = "metrics.json"
-
-
-def resolve_model_dirs(model_dir: str | os.PathLike) -> list[tuple[str, Path]]:
-    """(label, dir) of every model to evaluate under `model_dir`."""
-    root = Path(model_dir)
-    if not root.is_dir():
-        raise UserError(f"MODEL_DIR {root}: no such directory")
-    if (root / "config.json").is_file():
-        return [(root.name, root)]
-    if (root / "final" / "config.json").is_file():
-        return [("final", root / "final")]
-    pair = [(name, root / name) for name in ("generator", "discriminator") if (root / name / "config.json").is_file()]
-    if pair:
-        return pair
-    raise UserError(
-        f"MODEL_DIR {root}: no config.json there, in final/, or in generator/ or discriminator/; "
-        "give a model saved by run-pretraining or extract-electra"
-    )
 
 
 def load_model(path: Path):
@@ -82,12 +65,8 @@ def load_tokenizer(path: Path):
 
 
 def tokenizer_key(path: Path) -> str:
-    """Same key = same tokenizer files, so the held-out set (and its masks) can be shared."""
-    digest = hashlib.sha256()
-    for name in ("vocab.txt", "spiece.model", "tokenizer.json", "tokenizer_config.json"):
-        if (path / name).is_file():
-            digest.update(name.encode() + (path / name).read_bytes())
-    return digest.hexdigest()
+    """Same key = same tokenizer, so the held-out set (and its masks) can be shared."""
+    return fingerprint(tokenizer_fingerprint(path))
 
 
 def ordinary_token_ids(tokenizer) -> np.ndarray:

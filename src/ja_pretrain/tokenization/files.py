@@ -25,6 +25,7 @@ from pathlib import Path
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.words import FAST_TOKENIZER_CLASSES, WordTokenizerSpec
 from ja_pretrain.utils.atomic import atomic_write_json
+from ja_pretrain.utils.manifest import file_sha256
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPECIAL_NAMES = ("pad", "unk", "cls", "sep", "mask")
@@ -125,6 +126,13 @@ def tokenizer_files(directory: str | os.PathLike) -> list[Path]:
     if (d / SPECIAL_MAP_FILE).is_file():
         names.append(SPECIAL_MAP_FILE)
     return [d / name for name in names]
+
+
+def tokenizer_fingerprint(directory: str | os.PathLike) -> dict:
+    """What decides a tokenizer's ids: its files' hashes and the versions of the word segmenter
+    that runs them. The one fingerprint of a tokenizer (dataset cache, finetune, evaluate)."""
+    spec = WordTokenizerSpec.from_config(read_tokenizer_config(directory))
+    return {**{f.name: file_sha256(f) for f in tokenizer_files(directory)}, "segmenter": spec.package_versions()}
 
 
 # What a tokenizer directory holds (BertJapaneseTokenizer: vocab.txt or spiece.model; without a

@@ -42,11 +42,11 @@ from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_
 from ja_pretrain.training.host_memory import keep_freed_memory
 from ja_pretrain.training.interrupts import StopAtStepBoundary
 from ja_pretrain.training.masking import draw_mask_noise
-from ja_pretrain.training.metrics import MetricWindow, TrainLogger, summarize
 from ja_pretrain.training.objectives import Objective, ObjectiveOptions, build_objective, check_compatible
 from ja_pretrain.training.optim import build_optimizer, build_scheduler
 from ja_pretrain.training.peak import Peak, resolve_peak
 from ja_pretrain.training.sampler import SampleOrder
+from ja_pretrain.training.step_metrics import MetricWindow, TrainLogger, summarize
 from ja_pretrain.utils.devices import autocast, dtype_of, resolve_precision
 
 log = logging.getLogger(__name__)
