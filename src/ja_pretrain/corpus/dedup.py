@@ -5,6 +5,9 @@ table of 4-slot buckets (`memory_mb` MiB, so memory_mb * 131072 digests); a dige
 bucket `digest mod buckets`. A new digest is put first in its bucket and the bucket's oldest
 entry falls out.
 
+The same table holds the LSH band keys of near-duplicate detection (neardup.py), through `seen`
+and `insert`: a document's keys are looked up first and recorded only if it is kept.
+
 Trade-off, chosen on purpose over an exact set (Python sets cost ~60 bytes per entry and grow
 without bound) and over a Bloom filter (which would drop *unseen* sentences as false
 positives):
@@ -39,6 +42,29 @@ class SentenceDeduplicator:
     @property
     def capacity(self) -> int:
         return self.buckets * WAYS
+
+    def _bucket(self, digest: bytes) -> tuple[int, bytes, bytes]:
+        if digest == _EMPTY:
+            digest = b"\x01" + _EMPTY[1:]
+        start = (int.from_bytes(digest, "little") % self.buckets) * WAYS * SLOT
+        return start, digest, self.table[start : start + WAYS * SLOT]
+
+    def seen(self, digest: bytes) -> bool:
+        """Whether `digest` is in the table (nothing is recorded)."""
+        _, digest, bucket = self._bucket(digest)
+        found = bucket.find(digest)
+        while found != -1:
+            if found % SLOT == 0:
+                return True
+            found = bucket.find(digest, found + 1)
+        return False
+
+    def insert(self, digest: bytes) -> None:
+        """Record `digest` (the caller knows it is not in the table)."""
+        start, digest, bucket = self._bucket(digest)
+        if bucket[-SLOT:] != _EMPTY:
+            self.evictions += 1
+        self.table[start : start + WAYS * SLOT] = digest + bucket[:-SLOT]
 
     def add(self, digest: bytes) -> bool:
         """Record `digest`; True if it was not seen before (the sentence is kept)."""

@@ -1,5 +1,6 @@
-"""The per-document work that runs in worker processes: markup -> lines -> normalised
-sentences -> filters (length, unfinished) -> digests for de-duplication.
+"""The per-document work that runs in worker processes: markup, PDF or EDINET ZIP -> lines ->
+normalised lines -> quality filters (whole document) -> sentences -> filters (length,
+unfinished) -> digests for de-duplication and, when near-duplicates are removed, LSH band keys.
 
 It is a pure function of the document and the options, so any number of workers, in any
 process, gives the same result; de-duplication, which depends on order, happens afterwards in
@@ -10,9 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from ja_pretrain.corpus.aozora import aozora_to_text
+from ja_pretrain.corpus.bad_input import BadInput
+from ja_pretrain.corpus.edinet import edinet_to_text
+from ja_pretrain.corpus.neardup import document_bands
 from ja_pretrain.corpus.normalize import normalize_line
+from ja_pretrain.corpus.pdf import pdf_to_text
+from ja_pretrain.corpus.quality import failed_filter
 from ja_pretrain.corpus.readers import RawDocument
 from ja_pretrain.corpus.sentences import DEFAULT_SPLIT_LIMIT, split_sentences
 from ja_pretrain.corpus.wikitext import wikitext_to_text
@@ -27,6 +35,19 @@ class CleanOptions:
     min_chars: int = 10
     max_chars: int = 1000
     split_limit: int = DEFAULT_SPLIT_LIMIT
+    quality: tuple[tuple[str, float], ...] = ()  # (filter, threshold) pairs; see quality.py
+    near_dedup_threshold: float | None = None  # compute LSH band keys for this Jaccard threshold
+
+
+# Raw document kind -> its conversion to text with a paragraph per line ("text" needs none).
+# raw is (kind, content, *extra): wikitext's extra is the wiki's namespace names; pdf's and
+# edinet's is the input path.
+CONVERTERS: dict[str, Callable[..., str]] = {
+    "wikitext": lambda raw: wikitext_to_text(raw[1], *raw[2:]),
+    "aozora": lambda raw: aozora_to_text(raw[1]),
+    "pdf": lambda raw: pdf_to_text(raw[1]),
+    "edinet": lambda raw: edinet_to_text(raw[1]),
+}
 
 
 # Why a sentence was filtered out, in the order of ProcessedDocument.dropped.
@@ -38,6 +59,10 @@ class ProcessedDocument:
     sentences: list[str]
     digests: bytes  # DIGEST_SIZE bytes per sentence, in order
     dropped: tuple[int, int, int]  # counts per DROP_REASONS
+    removed: str | None = None  # why the whole document goes: "quality_NAME" or "bad_input"
+    detail: str = ""  # the measurement behind `removed`, or the bad input's reason
+    text: str | None = None  # a removed document's lines, for the samples in OUT/removed/
+    bands: bytes | None = None  # LSH band keys (neardup.py), when near-duplicates are removed
 
 
 def sentence_digest(sentence: str) -> bytes:
@@ -45,15 +70,22 @@ def sentence_digest(sentence: str) -> bytes:
 
 
 def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocument:
-    kind, text = raw[0], raw[1]
-    if kind == "wikitext":
-        text = wikitext_to_text(text, *raw[2:])
+    text = raw[1]
+    convert = CONVERTERS.get(raw[0])
+    if convert is not None:
+        try:
+            text = convert(raw)
+        except BadInput as err:
+            return ProcessedDocument([], b"", (0, 0, 0), removed="bad_input", detail=f"{raw[2]}: {err}")
+    lines = [line for line in map(normalize_line, text.split("\n")) if line]
+    if options.quality:
+        failed = failed_filter(lines, options.quality)
+        if failed is not None:
+            return ProcessedDocument([], b"", (0, 0, 0), removed=f"quality_{failed[0]}", detail=failed[1],
+                                     text="\n".join(lines))
     kept: list[str] = []
     too_short = too_long = unfinished = 0
-    for line in text.split("\n"):
-        line = normalize_line(line)
-        if not line:
-            continue
+    for line in lines:
         for sentence in split_sentences(line, options.split_limit):
             if len(sentence) < options.min_chars:
                 too_short += 1
@@ -65,7 +97,11 @@ def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocume
                 unfinished += 1
             else:
                 kept.append(sentence)
-    return ProcessedDocument(kept, b"".join(map(sentence_digest, kept)), (too_short, too_long, unfinished))
+    bands = None
+    if options.near_dedup_threshold is not None and kept:
+        bands = document_bands(kept, options.near_dedup_threshold)
+    return ProcessedDocument(kept, b"".join(map(sentence_digest, kept)), (too_short, too_long, unfinished),
+                             bands=bands)
 
 
 _worker_options: CleanOptions | None = None
