@@ -22,6 +22,7 @@ against these (benchmarks/quality_bench.py).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -34,51 +35,108 @@ _KANA_KANJI = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff
 _HIRAGANA = re.compile(r"[\u3040-\u309f]")
 # Not a symbol: word characters (letters, digits, kana, kanji), spaces, and the punctuation of prose.
 _SYMBOL = re.compile(r"[^\w\s。、,.!?「」『』()・ー〜~:;%\"'/\-]")
+_SPACE = re.compile(r"\s")
 _URL = re.compile(r"(?:https?://|www\.)[^\s\"'<>「」()]+|[\w.+-]+@[\w-]+\.[\w.-]+", re.IGNORECASE)
-_SPACE = re.compile(r"\s+")
+# Every URL match holds one of these; a line without any is skipped (the e-mail half of _URL
+# backtracks over each run of word characters, quadratic in a long Japanese line).
+_URL_HINT = re.compile(r"://|@|www\.", re.IGNORECASE)
 NGRAM = 10
 
+# The character classes, as bits; a character's bits come from the patterns above (a table built
+# from them once per process), so a document is classified in one numpy pass, not one regex scan
+# per filter.
+_CLASSES = (_SPACE, _KANA_KANJI, _HIRAGANA, _SYMBOL)
+SPACE, KANA_KANJI, HIRAGANA, SYMBOL = range(len(_CLASSES))
+_BMP = 0x10000
+# row k: which of the 2^len(_CLASSES) bit patterns have bit k set
+_HAS_BIT = (np.arange(1 << len(_CLASSES)) >> np.arange(len(_CLASSES))[:, None]) & 1
 
-def _visible(text: str) -> int:
-    return len(_SPACE.sub("", text))
+
+def _bits(text: str) -> np.ndarray:
+    """The class bits of each character of `text`, by the patterns themselves."""
+    table = np.zeros(len(text), dtype=np.uint8)
+    for bit, pattern in enumerate(_CLASSES):
+        for match in pattern.finditer(text):
+            table[match.start()] |= 1 << bit
+    return table
 
 
-def length(lines: list[str]) -> float:
-    return float(_visible("".join(lines)))
+@functools.cache
+def _bmp_table() -> np.ndarray:
+    # surrogates (which normalize_line removes, and UTF-32 cannot encode) stand in as U+FFFD
+    return _bits("".join(map(chr, range(0xD800))) + "\ufffd" * 0x800 + "".join(map(chr, range(0xE000, _BMP))))
 
 
-def _share(pattern: re.Pattern) -> Callable[[list[str]], float]:
-    def measure(lines: list[str]) -> float:
-        text = "".join(lines)
-        return len(pattern.findall(text)) / max(1, _visible(text))
+@functools.lru_cache(maxsize=4096)
+def _astral_bits(point: int) -> int:
+    return int(_bits(chr(point))[0])
+
+
+class Document:
+    """A document's normalised lines and the measurements that several filters share, each made
+    at most once and only when a filter asks for it."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        self.text = "\n".join(lines)  # line breaks are spaces to the measures: no word spans two lines
+
+    @functools.cached_property
+    def class_counts(self) -> np.ndarray:
+        """The number of characters in each class (SPACE, KANA_KANJI, ...)."""
+        points = np.frombuffer(self.text.encode("utf-32-le"), dtype=np.uint32)
+        if len(points) and points.max() >= _BMP:  # rare (emoji, the rarest kanji): classified one by one
+            astral = points >= _BMP
+            bits = _bmp_table().take(np.where(astral, 0, points))
+            bits[astral] = [_astral_bits(int(p)) for p in points[astral]]
+        else:
+            bits = _bmp_table().take(points)
+        return _HAS_BIT @ np.bincount(bits, minlength=1 << len(_CLASSES))
+
+    @functools.cached_property
+    def visible(self) -> int:
+        """Characters other than spaces and line breaks."""
+        return len(self.text) - int(self.class_counts[SPACE])
+
+
+def length(doc: Document) -> float:
+    return float(doc.visible)
+
+
+def _share(kind: int) -> Callable[[Document], float]:
+    def measure(doc: Document) -> float:
+        return int(doc.class_counts[kind]) / max(1, doc.visible)
 
     return measure
 
 
-def urls(lines: list[str]) -> float:
-    text = "".join(lines)
-    return sum(len(m) for m in _URL.findall(text)) / max(1, _visible(text))
-
-
-def repeated_lines(lines: list[str]) -> float:
-    counts = Counter(lines)
-    repeated = sum(len(line) * n for line, n in counts.items() if n > 1)
-    return repeated / max(1, sum(map(len, lines)))
-
-
-def repeated_ngrams(lines: list[str]) -> float:
-    grams = shingle_hashes("\n".join(lines), NGRAM)
-    if not len(grams):
+def urls(doc: Document) -> float:
+    if not _URL_HINT.search(doc.text):
         return 0.0
-    return 1.0 - len(np.unique(grams)) / len(grams)
+    inside = sum(len(m) for line in doc.lines if _URL_HINT.search(line) for m in _URL.findall(line))
+    return inside / max(1, doc.visible)
+
+
+def repeated_lines(doc: Document) -> float:
+    counts = Counter(doc.lines)
+    repeated = sum(len(line) * n for line, n in counts.items() if n > 1)
+    return repeated / max(1, sum(map(len, doc.lines)))
+
+
+def repeated_ngrams(doc: Document) -> float:
+    grams = shingle_hashes(doc.text, NGRAM)
+    if len(grams) < 2:
+        return 0.0
+    grams.sort()  # distinct values by sorting: several times faster than np.unique's hash table
+    distinct = 1 + np.count_nonzero(grams[1:] != grams[:-1])
+    return 1.0 - distinct / len(grams)
 
 
 # name -> (measure, default threshold, True when the measure must be at least the threshold)
-FILTERS: dict[str, tuple[Callable[[list[str]], float], float, bool]] = {
+FILTERS: dict[str, tuple[Callable[[Document], float], float, bool]] = {
     "length": (length, 50, True),
-    "japanese": (_share(_KANA_KANJI), 0.5, True),
-    "hiragana": (_share(_HIRAGANA), 0.1, True),
-    "symbols": (_share(_SYMBOL), 0.1, False),
+    "japanese": (_share(KANA_KANJI), 0.5, True),
+    "hiragana": (_share(HIRAGANA), 0.1, True),
+    "symbols": (_share(SYMBOL), 0.1, False),
     "urls": (urls, 0.1, False),
     "repeated_lines": (repeated_lines, 0.3, False),
     "repeated_ngrams": (repeated_ngrams, 0.3, False),
@@ -107,9 +165,10 @@ def parse_filters(specs: list[str] | tuple[str, ...] | None) -> tuple[tuple[str,
 
 def failed_filter(lines: list[str], filters: tuple[tuple[str, float], ...]) -> tuple[str, str] | None:
     """(filter name, "measured vs threshold") of the first filter the document fails, or None."""
+    doc = Document(lines)
     for name, threshold in filters:
         measure, _, at_least = FILTERS[name]
-        value = measure(lines)
+        value = measure(doc)
         if (value < threshold) if at_least else (value > threshold):
             return name, f"{name} {value:.3g} {'<' if at_least else '>'} {threshold:g}"
     return None
