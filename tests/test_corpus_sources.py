@@ -287,6 +287,20 @@ def test_quality_filters_and_near_duplicates_count_every_removed_document(tmp_pa
     assert "コメントはまだありません" in samples["near_duplicate"]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_documents_read_past_max_sentences_are_counted(workers, tmp_path):
+    docs, _ = web_documents()
+    path = tmp_path / "web.txt"
+    path.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+    counts = build_corpus([path], tmp_path / "c", max_sentences=30, quality=["all"], near_dedup="on",
+                          workers=workers, progress=False)["counts"]
+    removed = counts["documents_removed"]
+    written = counts["train_documents"] + counts["valid_documents"]
+    assert removed["past_max_sentences"] > 0 and written < 10
+    assert written + sum(removed.values()) == counts["documents_read"] == len(docs)
+    assert not (tmp_path / "c" / "removed" / "past_max_sentences.txt").exists()
+
+
 def test_near_duplicates_are_removed_whole_before_sentence_dedup(tmp_path):
     docs, expected = web_documents()
     path = tmp_path / "web.txt"

@@ -43,7 +43,7 @@ from ja_pretrain.corpus import encodings, parts
 from ja_pretrain.corpus.bad_input import POLICIES, BadInput, stop_message
 from ja_pretrain.corpus.compression import InputStream
 from ja_pretrain.corpus.neardup import lsh_parameters
-from ja_pretrain.corpus.output import STAGE, Cleaned, write_corpus
+from ja_pretrain.corpus.output import STAGE, Cleaned, count_past_limit, write_corpus
 from ja_pretrain.corpus.process import CleanOptions, init_worker, process_batch
 from ja_pretrain.corpus.quality import parse_filters
 from ja_pretrain.corpus.readers import (
@@ -135,6 +135,8 @@ def build_corpus(
         finally:
             reader.close()
         counts.update(reader.counts())
+        if not partial:
+            count_past_limit(counts, reader.documents_read)
         timings = {"seconds": round(time.perf_counter() - started, 3)}
         if partial:
             manifest = write_manifest(

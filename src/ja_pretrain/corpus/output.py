@@ -26,6 +26,9 @@ from ja_pretrain.corpus.samples import RemovedSamples
 from ja_pretrain.errors import UserError
 
 STAGE = "corpus"
+# Removal reasons without samples in OUT/removed/: nothing to show, or nothing was wrong with them.
+PAST_LIMIT = "past_max_sentences"
+UNSAMPLED = ("no_sentence_left", "bad_input", PAST_LIMIT)
 
 
 class Cleaned(NamedTuple):
@@ -183,8 +186,9 @@ def _deduplicate(cleaned: Iterable[Cleaned], writer: CorpusWriter, options: dict
     dropped = dict.fromkeys((*DROP_REASONS, "duplicate", "empty_documents"), 0)
     removed: dict[str, int] = {}
     limit = options["max_sentences"]
-    written = 0
+    written = taken = 0
     for doc in cleaned:
+        taken += 1
         for reason, count in zip(DROP_REASONS, doc.filtered, strict=True):
             dropped[reason] += count
         if doc.removed is None and near is not None and doc.bands and near.is_near_duplicate(doc.bands):
@@ -209,9 +213,19 @@ def _deduplicate(cleaned: Iterable[Cleaned], writer: CorpusWriter, options: dict
     samples.write(directory)
     counts["dropped"] = dropped
     counts["documents_removed"] = dict(sorted(removed.items()))
+    counts["documents_taken"] = taken
     counts["dedup_capacity"] = dedup.capacity
     counts["dedup_evictions"] = dedup.evictions
     if near is not None:
         counts["near_dedup_capacity"] = near.capacity
         counts["near_dedup_evictions"] = near.evictions
     return counts
+
+
+def count_past_limit(counts: dict[str, Any], documents_read: int) -> None:
+    """Count, as removed past --max-sentences, the documents that were read (the reader and the
+    workers run a few batches ahead of the writer) but not taken once the limit was reached, so
+    that every document read is written or counted by reason."""
+    left = documents_read - counts.pop("documents_taken")
+    if left > 0:
+        counts["documents_removed"] = dict(sorted({**counts["documents_removed"], PAST_LIMIT: left}.items()))

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ja_pretrain.corpus.output import STAGE, Cleaned, write_corpus
+from ja_pretrain.corpus.output import STAGE, Cleaned, count_past_limit, write_corpus
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_directory
 from ja_pretrain.utils.manifest import check_output_dir, read_manifest, write_manifest
@@ -66,6 +66,7 @@ def merge_parts(part_dirs: Iterable[str | Path], out_dir: str | Path) -> dict[st
         counts = write_corpus(_round_robin([d for _, d in ordered]), tmp, options)
         for key in _SHARED_COUNTS:
             counts[key] = first["counts"].get(key)
+        count_past_limit(counts, counts["documents_read"])
         # Each part reads every input, so a bad input found while reading is listed by all of them;
         # one found by a worker (a PDF, a ZIP) only by the part that converted it.
         bad = {b["path"]: b for m in manifests for b in m["counts"].get("bad_inputs", [])}

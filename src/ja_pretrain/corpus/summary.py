@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ja_pretrain.corpus.output import UNSAMPLED
+
 
 def format_summary(manifest: dict[str, Any], out_dir: str) -> str:
     c = manifest.get("counts", {})
@@ -36,7 +38,7 @@ def format_summary(manifest: dict[str, Any], out_dir: str) -> str:
     if removed:
         rows.append("  removed    " + ", ".join(f"{n:,} {reason.replace('_', ' ')}" for reason, n in removed.items())
                     + " (documents)" + (f"; samples in {out_dir}/removed/" if any(
-                        r != "no_sentence_left" and r != "bad_input" for r in removed) else ""))
+                        r not in UNSAMPLED for r in removed) else ""))
     if c.get("encodings"):
         rows.append("  encodings  " + "; ".join(f"{p}: {how}" for p, how in c["encodings"].items()))
     for bad in c.get("bad_inputs") or []:
