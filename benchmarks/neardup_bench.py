@@ -11,7 +11,8 @@ Recall: removed copies / copies; precision: removed copies / removed documents.
 
 Arms, each the whole route on the same text (character 5-grams, 128 hash functions, the LSH bands
 of ja_pretrain.corpus.neardup.lsh_parameters for --threshold), alternated over --repeats:
-  ours        numpy shingles + MinHash + bands in the corpus stage's bounded table
+  ours        numpy shingles + MinHash (one permutation hashing) + bands, BATCH_DOCUMENTS documents at a
+              time as the corpus stage's workers make them, in the stage's bounded table
   datasketch  MinHash.update_batch over the 5-grams (its sha1 per shingle) + MinHashLSH
   datatrove   its MinhashDedupSignature.get_signature on 5-grams hashed one by one with xxhash64 as its
               get_shingles does (its own Japanese word shingles need spaCy + SudachiPy), bands in a dict
@@ -70,13 +71,14 @@ def build_set(originals: list[str], copies: int, seed: int = 0) -> tuple[list[st
 
 
 def ours(docs: list[str], threshold: float) -> list[bool]:
+    from ja_pretrain.corpus.build import BATCH_DOCUMENTS
     from ja_pretrain.corpus.neardup import NearDuplicateIndex, document_bands
 
     index = NearDuplicateIndex(64)
     out = []
-    for doc in docs:
-        bands = document_bands(doc.split("\n"), threshold)
-        out.append(bool(bands) and index.is_near_duplicate(bands))
+    for start in range(0, len(docs), BATCH_DOCUMENTS):  # signatures a batch at a time, as the workers make them
+        for bands in document_bands(docs[start : start + BATCH_DOCUMENTS], threshold):
+            out.append(bool(bands) and index.is_near_duplicate(bands))
     return out
 
 

@@ -77,3 +77,36 @@ def test_short_text_fills_every_bin_from_its_own_shingles():
     assert len(signature) == neardup.NUM_PERM and set(signature.tolist()) <= values
     with pytest.raises(ValueError, match="power of two"):
         neardup.minhash(text, num_perm=100)
+
+
+def test_a_batch_gives_each_text_its_own_signature():
+    texts = ["\n".join(d) for d in SAMPLE[:12]] + ["", "短い", "ちょうど五", PROSE]
+    values, has = neardup.signatures(texts)
+    for text, row, ok in zip(texts, values, has, strict=True):
+        alone = neardup.minhash(text)
+        assert (alone is None) == (not ok)
+        assert alone is None or (row == alone).all()
+    assert has.tolist()[-4:] == [False, False, True, True]
+
+
+def test_near_duplicate_index_matches_a_model_of_its_buckets():
+    """Few buckets, so that keys share buckets and the oldest fall out: the vectorised table must
+    keep exactly what 4-slot buckets (newest first) keep, and count what they forget."""
+    index = neardup.NearDuplicateIndex(memory_mb=16 * 32 / (1 << 20))  # 16 buckets of 4
+    buckets: dict[int, list[int]] = {}
+    evicted = 0
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        keys = rng.integers(0, 2**64, size=3, dtype=np.uint64, endpoint=False)
+        if rng.random() < 0.3:  # a document sharing a band with one seen before
+            keys[1] = rng.choice([k for b in buckets.values() for k in b] or [7])
+        expected = any(int(k) in buckets.get(int(k) % 16, []) for k in keys)
+        assert index.is_near_duplicate(keys.astype("<u8").tobytes()) == expected
+        if not expected:
+            for k in map(int, keys):
+                slots = buckets.setdefault(k % 16, [])
+                slots.insert(0, k)
+                if len(slots) > 4:
+                    slots.pop()
+                    evicted += 1
+    assert index.evictions == evicted > 0

@@ -1,6 +1,7 @@
 """The per-document work that runs in worker processes: markup, PDF or EDINET ZIP -> lines ->
 normalised lines -> quality filters (whole document) -> sentences -> filters (length,
-unfinished) -> digests for de-duplication and, when near-duplicates are removed, LSH band keys.
+unfinished) -> digests for de-duplication and, when near-duplicates are removed, LSH band keys
+(for a whole batch at once).
 
 It is a pure function of the document and the options, so any number of workers, in any
 process, gives the same result; de-duplication, which depends on order, happens afterwards in
@@ -97,11 +98,7 @@ def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocume
                 unfinished += 1
             else:
                 kept.append(sentence)
-    bands = None
-    if options.near_dedup_threshold is not None and kept:
-        bands = document_bands(kept, options.near_dedup_threshold)
-    return ProcessedDocument(kept, b"".join(map(sentence_digest, kept)), (too_short, too_long, unfinished),
-                             bands=bands)
+    return ProcessedDocument(kept, b"".join(map(sentence_digest, kept)), (too_short, too_long, unfinished))
 
 
 _worker_options: CleanOptions | None = None
@@ -118,4 +115,10 @@ def init_worker(options: CleanOptions, parent_pid: int | None = None) -> None:
 def process_batch(batch: list[RawDocument], options: CleanOptions | None = None) -> list[ProcessedDocument]:
     options = options or _worker_options
     assert options is not None, "process_batch needs options (or init_worker in the pool)"
-    return [process_document(raw, options) for raw in batch]
+    done = [process_document(raw, options) for raw in batch]
+    if options.near_dedup_threshold is not None:  # the batch's signatures in one pass (neardup.py)
+        kept = [doc for doc in done if doc.sentences]
+        for doc, bands in zip(kept, document_bands(["\n".join(d.sentences) for d in kept],
+                                                   options.near_dedup_threshold), strict=True):
+            doc.bands = bands
+    return done
