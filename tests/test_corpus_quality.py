@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ja_pretrain.corpus import neardup, quality
-from ja_pretrain.corpus.quality import Document, failed_filter, parse_filters
+from ja_pretrain.corpus.quality import Documents, failed_filter, failed_filters, parse_filters
 from ja_pretrain.resources import sample_corpus_path
 
 SAMPLE = [d.split("\n") for d in sample_corpus_path().read_text(encoding="utf-8").split("\n\n") if d.strip()]
@@ -17,28 +17,37 @@ PROSE = "今日は朝から雨が降っていたので、私は家で本を読�
 def test_class_counts_are_the_patterns_counts():
     # every block the table covers, astral characters (emoji, a CJK Extension B kanji), odd spaces
     mixed = "".join(chr(c) for c in range(0x20, 0x3000, 7)) + "𠮷野家で😀を食べた\u3000\u2003ｶﾀｶﾅ①㈱～"
-    for lines in [*SAMPLE[:20], [mixed, "〆切は々ヵヶ月後", "https://例え.jp/ページ"]]:
-        doc = Document(lines)
+    documents = [*SAMPLE[:20], [mixed, "〆切は々ヵヶ月後", "https://例え.jp/ページ"], ["短い"]]
+    batch = Documents(documents)
+    for k, lines in enumerate(documents):
         text = "\n".join(lines)
-        visible = len(quality._SPACE.sub("", text))
-        assert doc.visible == visible
+        assert batch.visible[k] == len(quality._SPACE.sub("", text))
         for kind, pattern in ((quality.KANA_KANJI, quality._KANA_KANJI), (quality.HIRAGANA, quality._HIRAGANA),
                               (quality.SYMBOL, quality._SYMBOL)):
-            assert doc.class_counts[kind] == len(pattern.findall(text)), pattern.pattern
+            assert batch.class_counts[k, kind] == len(pattern.findall(text)), pattern.pattern
 
 
 def test_a_url_ends_at_its_line():
     # "".join(lines) once let a URL at the end of a line run on through the next line's text
     lines = ["詳しくは https://example.jp/news", PROSE * 6]
-    share = quality.urls(Document(lines))
-    assert share == pytest.approx(len("https://example.jp/news") / Document(lines).visible)
+    batch = Documents([lines])
+    assert quality.urls(batch)[0] == pytest.approx(len("https://example.jp/news") / batch.visible[0])
     assert failed_filter(lines, parse_filters(["urls"])) is None
 
 
 def test_repeated_ngrams_share():
-    assert quality.repeated_ngrams(Document(["あいうえおかきくけこ" * 3])) == pytest.approx(1 - 10 / 21)
-    assert quality.repeated_ngrams(Document([PROSE])) == 0.0
-    assert quality.repeated_ngrams(Document(["短い"])) == 0.0
+    shares = quality.repeated_ngrams(Documents([["あいうえおかきくけこ" * 3], [PROSE], ["短い"], [PROSE, PROSE]]))
+    assert shares.tolist() == pytest.approx([1 - 10 / 21, 0.0, 0.0, 1 - (len(PROSE) + 1) / (2 * len(PROSE) - 8)])
+
+
+def test_a_batch_decides_each_document_as_alone():
+    documents = [*SAMPLE[:30], ["短い文です。"], ["ここをクリックしてください。"] * 6,
+                 ["★☆★☆★☆★☆ 本日限りのセールを開催しています ★☆★☆★☆★☆ 今すぐお店へ"] * 2]
+    filters = parse_filters(["all"])
+    together = failed_filters(documents, filters)
+    assert together == [failed_filter(lines, filters) for lines in documents]
+    assert together[:30] == [None] * 30
+    assert [f[0] for f in together[30:]] == ["length", "repeated_lines", "symbols"]
 
 
 @pytest.mark.parametrize("name, lines", [

@@ -81,6 +81,20 @@ def shingle_hashes(text: str, size: int = SHINGLE) -> np.ndarray:
     return _window_hashes(_code_points(text), size)
 
 
+def joined_shingle_hashes(texts: list[str], size: int = SHINGLE) -> tuple[np.ndarray, np.ndarray]:
+    """The shingle hashes of many texts in one pass, text after text, and how many each text has:
+    the texts are hashed joined, and the windows that run from one into the next are dropped."""
+    hashes = _window_hashes(_code_points("".join(texts)), size)
+    lengths = np.fromiter(map(len, texts), dtype=np.intp, count=len(texts))
+    if len(texts) > 1:
+        ends = np.cumsum(lengths)
+        crossing = (ends[:, None] - np.arange(1, size)).ravel()
+        inside = np.ones(len(hashes), dtype=bool)
+        inside[crossing[(crossing >= 0) & (crossing < len(hashes))]] = False
+        hashes = hashes[inside]
+    return hashes, np.maximum(lengths - (size - 1), 0)
+
+
 @functools.lru_cache(maxsize=4)
 def _densification(num_perm: int) -> np.ndarray:
     """Row j: bin j, then the other bins in a fixed random order, where an empty bin j looks
@@ -102,20 +116,12 @@ def signatures(texts: list[str], num_perm: int = NUM_PERM) -> tuple[np.ndarray, 
     if len(texts) > _MAX_TEXTS:
         parts = [signatures(texts[i : i + _MAX_TEXTS], num_perm) for i in range(0, len(texts), _MAX_TEXTS)]
         return np.concatenate([v for v, _ in parts]), np.concatenate([h for _, h in parts])
-    # Shingles of the texts joined; a key is (text number, bin, value) in its bits, so that one
-    # sort orders every text's shingles and the first of each run of one (text, bin) is that
-    # bin's smallest value.
-    keys = _window_hashes(_code_points("".join(texts)), SHINGLE)
+    # A key is (text number, bin, value) in its bits, so that one sort orders every text's
+    # shingles and the first of each run of one (text, bin) is that bin's smallest value.
+    keys, counts = joined_shingle_hashes(texts)
     keys >>= np.uint64(64 - bin_bits - 32)  # the bin (top bits), then the 32 bits of the value
     if len(texts) > 1:
-        lengths = np.fromiter(map(len, texts), dtype=np.intp, count=len(texts))
-        ends = np.cumsum(lengths)
-        crossing = (ends[:, None] - np.arange(1, SHINGLE)).ravel()  # windows that run into the next text
-        inside = np.ones(len(keys), dtype=bool)
-        inside[crossing[(crossing >= 0) & (crossing < len(keys))]] = False
-        keys = keys[inside]
-        keys |= np.repeat(np.arange(len(texts), dtype=np.uint64) << np.uint64(bin_bits + 32),
-                          np.maximum(lengths - (SHINGLE - 1), 0))
+        keys |= np.repeat(np.arange(len(texts), dtype=np.uint64) << np.uint64(bin_bits + 32), counts)
     keys.sort()
     runs = keys >> np.uint64(32)
     first = np.ones(len(keys), dtype=bool)

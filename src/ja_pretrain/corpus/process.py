@@ -1,11 +1,11 @@
 """The per-document work that runs in worker processes: markup, PDF or EDINET ZIP -> lines ->
 normalised lines -> quality filters (whole document) -> sentences -> filters (length,
-unfinished) -> digests for de-duplication and, when near-duplicates are removed, LSH band keys
-(for a whole batch at once).
+unfinished) -> digests for de-duplication and, when near-duplicates are removed, LSH band keys.
+The quality filters and the band keys measure a worker's whole batch at once.
 
-It is a pure function of the document and the options, so any number of workers, in any
-process, gives the same result; de-duplication, which depends on order, happens afterwards in
-the single writing process.
+Each document's result is a pure function of the document and the options (the batch only
+shares the numpy calls), so any number of workers, in any process, gives the same result;
+de-duplication, which depends on order, happens afterwards in the single writing process.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ja_pretrain.corpus.edinet import edinet_to_text
 from ja_pretrain.corpus.neardup import document_bands
 from ja_pretrain.corpus.normalize import normalize_line
 from ja_pretrain.corpus.pdf import pdf_to_text
-from ja_pretrain.corpus.quality import failed_filter
+from ja_pretrain.corpus.quality import failed_filters
 from ja_pretrain.corpus.readers import RawDocument
 from ja_pretrain.corpus.sentences import DEFAULT_SPLIT_LIMIT, split_sentences
 from ja_pretrain.corpus.wikitext import wikitext_to_text
@@ -70,7 +70,8 @@ def sentence_digest(sentence: str) -> bytes:
     return hashlib.blake2b(sentence.encode("utf-8"), digest_size=DIGEST_SIZE).digest()
 
 
-def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocument:
+def document_lines(raw: RawDocument) -> list[str] | ProcessedDocument:
+    """A raw document's normalised lines, or the removed document if it is a bad input."""
     text = raw[1]
     convert = CONVERTERS.get(raw[0])
     if convert is not None:
@@ -78,12 +79,10 @@ def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocume
             text = convert(raw)
         except BadInput as err:
             return ProcessedDocument([], b"", (0, 0, 0), removed="bad_input", detail=f"{raw[2]}: {err}")
-    lines = [line for line in map(normalize_line, text.split("\n")) if line]
-    if options.quality:
-        failed = failed_filter(lines, options.quality)
-        if failed is not None:
-            return ProcessedDocument([], b"", (0, 0, 0), removed=f"quality_{failed[0]}", detail=failed[1],
-                                     text="\n".join(lines))
+    return [line for line in map(normalize_line, text.split("\n")) if line]
+
+
+def document_sentences(lines: list[str], options: CleanOptions) -> ProcessedDocument:
     kept: list[str] = []
     too_short = too_long = unfinished = 0
     for line in lines:
@@ -101,6 +100,10 @@ def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocume
     return ProcessedDocument(kept, b"".join(map(sentence_digest, kept)), (too_short, too_long, unfinished))
 
 
+def process_document(raw: RawDocument, options: CleanOptions) -> ProcessedDocument:
+    return process_batch([raw], options)[0]
+
+
 _worker_options: CleanOptions | None = None
 
 
@@ -115,7 +118,20 @@ def init_worker(options: CleanOptions, parent_pid: int | None = None) -> None:
 def process_batch(batch: list[RawDocument], options: CleanOptions | None = None) -> list[ProcessedDocument]:
     options = options or _worker_options
     assert options is not None, "process_batch needs options (or init_worker in the pool)"
-    done = [process_document(raw, options) for raw in batch]
+    read = [document_lines(raw) for raw in batch]
+    texts = [lines for lines in read if isinstance(lines, list)]
+    # The filters measure the whole batch at once (quality.py); a document that fails one goes
+    # whole, before it is split into sentences.
+    failed = iter(failed_filters(texts, options.quality) if options.quality else [None] * len(texts))
+    done = []
+    for lines in read:
+        if isinstance(lines, ProcessedDocument):
+            done.append(lines)
+        elif (fail := next(failed)) is not None:
+            done.append(ProcessedDocument([], b"", (0, 0, 0), removed=f"quality_{fail[0]}", detail=fail[1],
+                                          text="\n".join(lines)))
+        else:
+            done.append(document_sentences(lines, options))
     if options.near_dedup_threshold is not None:  # the batch's signatures in one pass (neardup.py)
         kept = [doc for doc in done if doc.sentences]
         for doc, bands in zip(kept, document_bands(["\n".join(d.sentences) for d in kept],

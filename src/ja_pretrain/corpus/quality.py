@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ja_pretrain.corpus.neardup import shingle_hashes
+from ja_pretrain.corpus.neardup import joined_shingle_hashes
 
 _KANA_KANJI = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ヵヶ]")
 _HIRAGANA = re.compile(r"[\u3040-\u309f]")
@@ -41,6 +41,7 @@ _URL = re.compile(r"(?:https?://|www\.)[^\s\"'<>「」()]+|[\w.+-]+@[\w-]+\.[\w.
 # backtracks over each run of word characters, quadratic in a long Japanese line).
 _URL_HINT = re.compile(r"://|@|www\.", re.IGNORECASE)
 NGRAM = 10
+NGRAM_OWNER_BITS = 9  # up to 512 documents per sort in repeated_ngrams (a worker's batch)
 
 # The character classes, as bits; a character's bits come from the patterns above (a table built
 # from them once per process), so a document is classified in one numpy pass, not one regex scan
@@ -72,67 +73,89 @@ def _astral_bits(point: int) -> int:
     return int(_bits(chr(point))[0])
 
 
-class Document:
-    """A document's normalised lines and the measurements that several filters share, each made
-    at most once and only when a filter asks for it."""
+class Documents:
+    """A batch of documents' normalised lines and the measurements that several filters share,
+    each made once for the whole batch (a few numpy calls however many documents there are) and
+    only when a filter asks for it."""
 
-    def __init__(self, lines: list[str]):
-        self.lines = lines
-        self.text = "\n".join(lines)  # line breaks are spaces to the measures: no word spans two lines
+    def __init__(self, documents: list[list[str]]):
+        self.lines = documents
+        self.texts = ["\n".join(lines) for lines in documents]  # no word spans two lines
+        self.lengths = np.fromiter(map(len, self.texts), dtype=np.intp, count=len(self.texts))
 
     @functools.cached_property
     def class_counts(self) -> np.ndarray:
-        """The number of characters in each class (SPACE, KANA_KANJI, ...)."""
-        points = np.frombuffer(self.text.encode("utf-32-le"), dtype=np.uint32)
+        """(documents, classes): the number of characters of each class (SPACE, KANA_KANJI, ...)."""
+        points = np.frombuffer("".join(self.texts).encode("utf-32-le"), dtype=np.uint32)
         if len(points) and points.max() >= _BMP:  # rare (emoji, the rarest kanji): classified one by one
             astral = points >= _BMP
             bits = _bmp_table().take(np.where(astral, 0, points))
             bits[astral] = [_astral_bits(int(p)) for p in points[astral]]
         else:
             bits = _bmp_table().take(points)
-        return _HAS_BIT @ np.bincount(bits, minlength=1 << len(_CLASSES))
+        patterns = 1 << len(_CLASSES)
+        owner = np.repeat(np.arange(len(self.texts), dtype=np.intp) * patterns, self.lengths)
+        histogram = np.bincount(owner + bits, minlength=patterns * len(self.texts)).reshape(-1, patterns)
+        return histogram @ _HAS_BIT.T
 
     @functools.cached_property
-    def visible(self) -> int:
-        """Characters other than spaces and line breaks."""
-        return len(self.text) - int(self.class_counts[SPACE])
+    def visible(self) -> np.ndarray:
+        """Characters other than spaces and line breaks, per document."""
+        return self.lengths - self.class_counts[:, SPACE]
 
 
-def length(doc: Document) -> float:
-    return float(doc.visible)
+def length(docs: Documents) -> np.ndarray:
+    return docs.visible.astype(float)
 
 
-def _share(kind: int) -> Callable[[Document], float]:
-    def measure(doc: Document) -> float:
-        return int(doc.class_counts[kind]) / max(1, doc.visible)
+def _share(kind: int) -> Callable[[Documents], np.ndarray]:
+    def measure(docs: Documents) -> np.ndarray:
+        return docs.class_counts[:, kind] / np.maximum(1, docs.visible)
 
     return measure
 
 
-def urls(doc: Document) -> float:
-    if not _URL_HINT.search(doc.text):
-        return 0.0
-    inside = sum(len(m) for line in doc.lines if _URL_HINT.search(line) for m in _URL.findall(line))
-    return inside / max(1, doc.visible)
+def _may_hold_url(text: str) -> bool:
+    # `in` is a fast scan; the pattern is tried only where one of the hints' letters occurs
+    return ("://" in text or "@" in text or "w" in text or "W" in text) and _URL_HINT.search(text) is not None
 
 
-def repeated_lines(doc: Document) -> float:
-    counts = Counter(doc.lines)
-    repeated = sum(len(line) * n for line, n in counts.items() if n > 1)
-    return repeated / max(1, sum(map(len, doc.lines)))
+def urls(docs: Documents) -> np.ndarray:
+    inside = [sum(len(m) for line in lines if _may_hold_url(line) for m in _URL.findall(line))
+              if _may_hold_url(text) else 0 for lines, text in zip(docs.lines, docs.texts, strict=True)]
+    return np.array(inside, dtype=float) / np.maximum(1, docs.visible)
 
 
-def repeated_ngrams(doc: Document) -> float:
-    grams = shingle_hashes(doc.text, NGRAM)
-    if len(grams) < 2:
-        return 0.0
-    grams.sort()  # distinct values by sorting: several times faster than np.unique's hash table
-    distinct = 1 + np.count_nonzero(grams[1:] != grams[:-1])
-    return 1.0 - distinct / len(grams)
+def repeated_lines(docs: Documents) -> np.ndarray:
+    shares = []
+    for lines in docs.lines:
+        counts = Counter(lines)
+        repeated = sum(len(line) * n for line, n in counts.items() if n > 1)
+        shares.append(repeated / max(1, sum(map(len, lines))))
+    return np.array(shares, dtype=float)
+
+
+def repeated_ngrams(docs: Documents) -> np.ndarray:
+    """The share of character NGRAM-grams that repeat an earlier one: 1 - distinct / all. Distinct
+    by sorting (document number, hash) keys, so the hash keeps its top 64 - NGRAM_OWNER_BITS
+    bits; at most 2^NGRAM_OWNER_BITS documents go into one sort."""
+    shares = []
+    for start in range(0, len(docs.texts), 1 << NGRAM_OWNER_BITS):
+        texts = docs.texts[start : start + (1 << NGRAM_OWNER_BITS)]
+        keys, counts = joined_shingle_hashes(texts, NGRAM)
+        keys >>= np.uint64(NGRAM_OWNER_BITS)
+        keys |= np.repeat(np.arange(len(texts), dtype=np.uint64) << np.uint64(64 - NGRAM_OWNER_BITS), counts)
+        keys.sort()
+        new = np.ones(len(keys), dtype=bool)
+        np.not_equal(keys[1:], keys[:-1], out=new[1:])
+        owners = (keys[new] >> np.uint64(64 - NGRAM_OWNER_BITS)).astype(np.intp)
+        distinct = np.bincount(owners, minlength=len(texts))
+        shares.append(np.where(counts > 0, 1.0 - distinct / np.maximum(counts, 1), 0.0))
+    return np.concatenate(shares) if shares else np.zeros(0)
 
 
 # name -> (measure, default threshold, True when the measure must be at least the threshold)
-FILTERS: dict[str, tuple[Callable[[Document], float], float, bool]] = {
+FILTERS: dict[str, tuple[Callable[[Documents], np.ndarray], float, bool]] = {
     "length": (length, 50, True),
     "japanese": (_share(KANA_KANJI), 0.5, True),
     "hiragana": (_share(HIRAGANA), 0.1, True),
@@ -163,12 +186,20 @@ def parse_filters(specs: list[str] | tuple[str, ...] | None) -> tuple[tuple[str,
     return tuple((name, chosen[name]) for name in FILTERS if name in chosen)
 
 
-def failed_filter(lines: list[str], filters: tuple[tuple[str, float], ...]) -> tuple[str, str] | None:
-    """(filter name, "measured vs threshold") of the first filter the document fails, or None."""
-    doc = Document(lines)
+def failed_filters(documents: list[list[str]], filters: tuple[tuple[str, float], ...]) -> list[tuple[str, str] | None]:
+    """For each document (its normalised lines), (filter name, "measured vs threshold") of the
+    first filter it fails, or None. Every filter measures the whole batch at once."""
+    batch = Documents(documents)
+    failed: list[tuple[str, str] | None] = [None] * len(documents)
     for name, threshold in filters:
         measure, _, at_least = FILTERS[name]
-        value = measure(doc)
-        if (value < threshold) if at_least else (value > threshold):
-            return name, f"{name} {value:.3g} {'<' if at_least else '>'} {threshold:g}"
-    return None
+        values = measure(batch)
+        for k in np.flatnonzero(values < threshold if at_least else values > threshold):
+            if failed[k] is None:
+                failed[k] = name, f"{name} {values[k]:.3g} {'<' if at_least else '>'} {threshold:g}"
+    return failed
+
+
+def failed_filter(lines: list[str], filters: tuple[tuple[str, float], ...]) -> tuple[str, str] | None:
+    """`failed_filters` for one document."""
+    return failed_filters([lines], filters)[0]
