@@ -57,6 +57,8 @@ def test_a_batch_decides_each_document_as_alone():
     ("urls", ["https://example.com/a/b/c/d/e/f/g/h", "mail: info@example.co.jp", "リンク集です。"]),
     ("repeated_ngrams", ["激安セール開催中!今すぐチェック!激安セール開催中!今すぐチェック!激安セール開催中!今すぐ",
                          "チェック!激安セール開催中!今すぐチェック!激安セール開催中!"]),
+    ("ellipsis_lines", ["新着記事一覧", "今日は朝から雨が降っていたので、私は家で…", "駅前の新しいお店に行ってみたところ、とても…",
+                        "週末の予定をまだ決めていないのですが、たぶん…"]),
 ])
 def test_each_filter_removes_its_kind_and_keeps_prose(name, lines):
     failed = failed_filter(lines, parse_filters([name]))

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                "the others and list it in the manifest")
     add_option(parser, "--quality", nargs="+", metavar="FILTER[=T]", default=None,
                help="document quality filters for web text: all, or any of length=50 japanese=0.5 hiragana=0.1 "
-               "symbols=0.1 urls=0.1 repeated_lines=0.3 repeated_ngrams=0.3 (shown: the default thresholds; "
+               "symbols=0.1 urls=0.1 repeated_lines=0.3 repeated_ngrams=0.3 ellipsis_lines=0.7 (shown: the default thresholds; "
                "length, japanese and hiragana are minimums, the others maximums)")
     add_option(parser, "--near_dedup", "--near-dedup", dest="near_dedup", default="auto", choices=("auto", "on", "off"),
                help="remove near-duplicate documents whole, before sentence de-duplication (MinHash + LSH over "
