@@ -121,3 +121,4 @@ def test_near_duplicate_index_matches_a_model_of_its_buckets():
                     slots.pop()
                     evicted += 1
     assert index.evictions == evicted > 0
+

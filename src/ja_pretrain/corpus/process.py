@@ -110,6 +110,11 @@ _worker_options: CleanOptions | None = None
 def init_worker(options: CleanOptions, parent_pid: int | None = None) -> None:
     # Ctrl-C is handled once, by the parent, which then stops the pool; its death ends the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM (the pool's terminate at the end of every run, the parent's death) must end the
+    # worker at once. A forked worker inherits the command's Python handler (console.run_guarded),
+    # which only runs between bytecodes: a SIGTERM caught just before the worker blocks on the
+    # task queue's lock was lost, and the run hung at its end (once in 24 runs of corpus_bench).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(parent_pid)
     global _worker_options
     _worker_options = options
