@@ -14,8 +14,8 @@ document is compared with the earlier ones by the Jaccard similarity of its sets
   P[signatures agree at j] is the Jaccard similarity, as with NUM_PERM hash functions, for one
   hash and a sort per shingle instead of NUM_PERM multiply-adds; and a whole batch of documents
   goes through one sort, so a short document costs no more numpy calls than a long one.
-  Measured against 128 multiply-add functions: same recall and precision, a smaller error of the
-  estimated similarity, several times the speed (benchmarks/README.md).
+  Measured: the recall and precision of 128 multiply-add functions, the error of datasketch's
+  estimate of the similarity, 3-4x the speed of the former (benchmarks/README.md).
 - `band_keys`: the signature cut into `bands` bands of `rows` values; each band's values mixed
   into a seed of its own, an 8-byte key. Two documents share a band with probability
   1 - (1 - s^rows)^bands for similarity s. (bands, rows) are chosen for the threshold so that the
