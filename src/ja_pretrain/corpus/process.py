@@ -11,7 +11,6 @@ de-duplication, which depends on order, happens afterwards in the single writing
 from __future__ import annotations
 
 import hashlib
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from ja_pretrain.corpus.quality import failed_filters
 from ja_pretrain.corpus.readers import RawDocument
 from ja_pretrain.corpus.sentences import DEFAULT_SPLIT_LIMIT, split_sentences
 from ja_pretrain.corpus.wikitext import wikitext_to_text
-from ja_pretrain.utils.processes import die_with_parent
+from ja_pretrain.utils.processes import become_pool_worker
 
 DIGEST_SIZE = 8
 COMMAS = "、,"
@@ -108,14 +107,7 @@ _worker_options: CleanOptions | None = None
 
 
 def init_worker(options: CleanOptions, parent_pid: int | None = None) -> None:
-    # Ctrl-C is handled once, by the parent, which then stops the pool; its death ends the worker.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # SIGTERM (the pool's terminate at the end of every run, the parent's death) must end the
-    # worker at once. A forked worker inherits the command's Python handler (console.run_guarded),
-    # which only runs between bytecodes: a SIGTERM caught just before the worker blocks on the
-    # task queue's lock was lost, and the run hung at its end (once in 24 runs of corpus_bench).
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    die_with_parent(parent_pid)
+    become_pool_worker(parent_pid)  # (a lost SIGTERM hung corpus_bench once in 24 runs)
     global _worker_options
     _worker_options = options
 

@@ -55,7 +55,7 @@ from ja_pretrain.tokenization.files import (
 from ja_pretrain.tokenization.offsets import token_offsets
 from ja_pretrain.tokenization.raw_text import RawTextEncoder
 from ja_pretrain.tokenization.words import WordSegmenter, WordTokenizerSpec
-from ja_pretrain.utils.processes import die_with_parent
+from ja_pretrain.utils.processes import become_pool_worker
 
 # transformers' WordpieceTokenizer turns a longer word into a single [UNK].
 MAX_CHARS_PER_WORD = 100
@@ -323,7 +323,7 @@ _worker_encoder: FastEncoder | None = None
 
 def _init_worker(tokenizer_dir: str, parent_pid: int) -> None:
     global _worker_encoder
-    die_with_parent(parent_pid)  # with the pid: the parent may already be gone by now
+    become_pool_worker(parent_pid)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _worker_encoder = FastEncoder(tokenizer_dir)
 

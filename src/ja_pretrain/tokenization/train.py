@@ -52,7 +52,7 @@ from ja_pretrain.tokenization.tokenizer_json import TRAINER_SETTINGS, write_toke
 from ja_pretrain.tokenization.words import WORD_TOKENIZERS, WordSegmenter, WordTokenizerSpec
 from ja_pretrain.utils.atomic import atomic_directory
 from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, write_manifest
-from ja_pretrain.utils.processes import die_with_parent
+from ja_pretrain.utils.processes import become_pool_worker
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, wor
     else:
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+                                 initializer=become_pool_worker, initargs=(os.getpid(),)) as pool:
             results = list(tqdm(pool.map(_segment_part, jobs), total=len(jobs), desc="segment", unit=" parts", leave=False))
     characters: Counter = Counter()
     inside: set[str] = set()

@@ -39,6 +39,17 @@ def die_with_parent(parent_pid: int | None = None, signum: int = signal.SIGTERM)
         os.kill(os.getpid(), signum)
 
 
+def become_pool_worker(parent_pid: int | None) -> None:
+    """Set up a builder's worker process (a pool's initializer): Ctrl-C is handled once, by the
+    parent, which then stops the pool; SIGTERM (the pool's terminate at the end of every run, the
+    parent's death) ends the worker at once. A forked worker inherits the command's Python
+    SIGTERM handler, which only runs between bytecodes: a SIGTERM caught just before the worker
+    blocked on the task queue's lock was lost, and the run hung at its end."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with_parent(parent_pid)
+
+
 def with_parent(parent_pid: int, command: list[str]) -> list[str]:
     """`command` as a process that gets SIGTERM when process `parent_pid` (its parent) dies."""
     return [sys.executable, "-m", __name__, str(parent_pid), *command]
