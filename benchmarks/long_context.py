@@ -54,7 +54,7 @@ def loss_by_position(model_dir: Path, corpus: Path, length: int, max_sentences: 
     from transformers import AutoModelForMaskedLM
 
     from ja_pretrain.evaluation.heldout import build_heldout_set
-    from ja_pretrain.evaluation.metrics import iter_batches
+    from ja_pretrain.evaluation.heldout_scoring import iter_batches
     from ja_pretrain.models.cpu_ops import use_cpu_ops
     from ja_pretrain.models.modernbert import MODERNBERT, varlen_arguments
     from ja_pretrain.tokenization.files import load_saved_tokenizer

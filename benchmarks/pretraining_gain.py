@@ -77,7 +77,7 @@ def main() -> int:
     needed = [Path(p) for t in args.tasks for v in TASK_DATA[t].values() for p in (v if isinstance(v, list) else [v])]
     if not all(p.exists() for p in needed):
         raise SystemExit(f"this benchmark reads {', '.join(map(str, needed))}; not found")
-    from ja_pretrain.downstream.scorecard import cell
+    from ja_pretrain.downstream.scorecard import scores_cell as cell
     from ja_pretrain.downstream.suite import Protocol, SuiteOptions, run_suite
 
     work = OUT_DIR / "pretraining_gain"

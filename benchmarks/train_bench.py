@@ -136,7 +136,7 @@ class Ours:
     def __init__(self, preset, batch, tokenizer, dataset, precision, peak, model_dir, **train_options):
         from ja_pretrain.dataset import open_samples
         from ja_pretrain.training.distributed import DistContext
-        from ja_pretrain.training.metrics import MetricWindow
+        from ja_pretrain.training.step_metrics import MetricWindow
         from ja_pretrain.training.trainer import TrainConfig, Trainer
 
         length = open_samples(dataset).sequence_length

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ja_pretrain.cli import main
+from ja_pretrain.export.card import portable
 
 from training_support import build_tiny_run, pretrain_cli, train_log
 
@@ -134,7 +135,7 @@ def test_init_from_starts_from_the_weights_with_a_fresh_optimizer(trained, tiny,
     vocab = len((tiny.tokenizer / "vocab.txt").read_text(encoding="utf-8").splitlines())
     assert first["mlm_loss"] < math.log(vocab) - 0.5  # a random init scores about log(vocab)
     card = (tmp_path / "stage2" / "final" / "README.md").read_text(encoding="utf-8")
-    assert str(trained / "final") in card
+    assert f"`{portable(str(trained / 'final'))}`" in card and str(trained) not in card  # no local path
 
 
 def test_continue_of_a_finished_run_leaves_final_alone(tiny, tmp_path, capsys):

@@ -1,6 +1,8 @@
 """Corpus builds end to end: determinism across workers and machines, split, shards, resume."""
 
 import json
+import multiprocessing
+import signal
 
 import pytest
 
@@ -9,6 +11,7 @@ from ja_pretrain.corpus import output
 from ja_pretrain.corpus.build import build_corpus
 from ja_pretrain.corpus.layout import corpus_files, iter_documents
 from ja_pretrain.corpus.parts import merge_parts
+from ja_pretrain.corpus.process import CleanOptions, init_worker
 
 SUBJECTS = ["山田さん", "東京の会社", "この研究", "新しい駅", "地元の学校", "古い寺院", "その選手", "市の図書館", "県の博物館"]
 PLACES = ["大阪", "札幌", "福岡", "名古屋", "仙台", "京都", "神戸"]
@@ -50,6 +53,19 @@ def test_workers_give_identical_output(tmp_path, corpus_input, monkeypatch):
     assert one["counts"] == two["counts"] and one["fingerprint"] == two["fingerprint"]
     assert one["counts"]["dropped"]["duplicate"] > 0  # the input repeats sentences
     assert one["counts"]["train_shards"] > 1  # small shards: several files
+
+
+def _terminate_handler(signum, frame):  # stands for the command's handler (console.run_guarded)
+    raise KeyboardInterrupt
+
+
+def test_workers_die_on_sigterm_whatever_the_parent_handles():
+    previous = signal.signal(signal.SIGTERM, _terminate_handler)
+    try:
+        with multiprocessing.get_context("fork").Pool(1, initializer=init_worker, initargs=(CleanOptions(),)) as pool:
+            assert pool.apply(signal.getsignal, (signal.SIGTERM,)) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.mark.parametrize("split", [{"valid_ratio": 0.1}, {"valid_sentences": 100}], ids=["ratio", "sentences"])

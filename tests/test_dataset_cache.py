@@ -1,6 +1,9 @@
 """prepare_dataset: the hash-keyed cache, --disable_overwrite_cache, ranks that wait."""
 
 import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -9,6 +12,7 @@ import pytest
 import ja_pretrain.dataset.cache as cache
 from ja_pretrain.dataset import open_samples, prepare_dataset
 from ja_pretrain.errors import UserError
+from ja_pretrain.utils.locks import lock_path
 
 from tokdata_support import sample_documents, scratch, trained_tokenizer, write_corpus
 
@@ -59,7 +63,8 @@ def test_same_request_reuses_and_overwrite_cache_rebuilds(setup):
     time.sleep(0.01)
     again = prepare_dataset(corpus, tokenizer, overwrite_cache=True, **request)
     assert again == first and _stamp(again) != stamp
-    assert [p.name for p in cache_dir.iterdir()] == [first.name]  # no leftovers, no lock
+    # no leftovers; the lock file stays (see utils.locks)
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted([first.name, lock_path(first).name])
 
 
 def test_a_built_dataset_is_used_as_it_is(setup):
@@ -90,14 +95,41 @@ def test_other_local_ranks_wait_for_rank_zero(setup, monkeypatch):
     assert result["dir"] == built
 
 
-def test_lock_of_a_dead_builder_is_taken_over(setup):
+@pytest.mark.parametrize("left", ["", "otherhost 12345", "{host} 999999999"],
+                         ids=["empty (killed between create and write)", "another host's", "a dead pid's"])
+def test_a_lock_file_without_a_live_holder_never_blocks_a_build(setup, left):
+    """The lock file stays beside the entry; only a live holder of the kernel lock blocks. (The
+    earlier O_EXCL lock file waited forever on each of these.)"""
     corpus, tokenizer, cache_dir = setup
-    key = cache.cache_key(corpus, tokenizer, 32, "packed")
+    target = cache_dir / f"corpus-packed-L32-{cache.cache_key(corpus, tokenizer, 32, 'packed')}"
     cache_dir.mkdir()
-    lock = cache_dir / f"corpus-packed-L32-{key}.lock"
-    lock.write_text(f"{cache.socket.gethostname()} 999999999")  # no such process
-    built = prepare_dataset(corpus, tokenizer, sequence_length=32, form="packed", cache_dir=cache_dir)
-    assert built.name == lock.name.removesuffix(".lock") and not lock.exists()
+    for lock in (lock_path(target), target.with_name(target.name + ".lock")):  # (the old name too)
+        lock.write_text(left.format(host=socket.gethostname()))
+    result = {}
+    builder = threading.Thread(target=lambda: result.setdefault(
+        "dir", prepare_dataset(corpus, tokenizer, sequence_length=32, form="packed", cache_dir=cache_dir)), daemon=True)
+    builder.start()
+    builder.join(timeout=60)
+    assert result.get("dir") == target and (target / "manifest.json").is_file()
+
+
+def test_a_live_holder_is_named_while_waiting_and_the_wait_ends(setup, monkeypatch, capsys):
+    corpus, tokenizer, cache_dir = setup
+    monkeypatch.setattr(cache, "WAIT_TIMEOUT_S", 2.0)
+    target = cache_dir / f"corpus-packed-L32-{cache.cache_key(corpus, tokenizer, 32, 'packed')}"
+    code = ("import sys, time\nfrom ja_pretrain.utils.locks import exclusive\n"
+            f"with exclusive({str(target)!r}, 'test'):\n    print('held', flush=True)\n    time.sleep(60)\n")
+    other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        holder = f"ja-pretrain process {other.pid} on host {socket.gethostname()}"
+        with pytest.raises(UserError, match=f"gave up after 2s waiting for {holder}"):
+            prepare_dataset(corpus, tokenizer, sequence_length=32, form="packed", cache_dir=cache_dir)
+        assert f"waiting for {holder} to finish the dataset cache entry {target}" in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+    assert not target.exists()
 
 
 def _rank(rank: int, port: int, corpus: str, tokenizer: str, cache_dir: str, report: str) -> None:

@@ -1,6 +1,8 @@
-"""Span tasks: JSQuAD windows, answer positions and predicted answers in the context's own
-characters; NER's BIO labels and entities read back; their metrics against an independent
-computation; bad records refused by name; both through `ja-pretrain finetune` end to end."""
+"""Span tasks: JSQuAD windows as run_squad.py cuts them (a new window every doc_stride tokens)
+and its max-context filter, worked out by hand; answer positions and predicted answers in the
+context's own characters; NER's BIO labels and entities read back; their metrics against an
+independent computation; bad records refused by name; both through `ja-pretrain finetune` end to
+end, where the tiny model learns the answer and the entities it is shown."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import pytest
 from downstream_support import tiny_bert, tokenizer_dir, write_jsonl
 
 from ja_pretrain.cli import main
-from ja_pretrain.downstream.ner import bio_labels, decode_entities, ner_metrics
-from ja_pretrain.downstream.qa import best_spans, encode_qa, qa_metrics, windows
+from ja_pretrain.downstream.kinds.qa import best_spans, encode_qa, max_context_masks, qa_metrics, window_step, windows
+from ja_pretrain.downstream.kinds.tokens import bio_labels, decode_entities, ner_metrics
 from ja_pretrain.downstream.readers import QAExample, read_task_file
 from ja_pretrain.downstream.tasks import TASKS
 from ja_pretrain.errors import UserError
@@ -36,10 +38,31 @@ def squad(questions: list[tuple[str, str, str, int]], context: str = CONTEXT) ->
         for qid, q, a, s in questions]}]}]}
 
 
-def test_windows_overlap_by_the_stride_and_cover_everything():
-    assert windows(10, 4, 2) == [(0, 4), (2, 6), (4, 8), (6, 10)]
-    assert windows(3, 10, 2) == [(0, 3)]
-    assert windows(7, 3, 5) == [(0, 3), (1, 4), (2, 5), (3, 6), (4, 7)]  # a stride past the room still moves
+def test_windows_start_every_stride_as_run_squad():
+    """doc_stride is the step between window starts (run_squad.py), not their overlap."""
+    assert windows(10, 4, 3) == [(0, 4), (3, 7), (6, 10)]
+    assert windows(9, 4, 3) == [(0, 4), (3, 7), (6, 9)]
+    assert windows(3, 10, 3) == [(0, 3)]
+    # JGLUE's 384 tokens, stride 128: a room of 317-381 context tokens, so the stride is the step
+    assert window_step(317, 128) == 128 and window_step(381, 128) == 128
+    # a window no longer than the stride would skip tokens: half a window instead
+    assert window_step(100, 128) == 50 and window_step(128, 128) == 64
+
+
+def test_max_context_worked_by_hand():
+    """Windows (0, 4), (3, 7), (6, 9) of 9 tokens. Score of token p in window [s, e):
+    min(p - s, e - 1 - p) + 0.01 (e - s).
+      token 3: window 0 min(3, 0) + .04, window 1 min(0, 3) + .04: a tie, the first wins -> 0
+      token 6: window 1 min(3, 0) + .04, window 2 min(0, 2) + .03: the longer window -> 1
+    every other token is in one window, or has more context on one side (token 4: window 1)."""
+    spans = windows(9, 4, 3)
+    masks = max_context_masks(spans, 9)
+    assert [m.tolist() for m in masks] == [[True, True, True, True], [False, True, True, True], [False, True, True]]
+    # windows (0, 6), (2, 8): token 3 min(3, 2) = 2 against min(1, 4) = 1 -> window 0;
+    # token 4 min(4, 1) = 1 against min(2, 3) = 2 -> window 1
+    masks = max_context_masks([(0, 6), (2, 8)], 8)
+    assert masks[0].tolist() == [True, True, True, True, False, False]
+    assert masks[1].tolist() == [False, False, True, True, True, True]
 
 
 def test_an_answer_at_the_end_and_one_across_a_window_cut(encoder):
@@ -63,15 +86,30 @@ def test_an_answer_at_the_end_and_one_across_a_window_cut(encoder):
     assert labelled[0] >= 1 and labelled[1] >= 1  # each answer is whole in some window
 
 
-def test_a_stride_longer_than_the_room_overlaps_half_a_window(encoder):
-    """JGLUE's 128-token stride on a model of 128 positions: windows must still move on by half
-    a window, not one token at a time (a context of n tokens would give n windows)."""
+def test_long_context_windows_and_the_max_context_filter(encoder):
+    """A context cut into windows of 8 context tokens, a new one every 4. A span that scores
+    highest in a window where its first token has less context than in the next window is
+    not the prediction: the best span starting where its tokens have their most context is."""
     examples = [QAExample("q", "何が多い？", CONTEXT, (("雨が多い", CONTEXT.index("雨が多い")),))]
-    (ids, _), = encoder.encode_with_offsets([CONTEXT])
-    split = encode_qa(encoder, examples, max_length=24, doc_stride=128)
-    room = 24 - int(split.first_lengths[0]) - 1  # the context's share of a full window
-    assert split.num_rows <= -(-len(ids) // (room // 2)) + 1
-    assert split.num_rows > 1 and any(split.labels[r][0] for r in range(split.num_rows))
+    (ids, offsets), = encoder.encode_with_offsets([CONTEXT])
+    question = len(encoder.encode_sentences(["何が多い？"])[0])
+    split = encode_qa(encoder, examples, max_length=question + 3 + 8, doc_stride=4)
+    head = question + 2
+    starts = [int(split.char_spans[split.offsets[r] + head, 0]) for r in range(split.num_rows)]
+    assert starts == [int(offsets[4 * k, 0]) for k in range(split.num_rows)]  # one window every 4 tokens
+    assert split.num_rows == -(-(len(ids) - 8) // 4) + 1  # until one reaches the end
+    # token 7 of the context: last of window 0 (no context to its right), fourth of window 1
+    start_logits = [np.zeros(int(n)) for n in split.lengths]
+    end_logits = [np.zeros(int(n)) for n in split.lengths]
+    start_logits[0][:] = -100.0
+    start_logits[0][head + 7] = end_logits[0][head + 7] = 10.0  # window 0: the span (7, 7) scores 20
+    start_logits[1][head + 5] = end_logits[1][head + 5] = 3.0  # window 1 (tokens 4-11): the span (9, 9) scores 6
+    token7, token9 = (CONTEXT[offsets[t, 0]:offsets[t, 1]] for t in (7, 9))
+    assert token7 != token9
+    assert best_spans(split, start_logits, end_logits) == [token9]
+    # the same token 7 in window 1, where it has its most context, is chosen there
+    start_logits[1][head + 3] = end_logits[1][head + 3] = 10.0
+    assert best_spans(split, start_logits, end_logits) == [token7]
 
 
 def test_predicted_span_is_the_contexts_own_characters(encoder):
@@ -84,8 +122,10 @@ def test_predicted_span_is_the_contexts_own_characters(encoder):
     starts, ends = np.zeros(split.lengths[0]), np.zeros(split.lengths[0])
     starts[start_token], ends[end_token] = 5.0, 5.0
     assert best_spans(split, [starts], [ends]) == ["ＡＢＣ株式会社"]
-    ends[end_token], ends[start_token - 1] = 0.0, 9.0  # an end before the start is never chosen
-    assert best_spans(split, [starts], [ends]) != [""]
+    # only one start can score; the best end lies before it, which no span may take
+    starts[:] = -100.0
+    starts[start_token], ends[end_token], ends[start_token - 1] = 5.0, 1.0, 9.0
+    assert best_spans(split, [starts], [ends]) == ["ＡＢＣ株式会社"]
 
 
 def _em_f1(predicted: str, answers: list[str]) -> tuple[float, float]:
@@ -179,14 +219,17 @@ def test_span_tasks_end_to_end(tmp_path, capsys):
     for split in ("train", "valid"):
         (tmp_path / "jsquad" / f"{split}-v1.3.json").write_text(json.dumps(squad(questions), ensure_ascii=False),
                                                                 encoding="utf-8")
-    common = ["--learning_rate", "1e-3", "--epochs", "1", "--no_progress", "--device", "cpu", "--save_model"]
+    # enough steps for the tiny model to learn one fixed answer and three sentence patterns
+    common = ["--learning_rate", "1e-3", "--epochs", "25", "--batch_size", "4", "--no_progress", "--device", "cpu",
+              "--save_model"]
     assert main(["finetune", str(model), "--task", "jsquad", "--data", str(tmp_path), "--out", str(tmp_path / "qa"),
                  *common]) == 0
     scores = json.loads((tmp_path / "qa" / "scores.json").read_text(encoding="utf-8"))
     rows = [json.loads(line) for line in (tmp_path / "qa" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
     expected = np.mean([_em_f1(r["prediction"], r["label"]) for r in rows], axis=0)
     assert (scores["metrics"]["exact_match"], scores["metrics"]["f1"]) == pytest.approx(tuple(expected))
-    assert all(r["prediction"] in CONTEXT for r in rows)
+    assert [r["prediction"] for r in rows] == ["北海道"] * len(rows)  # learnt, and in the context's characters
+    assert scores["metrics"]["exact_match"] == 1.0
     assert type(AutoModelForQuestionAnswering.from_pretrained(tmp_path / "qa" / "model")).__name__ == \
         "BertForQuestionAnswering"
 
@@ -209,6 +252,7 @@ def test_span_tasks_end_to_end(tmp_path, capsys):
     assert scores["metrics"]["precision"] == pytest.approx(hits / n_p if n_p else 0.0)
     assert scores["metrics"]["recall"] == pytest.approx(hits / n_g)
     assert scores["data"]["dev_entities"] == n_g
+    assert predicted == gold and scores["metrics"]["f1"] == 1.0  # every place found, nothing else
     model_dir = tmp_path / "ner" / "model"
     saved = AutoModelForTokenClassification.from_pretrained(model_dir)
     assert saved.config.id2label[1] == "B-人名" and len(saved.config.id2label) == 17

@@ -13,7 +13,7 @@ from ja_pretrain.cli import main
 from ja_pretrain.errors import UserError
 from ja_pretrain.evaluation.evaluate import evaluate_model
 from ja_pretrain.evaluation.heldout import build_heldout_set, choose_masks
-from ja_pretrain.evaluation.metrics import detection_metrics, roc_auc
+from ja_pretrain.evaluation.heldout_scoring import detection_metrics, roc_auc
 
 from test_evaluate_fixtures import (
     DOCUMENTS,

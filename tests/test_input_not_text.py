@@ -57,8 +57,7 @@ def _binary(n: int) -> bytes:
     ("random.bin", _binary(200_000), "not UTF-8 text"),
     ("tool", b"\x7fELF\x02\x01\x01" + _binary(5000), "an executable"),
     ("utf16.txt", TEXT.encode("utf-16"), "NUL bytes"),
-    ("sjis.txt", TEXT.encode("cp932", errors="replace"), "not UTF-8 text"),
-    ("archive.zip", b"PK\x03\x04" + _binary(1000), "a zip archive"),
+    ("archive.zip", b"PK\x03\x04" + _binary(1000), "not a readable ZIP"),
 ])
 def test_corpus_refuses_bytes_that_are_not_text(name, content, words, tmp_path, capsys):
     path = tmp_path / name
@@ -86,7 +85,8 @@ def test_a_few_bad_bytes_in_real_text_still_pass():
 def test_directory_as_an_input_file_says_so(tmp_path, capsys):
     folder = tmp_path / "texts"
     folder.mkdir()
+    (folder / "notes.md").write_text("not an input kind")
     code, err = err_of(["corpus", str(folder), "--out", str(tmp_path / "c"), "--no_progress"], capsys)
-    assert code == 2 and f"{folder}: is a directory, not a file" in err
+    assert code == 2 and f"{folder}: a directory without input files" in err
     code, err = err_of(["pipeline", str(folder), "--dry-run"], capsys)
     assert code == 2 and "is a directory, not a file" in err

@@ -3,6 +3,7 @@ naming the output and the process, and leaves that output alone."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -50,7 +51,7 @@ def test_a_second_writer_is_refused(tmp_path, holder, capsys, argv):
     pid = holder(out)
     assert main(argv(out)) == 2
     err = capsys.readouterr().err
-    assert f"{out}: ja-pretrain process {pid} is writing it now" in err
+    assert f"{out}: ja-pretrain process {pid} on host {socket.gethostname()} is writing it now" in err
     assert not out.exists()
 
 
@@ -66,44 +67,70 @@ def test_the_lock_goes_with_its_holder(tmp_path, holder, capsys):
     assert (out / "manifest.json").is_file()
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def big_corpus(tmp_path_factory):
+    """The bundled sample 40 times over, cleaned once: enough work to keep a pool busy a while."""
+    root = tmp_path_factory.mktemp("big")
+    text = sample_corpus_path().read_text(encoding="utf-8").strip("\n")
+    raw = root / "raw.txt"
+    raw.write_text("\n\n".join(text.replace("。", f"。{i}") for i in range(40)) + "\n", encoding="utf-8")
+    assert main(["corpus", str(raw), "--out", str(root / "corpus"), "--no_progress"]) == 0
+    assert main(["train-tokenizer", "--input_file", str(root / "corpus"), "--model_dir", str(root / "tok"),
+                 "--vocab_size", "800", "--min_frequency", "1", "--limit_alphabet", "400"]) == 0
+    return root
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_worker_processes_die_with_a_killed_parent(tmp_path):
-    """The builders' pools start their workers with die_with_parent: kill -9 of the command
-    must not leave them running (they held ~90 MB each, a minute later, before)."""
+@pytest.mark.parametrize("builder", ["corpus", "build-dataset"])
+def test_builders_workers_die_with_a_killed_command(tmp_path, big_corpus, builder):
+    """The corpus and dataset builders' own worker pools: kill -9 of the command while its
+    workers run must not leave them running (they held ~90 MB each, a minute later, before)."""
     import os
     import signal
     import time
 
-    script = tmp_path / "pool.py"
-    script.write_text(textwrap.dedent("""
-        import multiprocessing, os, sys, time
-        from concurrent.futures import ProcessPoolExecutor
-        from ja_pretrain.utils.processes import die_with_parent
-
-        def pid(_):
-            time.sleep(0.3)
-            return os.getpid()
-
-        if __name__ == "__main__":
-            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-                print(" ".join(map(str, set(pool.map(pid, range(4))))), flush=True)
-                time.sleep(60)
-    """))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    workers = [int(p) for p in proc.stdout.readline().split()]
-    assert workers and all(os.path.exists(f"/proc/{p}") for p in workers)
+    argv = {"corpus": ["corpus", str(big_corpus / "raw.txt"), "--out", str(tmp_path / "out"), "--workers", "2",
+                       "--no_progress"],
+            "build-dataset": ["build-dataset", "--corpus", str(big_corpus / "corpus"), "--tokenizer",
+                              str(big_corpus / "tok"), "--out", str(tmp_path / "out"), "--workers", "2",
+                              "--sequence_length", "64", "--no_progress"]}[builder]
+    proc = subprocess.Popen([sys.executable, "-m", "ja_pretrain", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.monotonic() + 120
+    while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        workers = [p for p in _children(proc.pid) if "multiprocessing" in open(f"/proc/{p}/cmdline").read()
+                   or builder == "corpus"]
+        time.sleep(0.02)
+    assert len(workers) >= 2, "the command finished before its workers could be seen; give it more work"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-
-    def alive(pid):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
-        except FileNotFoundError:
-            return False
-
     deadline = time.monotonic() + 10
-    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(alive(p) for p in workers)
+    assert not any(_alive(p) for p in workers)

@@ -247,3 +247,62 @@ def test_dry_run_runs_nothing(env):
     run_pipeline(config, [], dry_run=True, echo=False, stream=stream, registry=REGISTRY)
     assert stream.getvalue().count("would run") == 3
     assert not (tmp / "run").exists() and not calls.exists()
+
+
+LAUNCHER = """#!/usr/bin/env bash
+# a launcher that stays the stage's parent, as srun, `uv run` and torchrun's agent do
+echo $$ > "$LAUNCHER_PID"
+"$@"
+exit $?
+"""
+
+
+def _launcher(tmp: Path) -> str:
+    script = tmp / "launcher.sh"
+    script.write_text(LAUNCHER)
+    script.chmod(0o755)
+    import sys
+
+    return f"{script} {sys.executable}"
+
+
+def test_a_stage_runs_to_the_end_under_a_launcher_that_stays_its_parent(env, monkeypatch):
+    """Before: the stage was told to die unless its parent was the pipeline, and killed itself."""
+    tmp, config, calls = env
+    monkeypatch.setenv("LAUNCHER_PID", str(tmp / "launcher.pid"))
+    statuses, _ = _run(config, f"stages.model.launch={_launcher(tmp)}")
+    assert statuses["model"] == "ran" and (tmp / "run" / "model" / "final" / "manifest.json").is_file()
+    assert (tmp / "launcher.pid").is_file()
+
+
+def test_kill_9_of_the_pipeline_takes_a_launcher_and_its_stage(env, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmp, config, calls = env
+    monkeypatch.setenv("LAUNCHER_PID", str(tmp / "launcher.pid"))
+    fakes = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import pipeline_fakes; "
+             "sys.exit(pipeline_fakes.cli_with_fakes(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", fakes, str(TESTS), "pipeline", str(config), "model.sleep=0.3",
+                             "model.steps=400", "model.quiet=true", f"stages.model.launch={_launcher(tmp)}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid_file = tmp / "run" / "model" / "pid"
+    deadline = time.time() + 60
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    stage, launcher = int(pid_file.read_text()), int((tmp / "launcher.pid").read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.time() + 10
+    gone = set()
+    while time.time() < deadline and len(gone) < 2:
+        for pid in (stage, launcher):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                gone.add(pid)
+        time.sleep(0.1)
+    assert gone == {stage, launcher}

@@ -58,7 +58,7 @@ def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(
 def _fp16_worker(rank, port, tiny, out_dir):
     from ja_pretrain.config.parameters import load_parameters  # noqa: F401  (import before the group)
     from ja_pretrain.training.distributed import teardown_distributed
-    from ja_pretrain.training.metrics import MetricWindow
+    from ja_pretrain.training.step_metrics import MetricWindow
 
     ctx = join_two_nodes(rank, port)
     try:

@@ -53,7 +53,7 @@ def test_unknown_preset_and_precision_conflicts(tiny, tmp_path, capsys):
 
 
 def test_fp16_type_levels(caplog):
-    from ja_pretrain.commands.run_pretraining import resolve_precision
+    from ja_pretrain.commands.run_pretraining import precision_option as resolve_precision
 
     assert resolve_precision(None, 0) == "fp32" and resolve_precision(None, 1) == "fp16"
     assert resolve_precision("bf16", None) == "bf16" and resolve_precision(None, None) == "fp32"

@@ -74,6 +74,15 @@ def trained_tokenizer(mecab_dic: str = "ipadic", subwords: str = "wordpiece", mo
                            min_frequency=2, limit_alphabet=800, num_unused_tokens=3, workers=1)
 
 
+@functools.lru_cache(maxsize=None)
+def raw_text_tokenizer(model: str = "unigram") -> Path:
+    """SentencePiece on the raw sample text, no word segmenter (`--word_tokenizer none`)."""
+    from ja_pretrain.tokenization.train import train_tokenizer
+
+    return train_tokenizer(sample_corpus(), _ROOT / f"tokenizer-none-{model}", word_tokenizer="none",
+                           sentencepiece_model=model, vocab_size=2500, num_unused_tokens=3, workers=1)
+
+
 def scratch(name: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=_ROOT))
     return path

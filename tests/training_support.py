@@ -70,7 +70,7 @@ def build_trainer(tiny: TinyRun, model_dir, model_type: str, batch_size, ctx, *,
 
 def one_step_gradients(trainer):
     """Forward and backward of one optimizer step: the gradients and the step's reduced metrics."""
-    from ja_pretrain.training.metrics import MetricWindow
+    from ja_pretrain.training.step_metrics import MetricWindow
 
     window = MetricWindow()
     trainer.accumulate_gradients(window)
@@ -91,3 +91,18 @@ def join_two_nodes(rank: int, port: int):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
                       LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", GROUP_RANK=str(rank))
     return setup_distributed("cpu")
+
+
+def processes_with(text: str) -> list[int]:
+    """Pids of the live processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if text.encode() in cmdline and state != "Z":
+                found.append(int(entry.name))
+    return found

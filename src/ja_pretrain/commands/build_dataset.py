@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 
-from ja_pretrain.config.forms import DEFAULT_FORM, FORM_HELP, FORMS
+from ja_pretrain.config.forms import DEFAULT_FORM_OPTION, FORM_HELP, FORM_OPTIONS, stored_form
 from ja_pretrain.utils.options import add_option
 
 NAME = "build-dataset"
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--parameter_file", "--parameter-file", dest="parameter_file", default=None, help="parameter.json")
     a("--model_type", "--model-type", dest="model_type", default=None,
       help="preset whose sequence-length to use (e.g. bert-small)")
-    a("--form", default=DEFAULT_FORM, choices=FORMS, help=FORM_HELP)
+    a("--form", default=DEFAULT_FORM_OPTION, choices=tuple(FORM_OPTIONS), help=FORM_HELP)
     a("--workers", type=int, default=1, help="encoder processes (default: 1)")
     a("--seed", type=int, default=0, help="seed of the random B sentences in --form pairs")
     a("--dtype", default=None, choices=("uint16", "uint32"), help="force the token id type")
@@ -72,11 +72,11 @@ def run(args: argparse.Namespace) -> int:
         from ja_pretrain.config.parameters import load_parameters
 
         length = load_parameters(args.model_type, args.parameter_file).sequence_length
-    with exclusive(args.out, f"--out {args.out}"):
+    with exclusive(args.out, f"--out {args.out}", replaced=True):
         if args.merge:
             out = merge_shards(args.merge, args.out, progress=args.progress)
         else:
-            out = build_dataset(args.corpus, args.tokenizer, args.out, sequence_length=length or 128, form=args.form,
+            out = build_dataset(args.corpus, args.tokenizer, args.out, sequence_length=length or 128, form=stored_form(args.form),
                                 workers=args.workers, seed=args.seed, dtype=args.dtype, shard_index=args.shard_index,
                                 num_shards=args.num_shards, force=args.force, progress=args.progress)
     manifest = read_manifest(out)

@@ -14,8 +14,10 @@ from ja_pretrain.errors import UserError
 from ja_pretrain.utils.options import add_option
 
 NAME = "download"
-SOURCES = ("jawiki", "cc100-ja", "jglue", "chabsa", "livedoor", "ner-wikipedia")
-HELP = "download jawiki / CC-100 ja dumps, JGLUE / chABSA / livedoor / NER data or any URL (resumable, verified)"
+SOURCES = ("jawiki", "cc100-ja", "edinet", "jglue", "chabsa", "livedoor", "ner-wikipedia")
+HELP = ("download jawiki / CC-100 ja dumps, EDINET filings, JGLUE / chABSA / livedoor / NER data or any URL "
+        "(resumable, verified)")
+_EDINET_OPTIONS = ("start_date", "end_date", "doc_types", "file_type", "api_key")
 DESCRIPTION = """\
 Download raw corpora or evaluation data sets into --out DIR, streaming with a progress bar. An
 interrupted download (Ctrl-C, a cut connection) is kept as NAME.part and resumed with an HTTP
@@ -29,6 +31,12 @@ sources:
              before). --dump xml: jawiki-DATE-pages-articles.xml.bz2, verified against
              Wikimedia's sha1sums/md5sums list. --date YYYYMMDD or --date latest.
   cc100-ja   CC-100 Japanese, https://data.statmt.org/cc-100/ja.txt.xz (no published checksum).
+  edinet     filings from EDINET's API v2 (https://api.edinet-fsa.go.jp/api/v2): the documents of
+             --doc-types (default 120, 有価証券報告書) filed from --start-date to --end-date, as
+             DOCID.zip (inline XBRL, --file-type xbrl, the default) or DOCID.pdf, listed in
+             OUT/edinet-documents.tsv; `ja-pretrain corpus OUT` reads them. The API key comes from
+             --api-key or EDINET_API_KEY and is never printed or written to disk. Resumable: days
+             already listed and documents already fetched are not fetched again.
   jglue      JGLUE v1.3 train and valid files from github.com/yahoojapan/JGLUE at the v1.3.0
              release commit, into DIR/TASK-v1.3/SPLIT-v1.3.json (where finetune --data DIR looks).
              --tasks picks from jsts, jnli, jcommonsenseqa, jsquad (default: all four). Files whose
@@ -47,6 +55,7 @@ examples:
   ja-pretrain download jawiki --date latest --shards 1 --out raw/     # a ~0.6 GB sample
   ja-pretrain download jawiki --date 20240701 --dump xml --out raw/
   ja-pretrain download cc100-ja --out raw/
+  EDINET_API_KEY=... ja-pretrain download edinet --start-date 2024-06-01 --end-date 2024-06-30 --out raw/edinet
   ja-pretrain download jglue --out data/                         # data/jsts-v1.3/train-v1.3.json, ...
   ja-pretrain download jglue --tasks jsts jnli --out data/
   ja-pretrain download chabsa --out data/
@@ -73,6 +82,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="jglue: which tasks, from jsts jnli jcommonsenseqa jsquad (default: all four; MARC-ja is no "
         "longer distributed by its publisher)",
     )
+    add_option(parser, "--start_date", "--start-date", dest="start_date", metavar="YYYY-MM-DD",
+               help="edinet: first filing day")
+    add_option(parser, "--end_date", "--end-date", dest="end_date", metavar="YYYY-MM-DD",
+               help="edinet: last filing day, inclusive (default: --start-date)")
+    add_option(parser, "--doc_types", "--doc-types", dest="doc_types", nargs="+", metavar="CODE",
+               help="edinet: docTypeCodes to fetch (default: 120, 有価証券報告書; 130 訂正有価証券報告書, "
+               "140 四半期報告書, 160 半期報告書)")
+    add_option(parser, "--file_type", "--file-type", dest="file_type", choices=("xbrl", "pdf"),
+               help="edinet: the document ZIP with inline XBRL (default) or the PDF")
+    add_option(parser, "--api_key", "--api-key", dest="api_key", metavar="KEY",
+               help="edinet: the EDINET API key (default: the EDINET_API_KEY environment variable)")
     add_option(parser, "--url", help="download this URL instead of a named source")
     add_option(parser, "--name", help="--url: file name to save as (default: the last part of the URL path)")
     add_option(parser, "--sha256", metavar="HEX", help="--url: expected SHA-256")
@@ -81,7 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, 
         "--base-url", metavar="URL",
         help="a mirror: replaces https://dumps.wikimedia.org (jawiki), https://data.statmt.org/cc-100 "
-        "(cc100-ja), https://raw.githubusercontent.com/yahoojapan/JGLUE/COMMIT (jglue), "
+        "(cc100-ja), https://api.edinet-fsa.go.jp/api/v2 (edinet), "
+        "https://raw.githubusercontent.com/yahoojapan/JGLUE/COMMIT (jglue), "
         "https://s3-ap-northeast-1.amazonaws.com/dev.tech-sketch.jp/chakki/public (chabsa) or "
         "https://www.rondhuit.com/download (livedoor), https://raw.githubusercontent.com/stockmarkteam/"
         "ner-wikipedia-dataset/COMMIT (ner-wikipedia) in every URL, jawiki's checksum lists included",
@@ -114,6 +135,13 @@ def _check_options(args: argparse.Namespace) -> None:
         for option in ("date", "shards", "dump"):
             if getattr(args, option) is not None:
                 raise UserError(f"--{option} applies to jawiki only; leave it out for {args.source or '--url'}")
+    if args.source == "edinet" and not args.start_date:
+        raise UserError("edinet needs --start-date YYYY-MM-DD (and --end-date for more than one day)")
+    if args.source != "edinet":
+        for option in _EDINET_OPTIONS:
+            if getattr(args, option) is not None:
+                raise UserError(f"--{option.replace('_', '-')} applies to edinet only; leave it out for "
+                                f"{args.source or '--url'}")
     if args.source != "jglue" and args.tasks is not None:
         raise UserError(f"--tasks applies to jglue only; {args.source or '--url'} is one data set, leave --tasks out")
     if args.retries < 0:
@@ -145,13 +173,19 @@ def run(args: argparse.Namespace) -> int:
                                 max_shards=args.shards, **options)
     elif args.source == "jglue":
         paths = download_jglue(args.out, tasks=args.tasks, base_url=args.base_url, **options)
+    elif args.source == "edinet":
+        from ja_pretrain.download.edinet import download_edinet
+
+        paths = download_edinet(args.out, start_date=args.start_date, end_date=args.end_date, doc_types=args.doc_types,
+                                file_type=args.file_type or "xbrl", api_key_value=args.api_key,
+                                base_url=args.base_url, **options)
     else:
         single = {"cc100-ja": download_cc100, "chabsa": download_chabsa, "livedoor": download_livedoor,
                   "ner-wikipedia": download_ner_wikipedia}
         paths = [single[args.source](args.out, base_url=args.base_url, **options)]
     total = sum(p.stat().st_size for p in paths)
     # Relative to --out, since JGLUE's files share names across task directories.
-    listed = ", ".join(p.relative_to(args.out).as_posix() for p in paths[:3])
+    listed = ", ".join(p.relative_to(args.out).as_posix() for p in paths[:3]) or "nothing matched"
     listed += f" and {len(paths) - 3} more" if len(paths) > 3 else ""
     print(f"download: {len(paths)} file(s), {total / 2**20:,.1f} MiB in {args.out} ({listed}) "
           f"in {time.monotonic() - started:.1f} s", file=sys.stderr)

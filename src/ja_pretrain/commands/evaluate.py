@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ja_pretrain.utils.devices import DEVICES, PRECISION_CHOICES
 from ja_pretrain.utils.options import add_option
 
 NAME = "evaluate"
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--mask-probability", "--mask_probability", dest="mask_probability", type=float,
                         default=0.15, help="share of tokens hidden (default 0.15)")
     add_option(parser, "--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
+    add_option(parser, "--device", choices=DEVICES, default="auto", help="default auto: a GPU when there is one")
+    add_option(parser, "--precision", choices=PRECISION_CHOICES, default="auto",
+               help="auto (default): bf16 on a GPU that has it, fp16 on an older one, fp32 on a CPU")
     add_option(parser, "--out", default=None, metavar="DIR", help="write DIR/metrics.json (and a manifest)")
     add_option(parser, "--json", action="store_true", help="print the figures as JSON on stdout")
 
@@ -66,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
             sequence_length=args.sequence_length,
             mask_probability=args.mask_probability,
             batch_size=args.batch_size,
+            device=args.device,
+            precision=args.precision,
             out_dir=args.out,
         )
     if args.json:

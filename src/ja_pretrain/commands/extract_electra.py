@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ja_pretrain.utils.locks import exclusive
 
     both = not (args.generator or args.discriminator)
-    with exclusive(args.output_dir, f"--output_dir {args.output_dir}"):
+    with exclusive(args.output_dir, f"--output_dir {args.output_dir}", replaced=True):
         written = extract_electra(
             args.input_dir, args.output_dir, parameter_file=args.parameter_file, model_type=args.model_type,
             generator=args.generator or both, discriminator=args.discriminator or both,

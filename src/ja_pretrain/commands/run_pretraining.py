@@ -10,8 +10,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ja_pretrain.config.forms import DEFAULT_FORM, FORM_HELP, FORMS
+from ja_pretrain.config.forms import DEFAULT_FORM, FORM_HELP, FORM_OPTIONS, stored_form
 from ja_pretrain.errors import UserError
+from ja_pretrain.utils.devices import DEVICES, PRECISION_CHOICES
 from ja_pretrain.utils.options import add_option
 
 NAME = "run-pretraining"
@@ -72,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(io, "--overwrite_cache", "--overwrite-cache", action="store_true",
                     help="rebuild the cached dataset even if its key matches")
     add_option(io, "--workers", type=int, default=1, help="processes for building the dataset")
-    add_option(io, "--form", choices=FORMS, default=None,
+    add_option(io, "--form", choices=tuple(FORM_OPTIONS), default=None,
                help="the rows a corpus is built into (a built dataset has its own). " + FORM_HELP)
     add_option(io, "--tokenizer_type", "--tokenizer-type", choices=("wordpiece", "sentencepiece"),
                     help="seed flag: checked against the tokenizer directory")
@@ -81,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     obj = p.add_argument_group("objective")
     add_option(obj, "--do_whole_word_mask", "--do-whole-word-mask", action="store_true",
-                     help="mask whole MeCab words instead of single subword tokens")
+                     help="mask whole MeCab words instead of single subword tokens (refused for a tokenizer "
+                          "without a word segmenter)")
     add_option(obj, "--generator_weight", "--generator-weight", type=float, default=1.0,
                      help="ELECTRA: weight of the generator's masked-LM loss (default 1)")
     add_option(obj, "--discriminator_weight", "--discriminator-weight", "--rtd_weight", type=float, default=50.0,
@@ -91,7 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "implied by a pairs dataset")
 
     run = p.add_argument_group("run")
-    add_option(run, "--precision", choices=("fp32", "fp16", "bf16"), help="default fp32 (or from --fp16_type)")
+    add_option(run, "--precision", choices=PRECISION_CHOICES,
+                     help="default fp32 (or from --fp16_type); auto: bf16 on a GPU that has it, fp16 on an older one, "
+                          "fp32 on a CPU")
     add_option(run, "--fp16_type", "--fp16-type", type=int, choices=(0, 1, 2, 3),
                      help="seed flag: 0 fp32, 1 fp16 mixed precision, 2 and 3 run as 1")
     add_option(run, "--do_continue", "--do-continue", action="store_true",
@@ -99,7 +103,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(run, "--init_from", "--init-from",
                      help="start from this model's weights (final/ or checkpoint) with a fresh optimizer")
     add_option(run, "--seed", type=int, default=42)
-    add_option(run, "--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_option(run, "--device", default="auto", choices=DEVICES,
+                     help="default auto: this rank's GPU when there is one, else the CPU")
     add_option(run, "--node_rank", "--node-rank", type=int, help="seed flag: this node's rank (torchrun's GROUP_RANK wins)")
     add_option(run, "--local_rank", "--local-rank", type=int, help="seed flag: accepted; torchrun's LOCAL_RANK wins")
     add_option(run, "--save_total_limit", "--save-total-limit", type=int, help="keep only the last N checkpoints")
@@ -136,7 +141,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "default 15 for BERT and ELECTRA, 30 for ModernBERT)")
 
 
-def resolve_precision(precision: str | None, fp16_type: int | None) -> str:
+def precision_option(precision: str | None, fp16_type: int | None) -> str:
+    """--precision, or the first seed's --fp16_type in its place."""
     if fp16_type is None:
         return precision or "fp32"
     mapped = FP16_TYPES[fp16_type]
@@ -165,12 +171,17 @@ def apply_overrides(params: Any, **overrides: Any) -> Any:
     return parse_preset(params.model_type, raw)
 
 
-def check_tokenizer_flags(tokenizer_dir: Path, tokenizer_type: str | None, mecab_dic_type: str | None) -> None:
+def check_tokenizer_flags(tokenizer_dir: Path, tokenizer_type: str | None, mecab_dic_type: str | None,
+                          whole_word_mask: bool = False) -> None:
+    from ja_pretrain.tokenization.files import require_word_segmenter, subword_type
+
     config_file = tokenizer_dir / "tokenizer_config.json"
     if not config_file.is_file():
         raise UserError(f"--tokenizer_dir {tokenizer_dir}: no tokenizer_config.json; run `ja-pretrain train-tokenizer`")
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    subword = config.get("subword_tokenizer_type", "wordpiece")
+    if whole_word_mask:
+        require_word_segmenter(tokenizer_dir, "--do_whole_word_mask")
+    subword = subword_type(config)
     if tokenizer_type and tokenizer_type != subword:
         raise UserError(f"--tokenizer_type {tokenizer_type}: {config_file} is a {subword} tokenizer")
     dic = (config.get("mecab_kwargs") or {}).get("mecab_dic")
@@ -184,6 +195,7 @@ def dataset_form(input_file: str | os.PathLike, nsp: bool, form: str | None = No
     from ja_pretrain.utils.manifest import read_manifest
 
     path = Path(input_file)
+    form = stored_form(form) if form is not None else None
     manifest = read_manifest(path) if path.is_dir() else None
     if manifest is not None and manifest.get("stage") == "dataset":
         built = manifest.get("options", {}).get("form", "packed")
@@ -209,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     from ja_pretrain.utils.locks import exclusive
 
     tokenizer_dir, model_dir = Path(args.tokenizer_dir), Path(args.model_dir)
-    check_tokenizer_flags(tokenizer_dir, args.tokenizer_type, args.mecab_dic_type)
+    check_tokenizer_flags(tokenizer_dir, args.tokenizer_type, args.mecab_dic_type, args.do_whole_word_mask)
     if args.peak_tflops is not None and args.peak_tflops <= 0:
         raise UserError("--peak_tflops must be positive")
     if args.init_from is not None and not Path(args.init_from).is_dir():
@@ -239,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress)
         cfg = TrainConfig(
             dataset_dir=Path(dataset_dir), tokenizer_dir=tokenizer_dir, model_dir=model_dir, params=params,
-            options=options, precision=resolve_precision(args.precision, args.fp16_type), seed=args.seed,
+            options=options, precision=precision_option(args.precision, args.fp16_type), seed=args.seed,
             do_continue=args.do_continue, init_from=Path(args.init_from) if args.init_from else None,
             save_total_limit=args.save_total_limit, eval_steps=args.eval_steps, eval_samples=args.eval_samples,
             stop_after_steps=args.stop_after_steps, max_nonfinite_steps=args.max_nonfinite_steps,

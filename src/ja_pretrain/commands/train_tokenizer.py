@@ -1,14 +1,16 @@
-"""`ja-pretrain train-tokenizer`: corpus -> MeCab/Sudachi + WordPiece/SentencePiece tokenizer."""
+"""`ja-pretrain train-tokenizer`: corpus -> MeCab/Sudachi + WordPiece/SentencePiece tokenizer, or
+SentencePiece on the raw text (no MeCab at load time)."""
 
 from __future__ import annotations
 
 import argparse
 import functools
 
+from ja_pretrain.tokenization.words import WORD_TOKENIZERS
 from ja_pretrain.utils.options import add_option
 
 NAME = "train-tokenizer"
-HELP = "train a MeCab+WordPiece (or SentencePiece) tokenizer that loads as BertJapaneseTokenizer"
+HELP = "train a MeCab+WordPiece (or SentencePiece) tokenizer, or SentencePiece without MeCab"
 DESCRIPTION = """\
 Segment the corpus into words with MeCab (fugashi + a pip dictionary) or Sudachi, in parallel
 over --num_files parts cut at document boundaries, then learn WordPiece (Rust `tokenizers`) or
@@ -17,8 +19,15 @@ BertJapaneseTokenizer does at load time. Special tokens: [PAD]=0 [UNK]=1 [CLS]=2
 [MASK]=4, then [unused0].. (--num_unused_tokens).
 
 Writes MODEL_DIR/vocab.txt (or spiece.model), tokenizer_config.json, special_tokens_map.json
-and manifest.json; `transformers.AutoTokenizer.from_pretrained(MODEL_DIR)` loads it. A MODEL_DIR
-already trained from the same input with the same options is left as it is (--force retrains).
+and manifest.json; `transformers.AutoTokenizer.from_pretrained(MODEL_DIR)` loads it as
+BertJapaneseTokenizer. A MODEL_DIR already trained from the same input with the same options is
+left as it is (--force retrains).
+
+--word_tokenizer none: no morphological analyser. SentencePiece (unigram or bpe, with byte
+fallback: no [UNK]) learns its pieces from the NFKC text itself, as ModernBERT-Ja's tokenizer,
+and the result is saved as tokenizer.json (+ the spiece.model it came from), which AutoTokenizer
+loads as a fast tokenizer with neither fugashi nor a dictionary installed. Same special tokens.
+Whole-word masking refuses it: without a segmenter there are no Japanese words to mask.
 
 examples:
   ja-pretrain train-tokenizer --input_file run/corpus --model_dir run/tokenizer --num_files 8
@@ -28,6 +37,8 @@ examples:
       --num_unused_tokens 10
   ja-pretrain train-tokenizer --input-file run/corpus --model-dir run/tok-sp \\
       --tokenizer-type sentencepiece --sentencepiece-model unigram --max-sentences 10000000
+  ja-pretrain train-tokenizer --input_file run/corpus --model_dir run/tok-raw --word_tokenizer none \\
+      --vocab_size 32768 --max_sentences 10000000
 """
 
 
@@ -42,12 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--num_files", "--num-files", dest="num_files", type=int, default=1,
       help="parts the corpus is cut into for parallel word segmentation (default: 1)")
     a("--workers", type=int, default=None, help="processes (default: min(num_files, CPUs))")
-    a("--word_tokenizer", "--word-tokenizer", dest="word_tokenizer", default="mecab", choices=("mecab", "sudachi"))
+    a("--word_tokenizer", "--word-tokenizer", dest="word_tokenizer", default="mecab", choices=WORD_TOKENIZERS,
+      help="word segmenter before the subwords (default: mecab); none: SentencePiece on the raw text, "
+      "saved as tokenizer.json (loads without MeCab)")
     a("--mecab_dic_type", "--mecab-dic-type", dest="mecab_dic_type", default="ipadic",
       choices=("ipadic", "unidic_lite", "unidic"), help="MeCab dictionary package (default: ipadic)")
     a("--sudachi_mode", "--sudachi-mode", dest="sudachi_mode", default="A", choices=("A", "B", "C"))
-    a("--tokenizer_type", "--tokenizer-type", dest="tokenizer_type", default="wordpiece",
-      choices=("wordpiece", "sentencepiece"))
+    a("--tokenizer_type", "--tokenizer-type", dest="tokenizer_type", default=None,
+      choices=("wordpiece", "sentencepiece"),
+      help="subword model (default: wordpiece; sentencepiece with --word_tokenizer none, the only choice there)")
     a("--sentencepiece_model", "--sentencepiece-model", dest="sentencepiece_model", default="unigram",
       choices=("unigram", "bpe"), help="SentencePiece algorithm (default: unigram)")
     a("--vocab_size", "--vocab-size", dest="vocab_size", type=int, default=32768)
@@ -70,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from ja_pretrain.utils.manifest import read_manifest
 
     start = time.perf_counter()
-    with exclusive(args.model_dir, f"--model_dir {args.model_dir}"):
+    with exclusive(args.model_dir, f"--model_dir {args.model_dir}", replaced=True):
         out = train_tokenizer(
             args.input_file, args.model_dir, intermediate_dir=args.intermediate_dir, num_files=args.num_files,
             mecab_dic_type=args.mecab_dic_type, tokenizer_type=args.tokenizer_type,
@@ -81,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
         )
     counts = read_manifest(out)["counts"]
-    print(f"train-tokenizer: {counts['vocab_size']} ids from {counts['sentences']} sentences "
-          f"({counts['words']} words) -> {out} in {time.perf_counter() - start:.1f}s")
+    words = f" ({counts['words']} words)" if "words" in counts else ""
+    print(f"train-tokenizer: {counts['vocab_size']} ids from {counts['sentences']} sentences{words} "
+          f"-> {out} in {time.perf_counter() - start:.1f}s")
     return 0

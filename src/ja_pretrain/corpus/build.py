@@ -2,10 +2,15 @@
 
 Data flow (one process reads, N workers clean, one process writes):
 
-    inputs --read--> raw documents (index, kind, text)          [this process, streaming]
-           --clean-> sentences per document, length-filtered    [worker pool, in order]
+    inputs --read--> raw documents (index, kind, text or bytes)  [this process, streaming]
+           --clean-> to text (wikitext, Aozora, PDF, EDINET), quality filters, sentences,
+                     length filters, LSH band keys               [worker pool, in order]
+           --near--> drop documents that share a band with a kept one [this process, fixed memory]
            --dedup-> drop sentences seen before                 [this process, fixed memory]
            --split-> train-NNNNN.txt / valid.txt by hash(seed, index)
+
+A directory given as an input stands for the files under it with a known extension (.txt,
+.jsonl, .json, .xml, .pdf, .zip, each perhaps compressed), in name order.
 
 Cleaning is a pure function of one document, so `--workers N` writes exactly the bytes that
 `--workers 1` writes. The output is built in a temporary sibling directory, `manifest.json` is
@@ -34,11 +39,22 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ja_pretrain.corpus import parts
+from ja_pretrain.corpus import encodings, parts
+from ja_pretrain.corpus.bad_input import POLICIES, BadInput, stop_message
 from ja_pretrain.corpus.compression import InputStream
-from ja_pretrain.corpus.output import STAGE, Cleaned, write_corpus
+from ja_pretrain.corpus.neardup import lsh_parameters
+from ja_pretrain.corpus.output import STAGE, Cleaned, count_past_limit, write_corpus
 from ja_pretrain.corpus.process import CleanOptions, init_worker, process_batch
-from ja_pretrain.corpus.readers import FORMATS, InputTruncated, RawDocument, ReadStats, iter_documents
+from ja_pretrain.corpus.quality import parse_filters
+from ja_pretrain.corpus.readers import (
+    FORMATS,
+    WEB_FORMATS,
+    InputTruncated,
+    RawDocument,
+    ReadStats,
+    iter_documents,
+    sniff_format,
+)
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_directory
 from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, read_manifest, write_manifest
@@ -48,7 +64,10 @@ log = logging.getLogger(__name__)
 
 BATCH_CHARS = 1 << 18  # text per task sent to a worker: big enough to amortise pickling
 BATCH_DOCUMENTS = 512
-
+NEAR_DEDUP_CHOICES = ("auto", "on", "off")
+# What a directory given as an input stands for: files with these extensions, perhaps compressed.
+INPUT_SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".xml", ".pdf", ".zip")
+COMPRESSED_SUFFIXES = ("", ".gz", ".xz", ".bz2", ".zst")
 
 
 def build_corpus(
@@ -66,6 +85,12 @@ def build_corpus(
     max_sentences: int | None = None,
     dedup_memory_mb: float = 256,
     allow_truncated: bool = False,
+    encoding: str = "auto",
+    on_bad_input: str = "stop",
+    quality: list[str] | tuple[str, ...] | None = None,
+    near_dedup: str = "auto",
+    near_dedup_threshold: float = 0.7,
+    near_dedup_memory_mb: float = 256,
     workers: int = 1,
     shard_index: int | None = None,
     num_shards: int | None = None,
@@ -76,13 +101,14 @@ def build_corpus(
 
     Returns the manifest. See `ja-pretrain corpus --help` for the options.
     """
-    inputs = [Path(p) for p in inputs]
+    inputs = expand_inputs(inputs)
     out_dir = Path(out_dir)
     options = _check_options(
         inputs, format=format, text_field=text_field, min_chars=min_chars, max_chars=max_chars,
         valid_ratio=valid_ratio, valid_sentences=valid_sentences, seed=seed, shard_size_mb=shard_size_mb,
         max_sentences=max_sentences, dedup_memory_mb=dedup_memory_mb, allow_truncated=allow_truncated,
-        workers=workers,
+        encoding=encoding, on_bad_input=on_bad_input, quality=quality, near_dedup=near_dedup,
+        near_dedup_threshold=near_dedup_threshold, near_dedup_memory_mb=near_dedup_memory_mb, workers=workers,
     )
     partial = shard_index is not None or num_shards is not None
     if partial:
@@ -95,18 +121,22 @@ def build_corpus(
             return done
 
     started = time.perf_counter()
-    reader = DocumentReader(inputs, options["format"], text_field, allow_truncated, progress)
-    clean = CleanOptions(min_chars=min_chars, max_chars=max_chars)
+    reader = DocumentReader(inputs, options["format"], text_field, allow_truncated, progress,
+                            options["encoding"], on_bad_input)
+    clean = CleanOptions(min_chars=min_chars, max_chars=max_chars, quality=tuple(map(tuple, options["quality"])),
+                         near_dedup_threshold=near_dedup_threshold if options["near_dedup"] else None)
     documents = reader.documents()
     if partial:
         documents = ((i, raw) for i, raw in documents if i % num_shards == shard_index)
     with atomic_directory(out_dir) as tmp:
         try:
-            cleaned = clean_in_order(documents, clean, workers)
+            cleaned = reader.screen(clean_in_order(documents, clean, workers))
             counts = parts.write_part(cleaned, tmp) if partial else write_corpus(cleaned, tmp, options)
         finally:
             reader.close()
         counts.update(reader.counts())
+        if not partial:
+            count_past_limit(counts, reader.documents_read)
         timings = {"seconds": round(time.perf_counter() - started, 3)}
         if partial:
             manifest = write_manifest(
@@ -148,7 +178,49 @@ def _check_options(inputs: list[Path], **options: Any) -> dict[str, Any]:
         raise UserError("--workers must be at least 1")
     options.pop("workers")  # does not change the output, so not part of the fingerprint
     options["split_limit"] = CleanOptions().split_limit
+    try:
+        options["encoding"] = "auto" if options["encoding"] == "auto" else encodings.canonical(options["encoding"])
+        options["quality"] = [list(pair) for pair in parse_filters(options["quality"])]
+    except ValueError as err:
+        raise UserError(f"--encoding {options['encoding']}: {err}" if "encoding" in str(err) else str(err)) from None
+    if options["on_bad_input"] not in POLICIES:
+        raise UserError(f"--on-bad-input {options['on_bad_input']!r}: choose {' or '.join(POLICIES)}")
+    if options["near_dedup"] not in NEAR_DEDUP_CHOICES:
+        raise UserError(f"--near-dedup {options['near_dedup']!r}: choose one of {', '.join(NEAR_DEDUP_CHOICES)}")
+    if not 0 < options["near_dedup_threshold"] < 1:
+        raise UserError(f"--near-dedup-threshold {options['near_dedup_threshold']}: a Jaccard similarity in (0, 1)")
+    if options["near_dedup_memory_mb"] <= 0:
+        raise UserError("--near-dedup-memory-mb must be positive")
+    options["near_dedup"] = _near_dedup_wanted(inputs, options)
+    if options["near_dedup"]:
+        options["near_dedup_bands"] = list(lsh_parameters(options["near_dedup_threshold"]))
     return options
+
+
+def _near_dedup_wanted(inputs: list[Path], options: dict[str, Any]) -> bool:
+    """--near-dedup auto: on when any input is read as web text (--format cc100, JSONL)."""
+    if options["near_dedup"] != "auto":
+        return options["near_dedup"] == "on"
+    return any(sniff_format(p, options["format"], options["encoding"]) in WEB_FORMATS for p in inputs)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """The inputs with each directory replaced by its files of known kinds, in name order."""
+    files: list[Path] = []
+    for given in map(Path, inputs):
+        if not given.is_dir():
+            files.append(given)
+            continue
+        found = sorted(
+            p for p in given.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(given).parts)
+            and any(p.name.lower().endswith(s + c) for s in INPUT_SUFFIXES for c in COMPRESSED_SUFFIXES)
+        )
+        if not found:
+            raise UserError(f"{given}: a directory without input files ({', '.join(INPUT_SUFFIXES)}, "
+                            "perhaps compressed)")
+        files.extend(found)
+    return files
 
 
 def _finished_manifest(out_dir: Path, inputs: list[Path], options: dict[str, Any]) -> dict[str, Any] | None:
@@ -168,11 +240,15 @@ def _finished_manifest(out_dir: Path, inputs: list[Path], options: dict[str, Any
 class DocumentReader:
     """Raw documents of all inputs in order, numbered; records hashes and read statistics."""
 
-    def __init__(self, inputs: list[Path], fmt: str, text_field: str, allow_truncated: bool, progress: bool | None):
+    def __init__(self, inputs: list[Path], fmt: str, text_field: str, allow_truncated: bool, progress: bool | None,
+                 encoding: str = "auto", on_bad_input: str = "stop"):
         self.inputs = inputs
         self.format = fmt
         self.text_field = text_field
         self.allow_truncated = allow_truncated
+        self.encoding = encoding
+        self.on_bad_input = on_bad_input
+        self.bad_inputs: list[dict[str, str]] = []
         self.stats = ReadStats()
         self.hashes: dict[int, str] = {}
         self.truncated: list[str] = []
@@ -187,12 +263,14 @@ class DocumentReader:
             with InputStream(path) as source:
                 shown = 0
                 try:
-                    for raw in iter_documents(source, self.format, self.stats, self.text_field):
+                    for raw in iter_documents(source, self.format, self.stats, self.text_field, self.encoding):
                         yield self.documents_read, raw
                         self.documents_read += 1
                         if self.documents_read % 256 == 0:
                             self._bar.update(source.position - shown)
                             shown = source.position
+                except BadInput as err:
+                    self.bad_input(str(path), str(err))
                 except InputTruncated as err:
                     if not self.allow_truncated:
                         raise UserError(f"{err}. To use the complete documents before the cut, pass --allow-truncated.") from err
@@ -201,6 +279,22 @@ class DocumentReader:
                 self.hashes[number] = source.sha256()
                 done_bytes += source.size
                 self._bar.update(done_bytes - self._bar.n)
+
+    def bad_input(self, path: str, reason: str) -> None:
+        """Apply --on-bad-input to an input that cannot be read: stop, or leave it out and say so."""
+        if self.on_bad_input == "stop":
+            raise UserError(stop_message(path, reason))
+        log.warning("%s: %s; left out (--on-bad-input skip)", path, reason)
+        self.bad_inputs.append({"path": path, "reason": reason})
+
+    def screen(self, cleaned: Iterator[Cleaned]) -> Iterator[Cleaned]:
+        """Cleaned documents, with the bad inputs that the workers found (a PDF, a ZIP) handled as
+        the reader's own: the run stops there, or the document goes on to be counted as removed."""
+        for doc in cleaned:
+            if doc.removed == "bad_input":
+                path, _, reason = doc.detail.partition(": ")
+                self.bad_input(path, reason)
+            yield doc
 
     def close(self) -> None:
         self._bar.close()
@@ -213,7 +307,8 @@ class DocumentReader:
         return {"files": files}
 
     def counts(self) -> dict[str, Any]:
-        return {"documents_read": self.documents_read, **asdict(self.stats), "truncated_inputs": self.truncated}
+        return {"documents_read": self.documents_read, **asdict(self.stats), "truncated_inputs": self.truncated,
+                "bad_inputs": self.bad_inputs}
 
 
 def _batches(documents: Iterator[tuple[int, RawDocument]]) -> Iterator[tuple[list[int], list[RawDocument]]]:
@@ -240,7 +335,7 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
     if workers <= 1:
         for indices, raws in _batches(documents):
             for index, doc in zip(indices, process_batch(raws, options), strict=True):
-                yield index, doc.sentences, doc.dropped, doc.digests
+                yield _cleaned(index, doc)
         return
     # fork on Linux: no re-import of __main__, so it also works from `python -` and notebooks;
     # the workers run only pure cleaning code. Elsewhere (macOS) fork is unsafe: spawn.
@@ -255,7 +350,11 @@ def clean_in_order(documents: Iterator[tuple[int, RawDocument]], options: CleanO
                 break
             indices, result = pending.popleft()
             for index, doc in zip(indices, result.get(), strict=True):
-                yield index, doc.sentences, doc.dropped, doc.digests
+                yield _cleaned(index, doc)
+
+
+def _cleaned(index: int, doc) -> Cleaned:
+    return Cleaned(index, doc.sentences, doc.dropped, doc.digests, doc.removed, doc.detail, doc.text, doc.bands)
 
 
 def _nothing_left_message(inputs: list[Path], counts: dict[str, Any], options: dict[str, Any]) -> str:

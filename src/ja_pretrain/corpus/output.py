@@ -15,18 +15,33 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from ja_pretrain.corpus.dedup import SentenceDeduplicator
 from ja_pretrain.corpus.layout import VALID_NAME, train_shard_name
 from ja_pretrain.corpus.layout import iter_documents as iter_corpus_documents
+from ja_pretrain.corpus.neardup import NearDuplicateIndex
 from ja_pretrain.corpus.process import DIGEST_SIZE, DROP_REASONS, sentence_digest
+from ja_pretrain.corpus.samples import RemovedSamples
 from ja_pretrain.errors import UserError
 
 STAGE = "corpus"
-# A cleaned document on its way to the writer: (index among all documents read, kept sentences,
-# dropped-sentence counts by reason, the kept sentences' digests or None to compute them here).
-Cleaned = tuple[int, list[str], tuple[int, ...], bytes | None]
+# Removal reasons without samples in OUT/removed/: nothing to show, or nothing was wrong with them.
+PAST_LIMIT = "past_max_sentences"
+UNSAMPLED = ("no_sentence_left", "bad_input", PAST_LIMIT)
+
+
+class Cleaned(NamedTuple):
+    """A cleaned document on its way to the writer."""
+
+    index: int  # among all documents read
+    sentences: list[str]  # kept by the sentence filters
+    filtered: tuple[int, ...]  # dropped sentences per DROP_REASONS
+    digests: bytes | None  # the sentences' digests, or None to compute them here
+    removed: str | None = None  # why the whole document was removed in a worker
+    detail: str = ""
+    text: str | None = None  # the removed document's lines (for the samples)
+    bands: bytes | None = None  # LSH band keys, when near-duplicates are removed
 
 
 def valid_draw(seed: int, index: int) -> float:
@@ -134,7 +149,7 @@ def write_corpus(cleaned: Iterable[Cleaned], directory: Path, options: dict[str,
         valid_ratio=0.0 if two_pass else options["valid_ratio"],
         seed=options["seed"],
     )
-    counts = _deduplicate(cleaned, writer, options)
+    counts = _deduplicate(cleaned, writer, options, directory)
     if two_pass:
         counts.update(_split_off_valid(first, directory, options, counts["train_sentences"]))
         shutil.rmtree(first)
@@ -161,27 +176,56 @@ def _consume_shards(directory: Path) -> Iterator[list[str]]:
         shard.unlink()
 
 
-def _deduplicate(cleaned: Iterable[Cleaned], writer: CorpusWriter, options: dict[str, Any]) -> dict[str, Any]:
+def _deduplicate(cleaned: Iterable[Cleaned], writer: CorpusWriter, options: dict[str, Any],
+                 directory: Path) -> dict[str, Any]:
+    """Whole documents first (removed by a quality filter or as a near duplicate of an earlier
+    one), then the sentences of the documents that stay (exact duplicates dropped)."""
     dedup = SentenceDeduplicator(options["dedup_memory_mb"])
+    near = NearDuplicateIndex(options["near_dedup_memory_mb"]) if options.get("near_dedup") else None
+    samples = RemovedSamples(options["seed"])
     dropped = dict.fromkeys((*DROP_REASONS, "duplicate", "empty_documents"), 0)
+    removed: dict[str, int] = {}
     limit = options["max_sentences"]
-    written = 0
-    for index, sentences, filtered, digests in cleaned:
-        for reason, count in zip(DROP_REASONS, filtered, strict=True):
+    written = taken = 0
+    for doc in cleaned:
+        taken += 1
+        for reason, count in zip(DROP_REASONS, doc.filtered, strict=True):
             dropped[reason] += count
-        if digests is None:
-            digests = b"".join(map(sentence_digest, sentences))
-        kept = [s for k, s in enumerate(sentences) if dedup.add(digests[k * DIGEST_SIZE : (k + 1) * DIGEST_SIZE])]
-        dropped["duplicate"] += len(sentences) - len(kept)
+        if doc.removed is None and near is not None and doc.bands and near.is_near_duplicate(doc.bands):
+            doc = doc._replace(removed="near_duplicate", text="\n".join(doc.sentences))
+        if doc.removed is not None:
+            removed[doc.removed] = removed.get(doc.removed, 0) + 1
+            if doc.text is not None:
+                samples.offer(doc.removed, doc.index, doc.detail, doc.text)
+            continue
+        digests = doc.digests if doc.digests is not None else b"".join(map(sentence_digest, doc.sentences))
+        kept = [s for k, s in enumerate(doc.sentences) if dedup.add(digests[k * DIGEST_SIZE : (k + 1) * DIGEST_SIZE])]
+        dropped["duplicate"] += len(doc.sentences) - len(kept)
         if not kept:
             dropped["empty_documents"] += 1
+            removed["no_sentence_left"] = removed.get("no_sentence_left", 0) + 1
             continue
-        writer.add(index, kept)
+        writer.add(doc.index, kept)
         written += len(kept)
         if limit is not None and written >= limit:
             break  # --max-sentences: stop reading; the document in progress was kept whole
     counts = writer.close()
+    samples.write(directory)
     counts["dropped"] = dropped
+    counts["documents_removed"] = dict(sorted(removed.items()))
+    counts["documents_taken"] = taken
     counts["dedup_capacity"] = dedup.capacity
     counts["dedup_evictions"] = dedup.evictions
+    if near is not None:
+        counts["near_dedup_capacity"] = near.capacity
+        counts["near_dedup_evictions"] = near.evictions
     return counts
+
+
+def count_past_limit(counts: dict[str, Any], documents_read: int) -> None:
+    """Count, as removed past --max-sentences, the documents that were read (the reader and the
+    workers run a few batches ahead of the writer) but not taken once the limit was reached, so
+    that every document read is written or counted by reason."""
+    left = documents_read - counts.pop("documents_taken")
+    if left > 0:
+        counts["documents_removed"] = dict(sorted({**counts["documents_removed"], PAST_LIMIT: left}.items()))

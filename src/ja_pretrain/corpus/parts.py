@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ja_pretrain.corpus.output import STAGE, Cleaned, write_corpus
+from ja_pretrain.corpus.output import STAGE, Cleaned, count_past_limit, write_corpus
 from ja_pretrain.errors import UserError
 from ja_pretrain.utils.atomic import atomic_directory
 from ja_pretrain.utils.manifest import check_output_dir, read_manifest, write_manifest
@@ -30,7 +30,7 @@ PART_STAGE = "corpus-part"
 PART_DOCUMENTS = "documents.jsonl"
 # Read-side counts that the parts sum up (each part reads every input).
 _SHARED_COUNTS = ("documents_read", "invalid_utf8_replaced", "skipped_redirects", "skipped_other_namespaces",
-                  "skipped_without_text", "documents_cut_at_size_limit", "truncated_inputs")
+                  "skipped_without_text", "documents_cut_at_size_limit", "truncated_inputs", "encodings", "formats")
 
 
 def check_shard_options(shard_index: int | None, num_shards: int | None) -> None:
@@ -43,10 +43,12 @@ def check_shard_options(shard_index: int | None, num_shards: int | None) -> None
 def write_part(cleaned: Iterable[Cleaned], directory: Path) -> dict[str, Any]:
     documents = sentences = 0
     with open(directory / PART_DOCUMENTS, "w", encoding="utf-8") as f:
-        for index, kept, filtered, _ in cleaned:
-            f.write(json.dumps([index, list(filtered), kept], ensure_ascii=False) + "\n")
+        for doc in cleaned:
+            row = [doc.index, list(doc.filtered), doc.sentences, doc.removed, doc.detail, doc.text,
+                   doc.bands.hex() if doc.bands else None]
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
             documents += 1
-            sentences += len(kept)
+            sentences += len(doc.sentences)
     return {"part_documents": documents, "part_sentences": sentences}
 
 
@@ -64,6 +66,11 @@ def merge_parts(part_dirs: Iterable[str | Path], out_dir: str | Path) -> dict[st
         counts = write_corpus(_round_robin([d for _, d in ordered]), tmp, options)
         for key in _SHARED_COUNTS:
             counts[key] = first["counts"].get(key)
+        count_past_limit(counts, counts["documents_read"])
+        # Each part reads every input, so a bad input found while reading is listed by all of them;
+        # one found by a worker (a PDF, a ZIP) only by the part that converted it.
+        bad = {b["path"]: b for m in manifests for b in m["counts"].get("bad_inputs", [])}
+        counts["bad_inputs"] = sorted(bad.values(), key=lambda b: b["path"])
         if counts["train_sentences"] == 0:
             raise UserError(f"{', '.join(map(str, part_dirs))}: no sentence left after filtering")
         return write_manifest(
@@ -104,10 +111,11 @@ def _round_robin(part_dirs: list[Path]) -> Iterator[Cleaned]:
                 if any(f.readline() for f in files):
                     raise UserError(f"{part_dirs[part]}: ends before document {index}; the parts do not fit together")
                 return
-            got, filtered, sentences = json.loads(line)
+            got, filtered, sentences, removed, detail, text, bands = json.loads(line)
             if got != index:
                 raise UserError(f"{part_dirs[part]}: document {got} where {index} was expected; the parts do not fit together")
-            yield index, sentences, tuple(filtered), None
+            yield Cleaned(index, sentences, tuple(filtered), None, removed, detail, text,
+                          bytes.fromhex(bands) if bands else None)
             index += 1
     finally:
         for f in files:

@@ -11,22 +11,39 @@ Formats (`--format`):
   text     plain text, a blank line between documents (each line a paragraph or a sentence).
   cc100    CC-100: a sentence per line, a blank line between documents. Same reader as text.
   jsonl    one JSON object per line, its text in `--text-field`.
+  aozora   an Aozora Bunko text file (one work; ruby, notes, header and footer removed: aozora.py).
+  pdf      a PDF file (one document; text extracted in the workers: pdf.py).
+  edinet   an EDINET document ZIP (one securities report; its inline-XBRL PublicDoc: edinet.py).
   auto     chosen from the first bytes of the (decompressed) content.
+
+Text in another encoding than UTF-8 (CP932, EUC-JP, ...) is read as UTF-8 through a transcoder,
+so the readers see one encoding; `--encoding auto` detects it (encodings.py).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ja_pretrain.corpus import encodings
+from ja_pretrain.corpus.bad_input import BadInput
 from ja_pretrain.corpus.compression import InputStream, TruncatedInput
-from ja_pretrain.corpus.sniff import SNIFF_BYTES, not_text_reason
+from ja_pretrain.corpus.sniff import SNIFF_BYTES, binary_reason, is_utf8_text
 from ja_pretrain.errors import UserError
 
-FORMATS = ("auto", "cirrus", "xml", "text", "cc100", "jsonl")
+log = logging.getLogger(__name__)
+
+FORMATS = ("auto", "cirrus", "xml", "text", "cc100", "jsonl", "aozora", "pdf", "edinet")
+# Formats read whole as bytes and converted to text in the workers (the expensive part).
+BINARY_FORMATS = {"pdf": b"%PDF", "edinet": b"PK\x03\x04"}
+# Formats web crawls come in (CC-100; mC4, OSCAR and the like as JSONL), where near-duplicate
+# documents are common: --near-dedup auto turns it on for them.
+WEB_FORMATS = ("cc100", "jsonl")
 
 # A document is held in memory whole; a text file with no blank lines at all would otherwise be
 # one document the size of the file. Past this many characters the document is cut.
@@ -49,6 +66,10 @@ class ReadStats:
     skipped_other_namespaces: int = 0
     skipped_without_text: int = 0
     documents_cut_at_size_limit: int = 0
+    # input path -> how its encoding was chosen, for inputs that are not UTF-8
+    encodings: dict[str, str] = field(default_factory=dict)
+    # input path -> the format it was read as
+    formats: dict[str, str] = field(default_factory=dict)
 
 
 class InputTruncated(Exception):
@@ -67,8 +88,12 @@ def decode_line(line: bytes, stats: ReadStats) -> str:
         return text
 
 
+# Aozora Bunko's notation: its notes ［＃...］, the symbol legend of its header, or ruby on kanji.
+_AOZORA = re.compile("［＃|【テキスト中に現れる記号について】|(?:｜[^《\n]{1,20}|[\u4e00-\u9fff])《[\u3040-\u30ff]{1,20}》")
+
+
 def detect_format(head: bytes) -> str:
-    """Guess the input format from the first bytes of its decompressed content."""
+    """Guess the input format from the first bytes of its decompressed (UTF-8) content."""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"<") and b"<mediawiki" in text[:4096]:
         return "xml"
@@ -80,19 +105,35 @@ def detect_format(head: bytes) -> str:
             # A first line longer than the peeked bytes: decide on its opening key.
             return "cirrus" if re.match(rb'\{\s*"index"\s*:\s*\{', first) else "jsonl"
         return "cirrus" if isinstance(obj, dict) and isinstance(obj.get("index"), dict) else "jsonl"
+    if len(_AOZORA.findall(text.decode("utf-8", errors="replace"))) >= 3:
+        return "aozora"
     return "text"
 
 
-def iter_documents(source: InputStream, fmt: str, stats: ReadStats, text_field: str = "text") -> Iterator[RawDocument]:
-    """Raw documents of one input. Raises InputTruncated for a cut file, UserError for bad content."""
+def iter_documents(source: InputStream, fmt: str, stats: ReadStats, text_field: str = "text",
+                   encoding: str = "auto") -> Iterator[RawDocument]:
+    """Raw documents of one input. Raises InputTruncated for a cut file, BadInput for a file that is
+    not what it claims to be (rejected before any of its documents), UserError for bad content."""
     try:
         head = source.stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]
-        reason = not_text_reason(head)
+        if fmt == "auto":
+            fmt = next((name for name, magic in BINARY_FORMATS.items() if head.startswith(magic)), "auto")
+        if fmt in BINARY_FORMATS:
+            if not head.startswith(BINARY_FORMATS[fmt]):
+                raise BadInput(f"is not a {'PDF' if fmt == 'pdf' else 'ZIP'} file (--format {fmt})")
+            stats.formats[str(source.path)] = fmt
+            yield fmt, source.stream.read(), str(source.path)
+            return
+        reason = binary_reason(head)
         if reason:
             raise UserError(f"{source.path}: {reason}" + (f" (after {source.compression} decompression)"
                                                           if source.compression else ""))
+        chosen = _choose_encoding(source, head, encoding, stats)
+        if chosen != "utf-8" or encoding != "auto":
+            head = _transcode(source, chosen)
         if fmt == "auto":
             fmt = detect_format(head)
+        stats.formats[str(source.path)] = fmt
         if fmt == "xml":
             yield from _xml_documents(source, stats)
         elif fmt == "cirrus":
@@ -101,10 +142,74 @@ def iter_documents(source: InputStream, fmt: str, stats: ReadStats, text_field: 
             yield from _jsonl_documents(source, stats, text_field)
         elif fmt in ("text", "cc100"):
             yield from _text_documents(source, stats)
+        elif fmt == "aozora":
+            yield from _whole_document(source, stats, "aozora")
         else:
             raise ValueError(f"unknown format {fmt!r}")
     except TruncatedInput as err:
         raise InputTruncated(f"{source.path}: truncated or corrupt: {err}; download the file again") from err
+
+
+def sniff_format(path, fmt: str, encoding: str) -> str | None:
+    """The format an input will be read as, from its first bytes; None if that cannot be told now
+    (the read itself then reports why)."""
+    if fmt != "auto":
+        return fmt
+    try:
+        with InputStream(path) as source:
+            head = source.stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+    except (TruncatedInput, OSError):
+        return None
+    for name, magic in BINARY_FORMATS.items():
+        if head.startswith(magic):
+            return name
+    if encoding == "auto" and (not is_utf8_text(head) or (head.isascii() and b"\x1b$" in head)):
+        found = encodings.detect(head)
+        encoding = found.encoding if found.confidence >= encodings.MIN_CONFIDENCE else "utf-8"
+    if encoding not in ("auto", "utf-8"):
+        head = head.decode(encoding, errors="ignore").encode("utf-8")
+    return detect_format(head)
+
+
+def _choose_encoding(source: InputStream, head: bytes, encoding: str, stats: ReadStats) -> str:
+    if encoding != "auto":
+        if encoding != "utf-8":
+            stats.encodings[str(source.path)] = f"{encodings.display_name(encoding)} (--encoding)"
+        return encoding
+    if is_utf8_text(head) and not (head.isascii() and b"\x1b$" in head):  # ISO-2022-JP is 7-bit
+        return "utf-8"
+    found = encodings.detect(head)
+    if found.encoding == "utf-8" or found.confidence < encodings.MIN_CONFIDENCE:
+        raise BadInput(f"is not UTF-8 text, and no Japanese encoding reads it with confidence (best: "
+                       f"{found.describe()}); name its encoding with --encoding (e.g. cp932, euc-jp)")
+    log.info("%s: read as %s, detected", source.path, found.describe())
+    stats.encodings[str(source.path)] = f"{found.describe()}, detected"
+    return found.encoding
+
+
+def _transcode(source: InputStream, encoding: str) -> bytes:
+    """Check the whole input against `encoding` (a second pass, so that a bad byte at the end rejects
+    the file before any of it is used), then make `source.stream` yield it as UTF-8; returns the
+    new head."""
+    with InputStream(source.path) as check:
+        try:
+            encodings.check_encoding(check.stream, encoding)
+        except encodings.EncodingMismatch as err:
+            raise BadInput(f"is not {encodings.display_name(encoding)} text: {err}") from None
+    if encoding != "utf-8":
+        source.stream = io.BufferedReader(encodings.Utf8Transcoder(source.stream, encoding), READ_BLOCK)
+    return source.stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+
+
+def _whole_document(source: InputStream, stats: ReadStats, kind: str) -> Iterator[RawDocument]:
+    text = decode_line(source.stream.read(), stats)
+    if len(text) > MAX_DOCUMENT_CHARS:
+        stats.documents_cut_at_size_limit += 1
+        text = text[:MAX_DOCUMENT_CHARS]
+    if text.strip():
+        yield kind, text
+    else:
+        stats.skipped_without_text += 1
 
 
 def _lines(source: InputStream, stats: ReadStats) -> Iterator[tuple[int, str]]:

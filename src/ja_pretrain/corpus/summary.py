@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ja_pretrain.corpus.output import UNSAMPLED
+
 
 def format_summary(manifest: dict[str, Any], out_dir: str) -> str:
     c = manifest.get("counts", {})
@@ -32,6 +34,20 @@ def format_summary(manifest: dict[str, Any], out_dir: str) -> str:
         f"{c.get('skipped_without_text', 0):,} without text",
         f"  repaired   {c.get('invalid_utf8_replaced', 0):,} invalid UTF-8 sequences replaced by U+FFFD",
     ]
+    removed = c.get("documents_removed") or {}
+    if removed:
+        rows.append("  removed    " + ", ".join(f"{n:,} {reason.replace('_', ' ')}" for reason, n in removed.items())
+                    + " (documents)" + (f"; samples in {out_dir}/removed/" if any(
+                        r not in UNSAMPLED for r in removed) else ""))
+    if c.get("encodings"):
+        rows.append("  encodings  " + "; ".join(f"{p}: {how}" for p, how in c["encodings"].items()))
+    for bad in c.get("bad_inputs") or []:
+        rows.append(f"  SKIPPED    {bad['path']}: {bad['reason']}")
+    if c.get("near_dedup_evictions"):
+        rows.append(
+            f"  note       near-duplicate table was full ({c['near_dedup_evictions']:,} band keys forgotten of "
+            f"{c.get('near_dedup_capacity', 0):,}); raise --near-dedup-memory-mb to compare with every document"
+        )
     if c.get("dedup_evictions"):
         rows.append(
             f"  note       de-duplication table was full ({c['dedup_evictions']:,} entries forgotten of "

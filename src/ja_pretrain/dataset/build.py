@@ -27,8 +27,7 @@ from ja_pretrain.dataset.samples import DATASET_STAGE, FORMS, samples_file
 from ja_pretrain.dataset.store import FORMAT_VERSION, StoreWriter, TokenStore, token_dtype
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.encoder import FastEncoder, encode_in_workers
-from ja_pretrain.tokenization.files import read_tokenizer_config, tokenizer_files
-from ja_pretrain.tokenization.words import WordTokenizerSpec
+from ja_pretrain.tokenization.files import tokenizer_fingerprint
 from ja_pretrain.utils.atomic import atomic_directory
 from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, read_manifest, write_manifest
 
@@ -46,12 +45,6 @@ def corpus_fingerprint(corpus: str | os.PathLike) -> dict:
         return {"corpus_manifest_sha256": file_sha256(path / "manifest.json")}
     files = corpus_files(path, "train") + ([path / VALID_NAME] if (path / VALID_NAME).is_file() else [])
     return {"files_sha256": {f.name: file_sha256(f) for f in files}}
-
-
-def tokenizer_fingerprint(tokenizer_dir: str | os.PathLike) -> dict:
-    """What decides the ids: the tokenizer's files and the segmenter packages that run them."""
-    spec = WordTokenizerSpec.from_config(read_tokenizer_config(tokenizer_dir))
-    return {**{f.name: file_sha256(f) for f in tokenizer_files(tokenizer_dir)}, "segmenter": spec.package_versions()}
 
 
 def check_options(sequence_length: int, form: str, shard_index: int = 0, num_shards: int = 1) -> None:

@@ -9,20 +9,25 @@ anyway; the seed rebuilt on every launch because its cache was not keyed.
 
 Distributed runs: local rank 0 of each node builds while the node's other ranks poll for the
 finished manifest (or for rank 0's failure marker), then everyone maps the same files.
-A lock file keeps two builders (e.g. nodes sharing a filesystem) from building one entry at once.
+The output lock (`utils.locks`, a kernel lock released even on kill -9) keeps two builders (the
+nodes of a job on a shared file system) from building one entry at once: the second waits,
+naming the holder's host and pid, for up to JA_PRETRAIN_DATASET_WAIT_S seconds (a day by
+default), then reuses what the first built. Waiting ranks say whom they wait for and give up
+after the same time.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
+import sys
 import time
 from pathlib import Path
 
 from ja_pretrain.dataset.build import build_dataset, check_options, corpus_fingerprint, tokenizer_fingerprint
 from ja_pretrain.dataset.samples import DATASET_STAGE
 from ja_pretrain.errors import UserError
+from ja_pretrain.utils.locks import exclusive, lock_path
 from ja_pretrain.utils.manifest import fingerprint, read_manifest
 
 log = logging.getLogger(__name__)
@@ -79,8 +84,8 @@ def prepare_dataset(
         if not overwrite_cache and _is_dataset(target):
             log.info("reusing cached dataset %s", target)
             return
-        with _BuildLock(target) as lock:
-            if lock.waited and _is_dataset(target):
+        with exclusive(target, f"the dataset cache entry {target}", wait_s=WAIT_TIMEOUT_S):
+            if not overwrite_cache and _is_dataset(target):
                 return  # another process built it while we waited
             build_dataset(path, tokenizer_dir, target, sequence_length=sequence_length, form=form,
                           workers=workers, force=True, progress=progress)
@@ -100,7 +105,7 @@ def prepare_dataset(
                 pass  # the build's own error is the one to report
             raise
     else:
-        _wait_for(target, failed)
+        _wait_for(target, failed, fresh=overwrite_cache)
     if distributed:
         import torch.distributed as dist  # here: building a dataset alone never needs torch
 
@@ -122,56 +127,37 @@ def _local_rank() -> tuple[int, bool]:
     return int(os.environ.get("LOCAL_RANK", rank)), initialised
 
 
-def _wait_for(target: Path, failed: Path) -> None:
-    lock = target.with_name(target.name + ".lock")
+def _built_since(target: Path, since: float) -> bool:
+    manifest = target / "manifest.json"
+    return manifest.is_file() and manifest.stat().st_mtime >= since - 1
+
+
+def _wait_for(target: Path, failed: Path, *, fresh: bool) -> None:
+    """Wait for local rank 0 to finish `target` (with `fresh`: to rebuild it, as asked)."""
     started = time.time()
     deadline = time.monotonic() + WAIT_TIMEOUT_S
-    while not (_is_dataset(target) and not lock.exists()):
+    said = 0.0
+    while not (_is_dataset(target) and (not fresh or _built_since(target, started))):
         if failed.exists() and failed.stat().st_mtime >= started - 1:  # not a marker of an earlier run
             raise UserError(f"{target}: local rank 0 failed to build the dataset ({failed.read_text(encoding='utf-8')})")
+        holder = _holder(target, started)
         if time.monotonic() > deadline:
-            raise UserError(f"{target}: gave up after {WAIT_TIMEOUT_S:.0f}s waiting for local rank 0 to build it")
+            raise UserError(f"{target}: gave up after {WAIT_TIMEOUT_S:.0f}s waiting for local rank 0 ({holder}) to "
+                            "build it (JA_PRETRAIN_DATASET_WAIT_S sets the time)")
+        if not said or time.monotonic() - said > 600:
+            print(f"ja-pretrain: rank {os.environ.get('RANK', '?')} waits for local rank 0 ({holder}) to build "
+                  f"{target} (giving up after {WAIT_TIMEOUT_S:.0f}s)", file=sys.stderr, flush=True)
+            said = time.monotonic()
         time.sleep(POLL_SECONDS)
 
 
-class _BuildLock:
-    """An O_EXCL lock file beside the cache entry; a lock left by a dead process on this host is taken over."""
-
-    def __init__(self, target: Path):
-        self.path = target.with_name(target.name + ".lock")
-        self.waited = False
-
-    def __enter__(self) -> "_BuildLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = f"{socket.gethostname()} {os.getpid()}"
-        while True:
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if self._stale():
-                    self.path.unlink(missing_ok=True)
-                    continue
-                self.waited = True
-                time.sleep(POLL_SECONDS)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            return self
-
-    def _stale(self) -> bool:
-        try:
-            host, pid = self.path.read_text().split()
-        except (OSError, ValueError):
-            return False
-        if host != socket.gethostname():
-            return False
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-
-    def __exit__(self, *exc) -> None:
-        self.path.unlink(missing_ok=True)
+def _holder(target: Path, since: float) -> str:
+    """Who builds `target`: the name in its lock file if written lately (the file keeps the name of
+    its last holder, which may be an earlier run's)."""
+    lock = lock_path(target)
+    try:
+        if lock.stat().st_mtime >= since - 60:
+            return lock.read_text(encoding="utf-8").strip() or "starting"
+    except OSError:
+        pass
+    return "not building yet"

@@ -80,12 +80,21 @@ def _request(url: str, offset: int = 0, if_range: str | None = None) -> urllib.r
     return urllib.request.Request(url, headers=headers)
 
 
+def with_query(url: str, params: dict[str, str] | None) -> str:
+    if not params:
+        return url
+    return url + ("&" if urllib.parse.urlsplit(url).query else "?") + urllib.parse.urlencode(params)
+
+
 def _open(
-    url: str, offset: int, timeout: float, if_range: str | None = None
+    url: str, offset: int, timeout: float, if_range: str | None = None, secret_query: dict[str, str] | None = None
 ) -> http.client.HTTPResponse | urllib.error.HTTPError:
-    """The response, or the HTTPError of a 416 (its headers tell us the full size)."""
+    """The response, or the HTTPError of a 416 (its headers tell us the full size).
+
+    `secret_query` (an API key) is added to the URL here only, on its way to the server: every
+    message, log line and record names `url` without it."""
     try:
-        return urllib.request.urlopen(_request(url, offset, if_range), timeout=timeout)
+        return urllib.request.urlopen(_request(with_query(url, secret_query), offset, if_range), timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416:
             return err
@@ -96,11 +105,12 @@ def _open(
         raise _Transient(str(getattr(err, "reason", err))) from err
 
 
-def fetch_text(url: str, *, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0) -> str | None:
+def fetch_text(url: str, *, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0,
+               secret_query: dict[str, str] | None = None) -> str | None:
     """A small text resource (a checksum list, a directory listing), or None if it is 404."""
     for attempt in range(retries + 1):
         try:
-            response = _open(url, 0, timeout)
+            response = _open(url, 0, timeout, secret_query=secret_query)
             with response:
                 return response.read().decode("utf-8", errors="replace")
         except HTTPStatusError as err:
@@ -186,8 +196,10 @@ def _write_record(target: Path, *, url: str | None, digests: dict[str, str], ver
 class _Transfer:
     """One download's state across attempts: the .part file and the digests of its bytes."""
 
-    def __init__(self, url: str, part: Path, algorithms: set[str], *, timeout: float, chunk_size: int, progress: bool):
+    def __init__(self, url: str, part: Path, algorithms: set[str], *, timeout: float, chunk_size: int, progress: bool,
+                 secret_query: dict[str, str] | None = None):
         self.url, self.part, self.algorithms = url, part, algorithms
+        self.secret_query = secret_query
         self.timeout, self.chunk_size, self.progress = timeout, chunk_size, progress
         self.hasher: MultiHasher | None = None
         self.total: int | None = None
@@ -224,7 +236,7 @@ class _Transfer:
     def attempt(self) -> bool:
         """Transfer what is missing; True once the .part holds the whole file."""
         offset = self.part.stat().st_size if self.part.exists() else 0
-        response = _open(self.url, offset, self.timeout, self._if_range() if offset else None)
+        response = _open(self.url, offset, self.timeout, self._if_range() if offset else None, self.secret_query)
         with response:
             if response.status == 416:
                 _, total = _parse_content_range(response.headers.get("Content-Range"))
@@ -289,8 +301,11 @@ def fetch(
     timeout: float = 60.0,
     chunk_size: int = CHUNK_SIZE,
     progress: bool = True,
+    secret_query: dict[str, str] | None = None,
 ) -> Path:
     """Download `url` to `out_path` (resuming, retrying, verifying) and return the path.
+
+    `secret_query`: query parameters (an API key) sent to the server but never shown or recorded.
 
     A file already at `out_path` that matches the expected checksums is kept as is. A download
     that does not match is deleted and raises UserError. HTTP errors raise HTTPStatusError (a
@@ -308,14 +323,15 @@ def fetch(
         if _already_complete(target, expected):
             return target
         _download(url, target, expected, retries=retries, backoff=backoff, timeout=timeout,
-                  chunk_size=chunk_size, progress=progress)
+                  chunk_size=chunk_size, progress=progress, secret_query=secret_query)
     return target
 
 
 def _download(url: str, target: Path, expected: dict[str, str], *, retries: int, backoff: float,
-              timeout: float, chunk_size: int, progress: bool) -> None:
+              timeout: float, chunk_size: int, progress: bool, secret_query: dict[str, str] | None = None) -> None:
     part = part_path(target)
-    transfer = _Transfer(url, part, set(expected) | {"sha256"}, timeout=timeout, chunk_size=chunk_size, progress=progress)
+    transfer = _Transfer(url, part, set(expected) | {"sha256"}, timeout=timeout, chunk_size=chunk_size, progress=progress,
+                         secret_query=secret_query)
     if part.exists():
         log.info("%s: resuming from byte %d", target.name, part.stat().st_size)
     failures = 0

@@ -26,7 +26,8 @@ from ja_pretrain.tokenization.encoder import FastEncoder
 class EncodedSplit:
     """Sequences of a split, back to back, in rows: a row is what one model input holds (an
     example; its `num_choices` sequences for multiple choice; one window of a long context for
-    question answering, where `row_example` says whose)."""
+    question answering). A kind of task that needs more per split (the windows' owners, each
+    token's characters) subclasses it (`kinds.qa.WindowSplit`, `kinds.tokens.TokenSplit`)."""
 
     ids: np.ndarray  # int32, every sequence's ids with [CLS]/[SEP]
     offsets: np.ndarray  # int64, start of each sequence in `ids`
@@ -36,11 +37,6 @@ class EncodedSplit:
     uids: list[str]  # per example
     num_choices: int
     truncated: int  # sequences that were cut to max_length
-    row_example: np.ndarray | None = None  # QA: the example of each row (None: row i is example i)
-    token_labels: np.ndarray | None = None  # NER: a label per token of `ids`, -100 where none is learnt
-    char_spans: np.ndarray | None = None  # QA, NER: (start, end) characters of each token of `ids`, -1 if none
-    gold: list | None = None  # QA: answer texts per example; NER: entity spans per example
-    texts: list[str] | None = None  # QA: contexts; NER: texts, per example
 
     def __len__(self) -> int:
         return len(self.uids)

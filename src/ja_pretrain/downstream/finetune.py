@@ -6,8 +6,10 @@ The recipe is the one transformers' `Trainer` applies in the JGLUE scripts: Adam
 10% of the steps and then falling linearly to zero, gradients clipped to norm 1, the model's own
 dropout and loss (MSE for one output, cross-entropy otherwise). What differs is only how the
 work is done: batches of similar lengths padded to their own longest sequence, not to
-max_length; on a CPU, cheaper dropout and attention (`models.cpu_ops`, the same maths); on a GPU,
-bf16 autocast, fused AdamW and the next batch copied while the current one runs.
+max_length; for the heads that read [CLS] only, the last layer after its attention run at that
+row alone (`kinds.first_token`, the same values); on a CPU, cheaper dropout and attention
+(`models.cpu_ops`, the same maths); on a GPU, bf16 autocast, fused AdamW and the next batch
+copied while the current one runs.
 """
 
 from __future__ import annotations
@@ -27,15 +29,15 @@ import transformers
 from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
-from ja_pretrain.downstream import heads
 from ja_pretrain.downstream.batches import collate, evaluation_batches, training_batches
 from ja_pretrain.downstream.encoding import EncodedSplit
+from ja_pretrain.downstream.kinds import TaskKind, task_kind
 from ja_pretrain.downstream.tasks import TaskSpec
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.cpu_ops import use_cpu_ops
+from ja_pretrain.utils.devices import autocast, resolve_device
 
 log = logging.getLogger(__name__)
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -62,7 +64,7 @@ class RunResult:
     epochs: int
     seed: int
     metrics: dict[str, float]
-    predictions: Any  # per dev example (heads.Collector.predictions)
+    predictions: Any  # per dev example (the kind's Collector.predictions)
     steps: int
     train_loss: float
     train_seconds: float
@@ -89,35 +91,17 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def load_task_model(model_dir: Path, spec: TaskSpec, seed: int):
-    """The pretrained encoder with a task head initialised from `seed`."""
-    auto = getattr(transformers, heads.AUTO_CLASSES[spec.kind])
+def load_task_model(model_dir: Path, kind: TaskKind, seed: int):
+    """The pretrained encoder with the kind's head, initialised from `seed`."""
+    auto = getattr(transformers, kind.auto_class)
     torch.manual_seed(seed)
     with _quiet_transformers():
         try:
-            return auto.from_pretrained(model_dir, config=heads.model_config(model_dir, spec))
+            model = auto.from_pretrained(model_dir, config=kind.model_config(model_dir))
         except (OSError, ValueError, KeyError) as err:
             raise UserError(f"MODEL_DIR {model_dir}: cannot be loaded as {auto.__name__} ({err})") from None
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto: bf16 on a GPU that has it (fp16 on an older one), fp32 on a CPU, where bf16 matmuls
-    are fast only with AVX-512 BF16 or AMX and ~100x slower without (measured on an AVX2 CPU)."""
-    if precision != "auto":
-        if precision not in PRECISIONS:
-            raise UserError(f"--precision {precision!r}: choose auto, fp32, bf16 or fp16")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    kind.prepare(model)
+    return model
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -132,22 +116,22 @@ def _schedule(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def predict(model, spec: TaskSpec, split: EncodedSplit, *, batch_size: int, pad_id: int, device: torch.device,
-            dtype: torch.dtype) -> Any:
+def predict(model, kind: TaskKind, split: EncodedSplit, *, batch_size: int, pad_id: int, device: torch.device,
+            precision: str) -> Any:
     """Predictions for every example of `split`, in its order."""
     model.eval()
-    collector = heads.Collector(spec, split)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+    collector = kind.collector(split)
+    with torch.inference_mode(), autocast(device, precision):
         for rows in evaluation_batches(split, batch_size):
-            collector.add(rows, model(**_to_device(collate(split, rows, pad_id), device)))
+            collector.add(rows, kind.outputs(model, _to_device(collate(split, rows, pad_id), device)))
     return collector.predictions()
 
 
 def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, valid: EncodedSplit, opts: RunOptions,
                       pad_id: int) -> RunResult:
     device = resolve_device(opts.device)
-    dtype = PRECISIONS[opts.precision]
-    model = load_task_model(model_dir, spec, opts.seed).to(device)
+    kind = task_kind(spec)
+    model = load_task_model(model_dir, kind, opts.seed).to(device)
     if device.type == "cpu" and opts.cpu_ops:
 
         use_cpu_ops(model)
@@ -167,9 +151,9 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
     for _ in range(opts.epochs):
         for rows in training_batches(train, opts.batch_size, rng):
             batch = _to_device(collate(train, rows, pad_id), device)
-            answers = _to_device(heads.targets(spec, train, rows), device)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                loss = model(**batch, **answers).loss
+            answers = _to_device(kind.targets(train, rows), device)
+            with autocast(device, opts.precision):
+                loss = kind.loss(model, batch, answers)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), opts.max_grad_norm)
@@ -195,10 +179,10 @@ def train_and_predict(model_dir: Path, spec: TaskSpec, train: EncodedSplit, vali
     if bar is not None:
         bar.close()
     started = time.perf_counter()
-    predictions = predict(model, spec, valid, batch_size=opts.eval_batch_size, pad_id=pad_id, device=device,
-                          dtype=dtype)
+    predictions = predict(model, kind, valid, batch_size=opts.eval_batch_size, pad_id=pad_id, device=device,
+                          precision=opts.precision)
     predict_seconds = time.perf_counter() - started
-    metrics = heads.score(spec, valid, predictions)
+    metrics = kind.score(valid, predictions)
     return RunResult(learning_rate=opts.learning_rate, epochs=opts.epochs, seed=opts.seed, metrics=metrics,
                      predictions=predictions, steps=step, train_loss=train_loss, train_seconds=train_seconds,
                      predict_seconds=predict_seconds, text_tokens=text_tokens, padded_tokens=padded,

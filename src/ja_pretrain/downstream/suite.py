@@ -6,7 +6,8 @@ number of epochs of the grid with `seeds` seeds; the grid point with the best me
 per task, into OUT (one task) or OUT/TASK (several):
 
     scores.json        the task, every metric of the chosen grid point (mean and std over seeds),
-                       every run, the protocol, the model's and the data's hashes
+                       every run, the protocol and how it departs from the published one
+                       (`departures`), the model's and the data's hashes
     predictions.jsonl  one line per dev example: id, gold label, prediction (per seed when several)
     split.json         chABSA, livedoor, smoke: which documents went to train and to dev
     model/             with --save_model: the chosen run's fine-tuned model (save_pretrained)
@@ -14,7 +15,8 @@ per task, into OUT (one task) or OUT/TASK (several):
 
 and OUT/scores.md: the table, beside published reference figures. Each task's directory is
 built under a temporary name and renamed when complete; a rerun with the same model, data and
-protocol reuses a finished task instead of training it again.
+protocol reuses a finished task instead of training it again. Tasks scored under the published
+protocol go into the model-index of the model's card, when ja-pretrain wrote the card.
 """
 
 from __future__ import annotations
@@ -29,21 +31,23 @@ from pathlib import Path
 from typing import Any
 
 from ja_pretrain import __version__
-from ja_pretrain.downstream import heads
 from ja_pretrain.downstream.data import TaskData, load_task_data, path_fingerprint
 from ja_pretrain.downstream.encoding import EncodedSplit
-from ja_pretrain.downstream.finetune import RunOptions, RunResult, resolve_device, resolve_precision, train_and_predict
-from ja_pretrain.downstream.scorecard import SCORES_KIND, scorecard_lines
+from ja_pretrain.downstream.finetune import RunOptions, RunResult, train_and_predict
+from ja_pretrain.downstream.kinds import TaskKind, task_kind
+from ja_pretrain.downstream.scorecard import SCORES_KIND, combine, departures, pool_runs, rank_value, scorecard_lines
 from ja_pretrain.downstream.tasks import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, TASKS, TaskSpec, get_task
 from ja_pretrain.errors import UserError
+from ja_pretrain.export.card import model_index_entry, record_scores
+from ja_pretrain.export.model_dirs import WEIGHT_FILES, model_to_finetune
 from ja_pretrain.tokenization.encoder import FastEncoder
-from ja_pretrain.tokenization.files import copy_tokenizer, tokenizer_files
+from ja_pretrain.tokenization.files import copy_tokenizer, tokenizer_fingerprint
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from ja_pretrain.utils.devices import resolve_device, resolve_precision
 from ja_pretrain.utils.manifest import check_output_dir, fingerprint, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 STAGE = "finetune"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclass
@@ -107,21 +111,6 @@ class SuiteOptions:
 
 # -- the model and its tokenizer --------------------------------------------------------------
 
-def resolve_model_dir(model_dir: str | os.PathLike) -> Path:
-    """The model to fine-tune under MODEL_DIR: itself, a run-pretraining output's final/, or an
-    extract-electra output's discriminator/."""
-    root = Path(model_dir)
-    if not root.is_dir():
-        raise UserError(f"MODEL_DIR {root}: no such directory")
-    for candidate in (root, root / "final", root / "discriminator"):
-        if (candidate / "config.json").is_file():
-            if not any((candidate / w).is_file() for w in WEIGHT_FILES):
-                raise UserError(f"MODEL_DIR {candidate}: config.json but no model.safetensors or pytorch_model.bin")
-            return candidate
-    raise UserError(f"MODEL_DIR {root}: no config.json there, in final/ or in discriminator/; give a model saved by "
-                    "run-pretraining, extract-electra or save_pretrained")
-
-
 def check_tokenizer(model_dir: Path, tokenizer_dir: str | os.PathLike | None) -> Path:
     """The tokenizer to encode with, checked against the model's embedding."""
     directory = Path(tokenizer_dir) if tokenizer_dir else model_dir
@@ -155,43 +144,21 @@ def model_fingerprint(model_dir: Path) -> dict[str, str]:
 
 # -- one task --------------------------------------------------------------------------------
 
-def _mean_std(results: list[RunResult], metric: str) -> tuple[float, float]:
-    values = [r.metrics[metric] for r in results]
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def _grid(results: list[RunResult], spec: TaskSpec) -> list[dict[str, Any]]:
-    points: dict[tuple[float, int], list[RunResult]] = {}
-    for r in results:
-        points.setdefault((r.learning_rate, r.epochs), []).append(r)
-    grid = []
-    for (lr, epochs), runs in points.items():
-        stats = {m: _mean_std(runs, m) for m in spec.metrics}
-        grid.append({"learning_rate": lr, "epochs": epochs, "seeds": [r.seed for r in runs],
-                     "mean": {m: s[0] for m, s in stats.items()}, "std": {m: s[1] for m, s in stats.items()}})
-    return grid
-
-
-def prediction_lines(spec: TaskSpec, valid: EncodedSplit, chosen: list[RunResult]) -> list[str]:
+def prediction_lines(kind: TaskKind, valid: EncodedSplit, chosen: list[RunResult]) -> list[str]:
     lines = []
     for i, uid in enumerate(valid.uids):
-        record = {"index": i, "id": uid, "label": heads.readable(spec, valid, i, None, gold=True),
-                  "prediction": heads.readable(spec, valid, i, chosen[0].predictions[i])}
+        record = {"index": i, "id": uid, "label": kind.readable(valid, i, None, gold=True),
+                  "prediction": kind.readable(valid, i, chosen[0].predictions[i])}
         if len(chosen) > 1:
-            record["by_seed"] = {str(r.seed): heads.readable(spec, valid, i, r.predictions[i]) for r in chosen}
+            record["by_seed"] = {str(r.seed): kind.readable(valid, i, r.predictions[i]) for r in chosen}
         lines.append(json.dumps(record, ensure_ascii=False))
     return lines
 
 
 def _inputs(model: dict[str, str], tokenizer: Path, data: TaskData) -> dict[str, Any]:
     return {"model": model,
-            "tokenizer": {p.name: path_fingerprint(p) for p in tokenizer_files(tokenizer)},
+            "tokenizer": tokenizer_fingerprint(tokenizer),
             "data": {name: {"path": str(path), "sha256": path_fingerprint(path)} for name, path in data.files.items()}}
-
-
-def _comparable(score: float) -> float:
-    """A score to rank grid points by: an undefined score (NaN: constant predictions) ranks last."""
-    return score if score == score else float("-inf")
 
 
 def run_grid(spec: TaskSpec, model_dir: Path, train: EncodedSplit, valid: EncodedSplit, pad_id: int,
@@ -216,7 +183,7 @@ def run_grid(spec: TaskSpec, model_dir: Path, train: EncodedSplit, valid: Encode
                          ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()), result.train_seconds)
                 point.append(result)
             results += point
-            mean = _comparable(statistics.fmean(r.metrics[spec.primary_metric] for r in point))
+            mean = rank_value(statistics.fmean(r.metrics[spec.primary_metric] for r in point))
             if opts.save_model and (kept is None or mean > kept[0]):
                 if kept is not None:
                     kept[1].model = None
@@ -237,13 +204,16 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
     task_protocol = protocol.for_task(spec)
     positions = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
     if positions and task_protocol["max_length"] > positions:
-        log.warning("%s: max_length %d is beyond the model's %d positions; using %d", spec.name,
-                    task_protocol["max_length"], positions, positions)
+        log.warning("%s: max_length %d is beyond the model's %d positions; using %d (marked as not comparable "
+                    "with published figures)", spec.name, task_protocol["max_length"], positions, positions)
+        task_protocol["max_length_cut_from"] = task_protocol["max_length"]
         task_protocol["max_length"] = positions
     device = resolve_device(opts.device)
     task_protocol["precision"] = resolve_precision(protocol.precision, device)
     inputs = _inputs(model, tokenizer, data)
-    options = {"task": spec.name, "protocol": task_protocol, "sampled": data.sampled, "save_model": opts.save_model}
+    # cpu_ops changes how dropout draws its masks on a CPU, so it changes the scores too
+    options = {"task": spec.name, "protocol": task_protocol, "sampled": data.sampled, "save_model": opts.save_model,
+               "cpu_ops": opts.cpu_ops and device.type == "cpu"}
     manifest = read_manifest(task_out) if task_out.is_dir() else None
     if manifest and manifest.get("stage") == STAGE and manifest.get("fingerprint") == fingerprint(
             {"stage": STAGE, "inputs": inputs, "options": options}) and (task_out / "scores.json").is_file():
@@ -253,14 +223,14 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
     encoder = FastEncoder(tokenizer)
     read_seconds = time.perf_counter() - started
     encoded_at = time.perf_counter()
-    train, train_counts = heads.encode(encoder, data.train, spec, task_protocol["max_length"])
-    valid, valid_counts = heads.encode(encoder, data.valid, spec, task_protocol["max_length"])
+    kind = task_kind(spec)
+    train, train_counts = kind.encode(encoder, data.train, task_protocol["max_length"])
+    valid, valid_counts = kind.encode(encoder, data.valid, task_protocol["max_length"])
     encode_seconds = time.perf_counter() - encoded_at
     log.info("%s: %d train and %d dev examples (%d and %d cut to %d tokens), encoded in %.1f s", spec.name,
              len(train), len(valid), train.truncated, valid.truncated, task_protocol["max_length"], encode_seconds)
     results, kept = run_grid(spec, model_dir, train, valid, encoder.special_ids["pad"], opts, task_protocol, device)
-    grid = _grid(results, spec)
-    chosen_point = max(grid, key=lambda g: _comparable(g["mean"][spec.primary_metric]))
+    chosen_point, grid = pool_runs(spec.name, [r.summary() for r in results])
     chosen = [r for r in results if (r.learning_rate, r.epochs) == (chosen_point["learning_rate"],
                                                                      chosen_point["epochs"])]
     scores = {
@@ -275,6 +245,7 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
         "grid": grid,
         "runs": [r.summary() for r in results],
         "protocol": task_protocol,
+        "departures": departures(spec.name, task_protocol, data.sampled, named_splits=opts.train is not None),
         "model": model,
         "tokenizer": str(tokenizer),
         "data": {**inputs["data"], "train_examples": len(train), "dev_examples": len(valid),
@@ -292,12 +263,12 @@ def run_task(spec: TaskSpec, model_dir: Path, tokenizer: Path, model: dict[str, 
     }
     with atomic_directory(task_out) as tmp:
         atomic_write_json(tmp / "scores.json", scores)
-        atomic_write_text(tmp / "predictions.jsonl", "\n".join(prediction_lines(spec, valid, chosen)) + "\n")
+        atomic_write_text(tmp / "predictions.jsonl", "\n".join(prediction_lines(kind, valid, chosen)) + "\n")
         if data.split is not None:
             atomic_write_json(tmp / "split.json", data.split)
         if kept is not None:
             save_finetuned(kept, tokenizer, tmp / "model")
-        atomic_write_text(tmp / "scores.md", "\n".join(scorecard_lines([(model["dir"], {spec.name: scores})])))
+        atomic_write_text(tmp / "scores.md", "\n".join(scorecard_lines(combine([(str(task_out), scores)]))))
         write_manifest(tmp, stage=STAGE, inputs=inputs, options=options,
                        counts={"train_examples": len(train), "dev_examples": len(valid), "runs": len(results)},
                        timings=scores["timings"])
@@ -335,7 +306,7 @@ def run_suite(model_dir: str | os.PathLike, opts: SuiteOptions) -> dict[str, Any
         raise UserError("--task: name one or more tasks")
     if len(specs) > 1 and (opts.train or opts.valid):
         raise UserError("--train/--valid name one task's files; with several tasks give --data DIR")
-    model_path = resolve_model_dir(model_dir)
+    model_path = model_to_finetune(model_dir)
     tokenizer = check_tokenizer(model_path, opts.tokenizer)
     model = model_fingerprint(model_path)
     out = Path(opts.out)
@@ -348,8 +319,9 @@ def run_suite(model_dir: str | os.PathLike, opts: SuiteOptions) -> dict[str, Any
     for spec in specs:
         task_out = out if len(specs) == 1 else out / spec.name
         by_task[spec.name] = run_task(spec, model_path, tokenizer, model, opts, task_out)
+    record_model_index(model_path, by_task)
     if len(specs) > 1:
-        table = scorecard_lines([(str(model_path), by_task)])
+        table = scorecard_lines(combine([(str(out / name), s) for name, s in by_task.items()]))
         atomic_write_text(out / "scores.md", "\n".join(table))
         summary = {"kind": "ja-pretrain/downstream-suite", "model": model,
                    "tasks": {name: {"metrics": s["metrics"], "std": s["std"], "chosen": s["chosen"],
@@ -358,6 +330,17 @@ def run_suite(model_dir: str | os.PathLike, opts: SuiteOptions) -> dict[str, Any
         write_manifest(out, stage=STAGE, inputs={"model": model}, options={"tasks": list(by_task)},
                        counts={"tasks": len(by_task)}, timings={"seconds": round(time.perf_counter() - started, 3)})
     return {"model": model, "tasks": by_task}
+
+
+def record_model_index(model_path: Path, by_task: dict[str, dict[str, Any]]) -> None:
+    """Put the tasks scored under the published protocol into the model card's model-index (a
+    card ja-pretrain wrote; a run that departs from the protocol is not quoted there)."""
+    entries = {name: model_index_entry(task=name, title=s["title"], kind=s["task_kind"], metrics=s["metrics"],
+                                       source=get_task(name).source)
+               for name, s in by_task.items() if not s.get("departures")}
+    name = model_path.parent.name if model_path.name in ("final", "discriminator") else model_path.name
+    if entries and record_scores(model_path, name, entries):
+        log.info("model card %s: model-index now has %s", model_path / "README.md", ", ".join(entries))
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:

@@ -8,8 +8,6 @@ discriminator is scored on replacements sampled from that generator).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
@@ -27,10 +25,12 @@ from ja_pretrain.evaluation.heldout import (
     HeldOutSet,
     build_heldout_set,
 )
-from ja_pretrain.evaluation.metrics import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
-from ja_pretrain.tokenization.files import load_saved_tokenizer
+from ja_pretrain.evaluation.heldout_scoring import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
+from ja_pretrain.export.model_dirs import resolve_models as resolve_model_dirs
+from ja_pretrain.tokenization.files import load_saved_tokenizer, tokenizer_fingerprint
 from ja_pretrain.utils.atomic import atomic_write_json
-from ja_pretrain.utils.manifest import write_manifest
+from ja_pretrain.utils.devices import resolve_device, resolve_precision
+from ja_pretrain.utils.manifest import fingerprint, write_manifest
 
 MASKED_LM = "masked-lm"
 REPLACED_TOKEN_DETECTION = "replaced-token-detection"
@@ -42,25 +42,6 @@ KIND_OF_ARCHITECTURE = {
     "ModernBertForMaskedLM": MASKED_LM,
 }
 METRICS_NAME = "metrics.json"
-EXPORT_ONLY = ("model_input_names", "model_max_length")  # tokenizer_config.json entries that leave the ids alone
-
-
-def resolve_model_dirs(model_dir: str | os.PathLike) -> list[tuple[str, Path]]:
-    """(label, dir) of every model to evaluate under `model_dir`."""
-    root = Path(model_dir)
-    if not root.is_dir():
-        raise UserError(f"MODEL_DIR {root}: no such directory")
-    if (root / "config.json").is_file():
-        return [(root.name, root)]
-    if (root / "final" / "config.json").is_file():
-        return [("final", root / "final")]
-    pair = [(name, root / name) for name in ("generator", "discriminator") if (root / name / "config.json").is_file()]
-    if pair:
-        return pair
-    raise UserError(
-        f"MODEL_DIR {root}: no config.json there, in final/, or in generator/ or discriminator/; "
-        "give a model saved by run-pretraining or extract-electra"
-    )
 
 
 def load_model(path: Path):
@@ -85,16 +66,8 @@ def load_tokenizer(path: Path):
 
 
 def tokenizer_key(path: Path) -> str:
-    """Same key = same tokenizer files, so the held-out set (and its masks) can be shared."""
-    digest = hashlib.sha256()
-    for name in ("vocab.txt", "spiece.model"):
-        if (path / name).is_file():
-            digest.update(name.encode() + (path / name).read_bytes())
-    config = path / "tokenizer_config.json"
-    if config.is_file():  # less what a model's export adds that does not change the ids (ModernBERT's inputs)
-        entries = {k: v for k, v in json.loads(config.read_text(encoding="utf-8")).items() if k not in EXPORT_ONLY}
-        digest.update(b"tokenizer_config.json" + json.dumps(entries, sort_keys=True).encode())
-    return digest.hexdigest()
+    """Same key = same tokenizer, so the held-out set (and its masks) can be shared."""
+    return fingerprint(tokenizer_fingerprint(path))
 
 
 def ordinary_token_ids(tokenizer) -> np.ndarray:
@@ -115,16 +88,19 @@ def evaluate_model(
     sequence_length: int = DEFAULT_SEQUENCE_LENGTH,
     mask_probability: float = 0.15,
     batch_size: int = 32,
+    device: str = "auto",
+    precision: str = "auto",
     out_dir: str | os.PathLike | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every model under `model_dir` (one dir or a list) on `corpus` (a corpus dir's
     valid.txt or a text file); return the figures and, with `out_dir`, write OUT/metrics.json
     and OUT/manifest.json. Models are keyed by their dir name ("final" becomes its parent's
-    name); a name seen twice is prefixed with its parent's."""
-
-
+    name); a name seen twice is prefixed with its parent's. `device` and `precision` as
+    run-pretraining's (utils.devices): a GPU in bf16 when there is one."""
     started = time.time()
+    on = resolve_device(device)
+    precision = resolve_precision(precision, on)
     if batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
     model_dirs = model_dir if isinstance(model_dir, (list, tuple)) else [model_dir]
@@ -134,6 +110,7 @@ def evaluate_model(
         pair_generator = next((p for label, p in targets if label == "generator"), None)
         for label, path in targets:
             model, architecture, kind = load_model(path)
+            model.to(on)
             label = _unique_label(label, path, [entry[0] for entry in loaded])
             loaded.append((label, path, model, architecture, kind, pair_generator))
     given_generator = resolve_model_dirs(generator_dir)[0][1] if generator_dir else None
@@ -155,7 +132,7 @@ def evaluate_model(
         bar = tqdm(total=len(heldout.sequences), desc=f"evaluate {label}", unit="seq", file=sys.stderr,
                    disable=not show_progress, leave=False)
         common = {"mask_id": tokenizer.mask_token_id, "pad_id": tokenizer.pad_token_id, "batch_size": batch_size,
-                  "progress": bar}
+                  "progress": bar, "precision": precision}
         if kind == MASKED_LM:
             figures = masked_lm_metrics(model, heldout, **common)
             corruption = None
@@ -163,6 +140,7 @@ def evaluate_model(
             generator = None
             if generator_path is not None:
                 generator, _, gen_kind = load_model(generator_path)
+                generator.to(on)
                 if gen_kind != MASKED_LM:
                     raise UserError(f"--generator {generator_path}: not a masked-LM model")
                 if tokenizer_key(generator_path) != key[0]:
@@ -189,6 +167,8 @@ def evaluate_model(
         "sequences": len(heldout.sequences),
         "tokens": heldout.tokens,
         "seed": seed,
+        "device": on.type,
+        "precision": precision,
         "mask_probability": mask_probability,
         "masking": "training masker at mask_probability of each sequence's tokens, every chosen token "
         "shown as [MASK]; noise per sequence from numpy default_rng([seed, sequence_index])",

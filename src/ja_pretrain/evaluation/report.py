@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ja_pretrain.downstream.scorecard import scorecard_lines
+from ja_pretrain.downstream.scorecard import combine, scorecard_lines
 from ja_pretrain.evaluation import plots
 from ja_pretrain.evaluation.rundir import RunContents, model_summary, read_train_log, scan_run_dir
 from ja_pretrain.evaluation.tokenizer_stats import tokenizer_statistics
@@ -96,13 +96,15 @@ def tokenizer_section(run: RunContents, max_sentences: int) -> list[str]:
     rows = []
     for directory in run.tokenizers:
         s = tokenizer_statistics(directory, text, max_sentences=max_sentences)
-        rows.append([f"`{run.rel(directory)}`", s["tokenizer_class"], s["vocab_size"], s["sentences"], s["words"],
-                     s["tokens"], f"{s['unk_rate']:.3%}", f"{s['unk_word_rate']:.3%}",
-                     round(s["subwords_per_word"], 3), round(s["characters_per_token"], 3),
+        no_words = s["words"] is None  # no word segmenter: SentencePiece on raw text
+        rows.append([f"`{run.rel(directory)}`", s["tokenizer_class"], s["vocab_size"], s["sentences"],
+                     "n/a" if no_words else s["words"], s["tokens"], f"{s['unk_rate']:.3%}", f"{s['byte_rate']:.3%}",
+                     "n/a" if no_words else f"{s['unk_word_rate']:.3%}",
+                     "n/a" if no_words else round(s["subwords_per_word"], 3), round(s["characters_per_token"], 3),
                      f"{s['vocabulary_used']:.1%}"])
     lines = [f"Measured on the first {max_sentences:,} sentences (at most) of `{run.rel(text)}`.", ""]
     return lines + _table(["tokenizer", "class", "vocab", "sentences", "words", "tokens", "[UNK] rate",
-                           "words with [UNK]", "subwords/word", "chars/token", "vocabulary used"], rows)
+                           "byte pieces", "words with [UNK]", "subwords/word", "chars/token", "vocabulary used"], rows)
 
 
 def _last(records: list[dict[str, Any]], key: str, split: str) -> Any:
@@ -167,20 +169,23 @@ def evaluation_section(run: RunContents) -> list[str]:
 
 
 def downstream_section(run: RunContents) -> list[str]:
-    """Our models' dev scores per task (from `ja-pretrain finetune`) beside published figures."""
+    """Our models' dev scores per task (from `ja-pretrain finetune`) beside published figures:
+    every run found, per-seed runs of one protocol pooled, departures from the published
+    protocol marked."""
     if not run.downstream:
         return ["No downstream scores (run `ja-pretrain finetune MODEL_DIR --task ... --out DIR`).", ""]
-    by_model: dict[str, dict[str, dict[str, Any]]] = {}
-    for _, scores in run.downstream:
-        label = f"`{run.rel(Path(scores['model']['dir']))}`"
-        by_model.setdefault(label, {})[scores["task"]] = scores
-    lines = ["Dev-split scores of fine-tuned models (the chosen learning rate; mean over seeds), measured here:", ""]
-    lines += scorecard_lines(list(by_model.items()))
-    rows = [[f"`{run.rel(directory)}`", s["task"], s["data"]["train_examples"], s["data"]["dev_examples"],
-             s["chosen"]["learning_rate"], s["chosen"]["epochs"], s["seeds"], s["timings"]["total_seconds"]]
-            for directory, s in run.downstream]
-    return lines + _table(["scores", "task", "train examples", "dev examples", "learning rate", "epochs", "seeds",
-                           "seconds"], rows)
+    entries = combine([(run.rel(directory), scores) for directory, scores in run.downstream])
+    lines = ["Dev-split scores of fine-tuned models, measured here: the best grid point's mean over seeds "
+             "(runs of one model, task and protocol that differ only in their seeds are pooled).", ""]
+    lines += scorecard_lines(entries, label_of=lambda e: f"`{run.rel(Path(e.model))}`")
+    rows = []
+    for entry in entries:
+        chosen = entry.chosen
+        rows.append([", ".join(f"`{s}`" for s in entry.sources), entry.task, f"`{run.rel(Path(entry.model))}`",
+                     chosen.get("learning_rate"), chosen.get("epochs"), ", ".join(map(str, entry.seeds)),
+                     "; ".join(entry.departures) or "published protocol"])
+    lines += ["Every run found (a row pools the runs it names):", ""]
+    return lines + _table(["scores", "task", "model", "learning rate", "epochs", "seeds", "protocol"], rows)
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,

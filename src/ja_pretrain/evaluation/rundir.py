@@ -77,7 +77,7 @@ def scan_run_dir(run_dir: str | os.PathLike) -> RunContents:
             found.train_logs.append(directory / "train_log.jsonl")
         if "config.json" in files and (files & {"model.safetensors", "pytorch_model.bin"}):
             found.models.append(directory)
-        elif "tokenizer_config.json" in files and (files & {"vocab.txt", "spiece.model"}):
+        elif "tokenizer_config.json" in files and (files & {"vocab.txt", "spiece.model", "tokenizer.json"}):
             found.tokenizers.append(directory)
         if "metrics.json" in files:
             metrics = _read_json(directory / "metrics.json")

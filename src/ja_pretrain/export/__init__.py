@@ -9,7 +9,11 @@ ModernBERT) or `ja_pretrain.export.electra.export_electra_final`, both with the 
 
 `params` is the ModelParameters, `options` the ObjectiveOptions, `train_state` the trainer's
 checkpoint state (step, tokens_seen, global_batch, precision...), `last_train`/`last_valid` the
-last train_log.jsonl records, `facts` extra lines for the model card (input_file, init_from)."""
+last train_log.jsonl records, `facts` extra lines for the model card (input_file, init_from).
+
+`card` makes README.md a Hub model card (front matter, model-index) and keeps absolute local paths
+out of final/; `model_dirs` finds the models under any MODEL_DIR (itself, final/, generator/ and
+discriminator/) for every command that takes one."""
 
 from __future__ import annotations
 

@@ -14,9 +14,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.config.forms import form_option
+from ja_pretrain.export.card import portable
 from ja_pretrain.export.common import LICENSE_LINE, figure_rows, training_rows, usage_lines, write_final
 from ja_pretrain.models.bert import BERT
 from ja_pretrain.models.family import ModelFamily
+from ja_pretrain.tokenization.files import tokenizer_summary
 from ja_pretrain.utils.manifest import read_manifest
 
 
@@ -24,28 +27,25 @@ def model_card(*, architecture: str, params: Any, options: Any, tokenizer_config
                dataset_manifest: dict | None, last_train: dict, last_valid: dict, facts: dict,
                family: ModelFamily = BERT) -> str:
     auto = "AutoModelForPreTraining" if architecture == "BertForPreTraining" else "AutoModelForMaskedLM"
-    data = facts.get("input_file") or (dataset_manifest or {}).get("inputs", {}).get("corpus_dir", "n/a")
+    data = portable(facts.get("input_file") or (dataset_manifest or {}).get("inputs", {}).get("corpus_dir", "n/a"))
     counts = (dataset_manifest or {}).get("counts", {})
-    word = tokenizer_config.get("word_tokenizer_type", "mecab")
-    dic = (tokenizer_config.get("mecab_kwargs") or {}).get("mecab_dic", "")
     lines = [
         f"# Japanese {family.title} ({params.model_type}) pretrained with ja-pretrain",
         "",
         f"A `{architecture}` trained from scratch by `ja-pretrain run-pretraining`"
-        + (f", starting from the weights of `{facts['init_from']}`" if facts.get("init_from") else "") + ".",
+        + (f", starting from the weights of `{portable(facts['init_from'])}`" if facts.get("init_from") else "") + ".",
         "",
         *usage_lines(auto, tokenizer_config.get("tokenizer_class", "BertJapaneseTokenizer"),
                      auto_tokenizer=family.auto_tokenizer_reads_class),
         "",
         "## Data",
         f"- input: `{data}`",
-        f"- dataset: form `{train_state.get('form', 'packed')}`, sequence length {params.sequence_length}"
+        f"- dataset: form `{form_option(train_state.get('form', 'packed'))}`, sequence length {params.sequence_length}"
         + "".join(f", {k.replace('_', ' ')} {v}" for k, v in counts.items()
                   if isinstance(v, (int, float)) and k.split("_")[-1] in ("documents", "sentences", "tokens", "samples")),
         "",
         "## Tokenizer",
-        f"- words: {word}{' (' + dic + ')' if dic else ''}; "
-        f"subwords: {tokenizer_config.get('subword_tokenizer_type', 'wordpiece')}",
+        f"- {tokenizer_summary(tokenizer_config)}",
         f"- vocabulary: {facts.get('vocab_size', 'n/a')} entries, [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4",
         "",
         "## Model and training",

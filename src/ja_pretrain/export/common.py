@@ -1,5 +1,6 @@
-"""What the BERT and ELECTRA exports share: the writer of MODEL_DIR/final/, the model card's
-training table and figures, and final/manifest.json."""
+"""What the model families' exports share: the writer of MODEL_DIR/final/, the model card's
+training table and figures, its Hub front matter, and final/manifest.json, none of which holds
+an absolute local path."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.export.card import card_text, front_matter, hub_datasets, portable
 from ja_pretrain.tokenization.files import CONFIG_FILE, copy_tokenizer
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
@@ -47,15 +49,14 @@ def write_final_manifest(directory: Path, *, params: Any, options: Any, architec
     """final/manifest.json (written last): what the model was trained on, with which options."""
     write_manifest(
         directory, stage="pretrain",
-        inputs={"dataset": (dataset_manifest or {}).get("fingerprint", str(dataset_dir)),
-                "tokenizer_files": tokenizer_names, "init_from": str(facts.get("init_from") or "")},
-        options={"parameters": params.to_json_dict(), "model_type": params.model_type,
-                 "objective": dict(vars(options)),
-                 "architecture": architecture},
+        inputs=portable({"dataset": (dataset_manifest or {}).get("fingerprint", str(dataset_dir)),
+                         "tokenizer_files": tokenizer_names, "init_from": str(facts.get("init_from") or "")}),
+        options=portable({"parameters": params.to_json_dict(), "model_type": params.model_type,
+                          "objective": dict(vars(options)), "architecture": architecture}),
         counts={"steps": train_state.get("step"), "tokens_seen": train_state.get("tokens_seen"),
                 "samples_seen": train_state.get("samples_seen")},
-        extra={"final_valid": last_valid, "final_train": last_train,
-               "train_state_fingerprint": fingerprint(train_state)},
+        extra=portable({"final_valid": last_valid, "final_train": last_train,
+                        "train_state_fingerprint": fingerprint(train_state)}),
     )
 
 
@@ -79,17 +80,26 @@ def figure_rows(columns: tuple[str, ...], last_valid: dict, last_train: dict) ->
             for name, record in (("valid (held out)", last_valid), ("train (last log window)", last_train)) if record]
 
 
-LICENSE_LINE = "\nLicense: choose one compatible with your training data before publishing."
+LICENSE_LINE = ("\nLicense: `other` in the front matter until you choose one compatible with the training data "
+                "before publishing.")
+
+
+def corpus_inputs(facts: dict) -> list[str]:
+    """Names of the raw files the training corpus was made from (its manifest's inputs)."""
+    corpus = Path(str(facts.get("input_file") or ""))
+    manifest = read_manifest(corpus) if corpus.is_dir() else None
+    files = ((manifest or {}).get("inputs") or {}).get("files") or []
+    return [str(f.get("path", "")) for f in files if isinstance(f, dict)] or ([corpus.name] if corpus.name else [])
 
 
 def write_final(out_dir: str | os.PathLike, *, save: Any, architecture: str, card: str, tokenizer_dir: str | os.PathLike,
                 params: Any, options: Any, dataset_dir: str | os.PathLike, train_state: dict, last_train: dict,
                 last_valid: dict, facts: dict, keep_train_state: bool = False,
-                tokenizer_settings: dict | None = None) -> Path:
+                tokenizer_settings: dict | None = None, pipeline_tag: str | None = "fill-mask") -> Path:
     """MODEL_DIR/final/ for any model family: `save(tmp)` writes the weights and config, then
     the tokenizer files (with `tokenizer_settings` set in their tokenizer_config.json), README.md
-    (`card`), trainer_state.json if asked, and manifest.json last; built under a temporary name
-    and renamed when complete."""
+    (`card` under the Hub front matter), trainer_state.json if asked, and manifest.json last;
+    built under a temporary name and renamed when complete."""
     dataset_manifest = read_manifest(dataset_dir)
     with atomic_directory(out_dir) as tmp:
         save(tmp)
@@ -98,8 +108,9 @@ def write_final(out_dir: str | os.PathLike, *, save: Any, architecture: str, car
             config = json.loads((tmp / CONFIG_FILE).read_text(encoding="utf-8"))
             atomic_write_json(tmp / CONFIG_FILE, {**config, **tokenizer_settings})
         if keep_train_state:
-            atomic_write_json(tmp / "trainer_state.json", train_state)
-        atomic_write_text(tmp / "README.md", card)
+            atomic_write_json(tmp / "trainer_state.json", portable(train_state))
+        front = front_matter(pipeline_tag=pipeline_tag, datasets=hub_datasets(corpus_inputs(facts)))
+        atomic_write_text(tmp / "README.md", card_text(front, card))
         write_final_manifest(tmp, params=params, options=options, architecture=architecture,
                              dataset_dir=dataset_dir, dataset_manifest=dataset_manifest,
                              tokenizer_names=tokenizer_names, train_state=train_state, facts=facts,

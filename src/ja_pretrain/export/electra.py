@@ -30,6 +30,7 @@ import transformers
 
 from ja_pretrain.config.parameters import load_parameters
 from ja_pretrain.errors import UserError
+from ja_pretrain.export.card import card_text, front_matter, portable, read_card
 from ja_pretrain.export.common import LICENSE_LINE, figure_rows, training_rows, usage_lines, write_final
 from ja_pretrain.models.electra_checkpoint import joint_model_from_dir, read_joint_config
 from ja_pretrain.tokenization.files import copy_tokenizer
@@ -67,7 +68,7 @@ def joint_model_card(*, params: Any, options: Any, train_state: dict, last_train
         "| setting | value |",
         "| :-- | :-- |",
         f"| preset | {params.model_type} |",
-        f"| input | {facts.get('input_file') or 'n/a'} |",
+        f"| input | {portable(facts.get('input_file')) or 'n/a'} |",
         f"| discriminator layers / hidden / heads / FFN | {params.number_of_layers} / {params.hidden_size} / "
         f"{params.attention_heads} / {params.ffn_inner_hidden_size} |",
         f"| generator (size {params.generator_size}) hidden / heads / FFN | {gen_hidden} / {gen_heads} / {gen_ffn} |",
@@ -79,7 +80,7 @@ def joint_model_card(*, params: Any, options: Any, train_state: dict, last_train
         f"{getattr(options, 'discriminator_weight', 50.0):g} x discriminator BCE |",
     ]
     if facts.get("init_from"):
-        lines.append(f"| initialised from | {facts['init_from']} |")
+        lines.append(f"| initialised from | {portable(facts['init_from'])} |")
     lines += ["", "## Figures at the final step",
               "| split | loss | generator loss | generator accuracy | discriminator loss | discriminator accuracy "
               "| precision (replaced) | recall (replaced) |",
@@ -102,7 +103,7 @@ def export_electra_final(objective: Any, out_dir: str | os.PathLike, *, tokenize
     return write_final(out_dir, save=objective.save_model, architecture="ElectraJointModel", card=card,
                        tokenizer_dir=tokenizer_dir, params=params, options=options, dataset_dir=dataset_dir,
                        train_state=train_state, last_train=last_train, last_valid=last_valid, facts=facts,
-                       keep_train_state=True)
+                       keep_train_state=True, pipeline_tag=None)
 
 
 # -- extract-electra --------------------------------------------------------------------------------
@@ -173,10 +174,12 @@ def half_model_card(*, role: str, architecture: str, auto: str, joint: dict, sou
            if role == "discriminator" else
            "The masked-LM generator that produced the replacements during training; mainly useful to "
            "continue pretraining or to fill masks.")
-    return "\n".join([
+    front = front_matter(pipeline_tag="fill-mask" if role == "generator" else None,
+                         datasets=(read_card(source)[0] or {}).get("datasets") or [])
+    return card_text(front, "\n".join([
         f"# Japanese ELECTRA {role} ({joint.get('model_type') or 'custom preset'}), from ja-pretrain",
         "",
-        f"An `{architecture}` extracted by `ja-pretrain extract-electra` from `{source}`. {use}",
+        f"An `{architecture}` extracted by `ja-pretrain extract-electra` from `{portable(str(source.resolve()))}`. {use}",
         "",
         *usage_lines(auto),
         "",
@@ -194,7 +197,7 @@ def half_model_card(*, role: str, architecture: str, auto: str, joint: dict, sou
         "",
         LICENSE_LINE.strip(),
         "",
-    ])
+    ]))
 
 
 def _probe_inputs(config: Any):

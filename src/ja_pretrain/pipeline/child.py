@@ -13,9 +13,7 @@ import sys
 
 from ja_pretrain.pipeline.stages import load_command
 from ja_pretrain.utils.console import configure_output, run_guarded
-from ja_pretrain.utils.processes import die_with_parent
-
-PARENT_PID_ENV = "JA_PRETRAIN_PIPELINE_PID"
+from ja_pretrain.utils.processes import PARENT_PID_ENV, die_with_parent
 
 
 def main(argv: list[str]) -> int:
@@ -23,8 +21,10 @@ def main(argv: list[str]) -> int:
     # stage with SIGINT, so take it back.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # A stage must not outlive its pipeline (kill -9 of the pipeline would leave it running).
+    # Run directly, the pipeline is the parent and names itself; under a launcher the parent is
+    # the launcher's agent (which itself dies with the pipeline: utils.processes.with_parent).
     parent = os.environ.get(PARENT_PID_ENV)
-    die_with_parent(int(parent) if parent else None)
+    die_with_parent(int(parent) if parent else os.getppid())
     spec, *args = argv
     command = load_command(spec)
     name = getattr(command, "NAME", spec)

@@ -33,6 +33,7 @@ from ja_pretrain.errors import UserError
 from ja_pretrain.pipeline.stages import StagePlan, expand_globs
 from ja_pretrain.utils.atomic import atomic_write_json
 from ja_pretrain.utils.manifest import file_sha256, fingerprint, read_manifest
+from ja_pretrain.utils.processes import PARENT_PID_ENV, with_parent
 
 STATE_DIR = ".pipeline"
 HASH_LIMIT = 64 << 20  # files up to this size are hashed; bigger ones are known by size and time
@@ -237,14 +238,22 @@ class PipelineRunner:
         log.parent.mkdir(parents=True, exist_ok=True)
         if log.exists():  # keep the last attempt's log (e.g. the one that was killed) beside the new one
             os.replace(log, log.with_suffix(".previous.log"))
-        launcher = plan.launch or [sys.executable]
-        cmd = [*launcher, "-m", "ja_pretrain.pipeline.child", plan.spec, *expand_globs(argv)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "JA_PRETRAIN_PIPELINE_PID": str(os.getpid())}
+        stage = ["-m", "ja_pretrain.pipeline.child", plan.spec, *expand_globs(argv)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop(PARENT_PID_ENV, None)  # (a pipeline run by a stage of another pipeline)
+        if plan.launch:
+            cmd = with_parent(os.getpid(), [*plan.launch, *stage])
+        else:
+            cmd = [sys.executable, *stage]
+            env[PARENT_PID_ENV] = str(os.getpid())
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         last_line = ""
         with open(log, "w", encoding="utf-8") as f:
             f.write(f"$ ja-pretrain {plan.command} {' '.join(argv)}\n")
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+            # A session of its own: a Ctrl-C at the terminal reaches the pipeline alone, which
+            # stops the stage with one SIGINT (two would cut its checkpoint short).
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
             pending = ""
             try:
                 while chunk := proc.stdout.read1(1 << 16):
@@ -262,7 +271,7 @@ class PipelineRunner:
                             last_line = line.strip()
                 code = proc.wait()
             except BaseException:
-                _stop(proc)
+                _stop(proc, launched=bool(plan.launch))
                 f.write("\n[pipeline: interrupted]\n")
                 raise
             if pending.strip():
@@ -284,9 +293,12 @@ def _inside(path: Path, parent: Path) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop a stage: Ctrl-C first (it writes nothing half-done), then harder."""
-    for send, patience in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, None)):
+def _stop(proc: subprocess.Popen, launched: bool = False) -> None:
+    """Stop a stage: one polite signal (it writes nothing half-done; training checkpoints), then
+    harder. A launcher gets SIGTERM, which torchrun, srun and uv all pass on to their workers
+    (srun takes a single SIGINT as a request for its status)."""
+    first = signal.SIGTERM if launched else signal.SIGINT
+    for send, patience in ((first, 60 if launched else 30), (signal.SIGTERM, 10), (signal.SIGKILL, None)):
         if proc.poll() is not None:
             return
         proc.send_signal(send)

@@ -18,6 +18,9 @@ All words of a batch that miss the cache go to Rust in one call.
     ids, starts = enc.encode_with_word_starts(["今日は晴れ。"])   # starts[i][j]: token j begins a word
     [(ids, offsets)] = enc.encode_with_offsets(["㈱は晴れ。"])     # offsets[j]: token j's (start, end) chars
 
+A tokenizer without a word segmenter (tokenizer.json, SentencePiece on raw text) is already
+Rust end to end; for it FastEncoder hands each call to `raw_text.RawTextEncoder`.
+
 For many sentences, `encode_in_workers(tokenizer_dir, jobs, function, workers)` runs
 `function(encoder, job)` in worker processes (each with its own encoder) and yields the results
 in order; `encode_flat` gives one batch as flat numpy arrays.
@@ -41,10 +44,18 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordPiece
 
 from ja_pretrain.errors import UserError
-from ja_pretrain.tokenization.files import SPECIAL_NAMES, SPECIAL_TOKENS, VOCAB_FILE, read_tokenizer_config
+from ja_pretrain.tokenization.files import (
+    FAST_TOKENIZER_FILE,
+    SPECIAL_NAMES,
+    SPECIAL_TOKENS,
+    VOCAB_FILE,
+    read_tokenizer_config,
+    subword_type,
+)
 from ja_pretrain.tokenization.offsets import token_offsets
+from ja_pretrain.tokenization.raw_text import RawTextEncoder
 from ja_pretrain.tokenization.words import WordSegmenter, WordTokenizerSpec
-from ja_pretrain.utils.processes import die_with_parent
+from ja_pretrain.utils.processes import become_pool_worker
 
 # transformers' WordpieceTokenizer turns a longer word into a single [UNK].
 MAX_CHARS_PER_WORD = 100
@@ -65,8 +76,14 @@ class FastEncoder:
     def __init__(self, tokenizer_dir: str | os.PathLike):
         self.tokenizer_dir = Path(tokenizer_dir)
         config = read_tokenizer_config(self.tokenizer_dir)
-        self.subword_type = config.get("subword_tokenizer_type", "wordpiece")
+        self.subword_type = subword_type(config)
         self.word_spec = WordTokenizerSpec.from_config(config)
+        self._raw_text = None
+        if self.word_spec.kind == "none":
+            self._raw_text = RawTextEncoder(self.tokenizer_dir / FAST_TOKENIZER_FILE)
+            self.vocab_size = self._raw_text.vocab_size
+            self.special_ids = self._special_ids(self._raw_text.token_id)
+            return
         segmenter = WordSegmenter(self.word_spec)
         vocab_path = self.tokenizer_dir / VOCAB_FILE[self.subword_type]
         self._wakati = None
@@ -78,8 +95,16 @@ class FastEncoder:
             self._words = segmenter.surfaces
             self._subwords = _SentencePieceSubwords(vocab_path)
         self.vocab_size = self._subwords.vocab_size
-        self.special_ids = {name: self._subwords.token_id(tok) for name, tok in zip(SPECIAL_NAMES, SPECIAL_TOKENS, strict=True)}
+        self.special_ids = self._special_ids(self._subwords.token_id)
         self._reset_cache()
+
+    def _special_ids(self, token_id) -> dict[str, int]:
+        ids = {name: token_id(token) for name, token in zip(SPECIAL_NAMES, SPECIAL_TOKENS, strict=True)}
+        missing = [token for (name, token) in zip(SPECIAL_NAMES, SPECIAL_TOKENS, strict=True) if ids[name] is None]
+        if missing:
+            raise UserError(f"{self.tokenizer_dir}: no {', '.join(missing)} in the vocabulary; "
+                            "train the tokenizer with `ja-pretrain train-tokenizer`")
+        return ids
 
     @classmethod
     def from_pretrained(cls, tokenizer_dir: str | os.PathLike) -> "FastEncoder":
@@ -103,6 +128,8 @@ class FastEncoder:
         """All sentences' ids back to back (int32), word-start flags (bool) and tokens per sentence."""
         if not sentences:
             return np.zeros(0, np.int32), np.zeros(0, bool), np.zeros(0, np.int64)
+        if self._raw_text is not None:
+            return self._raw_text.encode_flat(sentences)
         if self._wakati is not None:
             # MeCab + WordPiece: one split() of the whole batch, NUL words between sentences.
             words = _SENTENCE_BREAK.join(map(self._wakati_around_specials, sentences)).split()
@@ -120,10 +147,13 @@ class FastEncoder:
 
     def encode_with_offsets(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per text: its ids (as `encode_sentences`) and each token's (start, end) characters in
-        the text as given (see tokenization.offsets). Needs a WordPiece tokenizer."""
+        the text as given (see tokenization.offsets). Needs a WordPiece tokenizer or one without
+        a word segmenter."""
+        if self._raw_text is not None:
+            return self._raw_text.encode_with_offsets(texts)
         if self.subword_type != "wordpiece":
-            raise UserError(f"{self.tokenizer_dir}: character offsets need a WordPiece tokenizer "
-                            f"(this one is {self.subword_type})")
+            raise UserError(f"{self.tokenizer_dir}: character offsets need a WordPiece tokenizer or one "
+                            f"without a word segmenter (this one is MeCab + {self.subword_type})")
         out = []
         for text in texts:
             words = self._words(text) if "[" not in text else self._words_around_specials(text)
@@ -293,7 +323,7 @@ _worker_encoder: FastEncoder | None = None
 
 def _init_worker(tokenizer_dir: str, parent_pid: int) -> None:
     global _worker_encoder
-    die_with_parent(parent_pid)  # with the pid: the parent may already be gone by now
+    become_pool_worker(parent_pid)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _worker_encoder = FastEncoder(tokenizer_dir)
 

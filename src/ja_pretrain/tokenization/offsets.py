@@ -13,6 +13,9 @@ WordPiece pieces. Going back:
   characters combine (`ｶﾞ` -> `ガ`, Hangul jamo), the normalized characters of the combined run
   belong to the whole run. A token made from part of one original character therefore maps to
   that whole character, and a span never splits a character NFKC joined.
+
+A tokenizer without a word segmenter (tokenizer.json) has `tokenizers`' own offsets, which
+`raw_text_offsets` brings to the same rules.
 """
 
 from __future__ import annotations
@@ -96,3 +99,34 @@ def token_offsets(text: str, words: list[str], word_of_token: np.ndarray, piece_
     begin = starts + piece_spans[:, 0]
     end = starts + piece_spans[:, 1]
     return np.stack([first[begin], last[end - 1]], axis=1)
+
+
+def raw_text_offsets(texts: list[str], spans: np.ndarray, counts: np.ndarray, after_space: np.ndarray) -> list[np.ndarray]:
+    """Character spans of a tokenizer.json's tokens made like the segmenter path's, per text.
+
+    `spans` are `tokenizers`' own, in characters of each text, all texts' tokens back to back
+    (`counts` per text). A span is widened to whole runs NFKC combined (`tokenizers` gives the
+    "ガ" of "ｶﾞ" the "ｶ" alone), and a token that opens with "▁" (`after_space`) leaves out the
+    whitespace the "▁" stands for (a token that is only "▁" gets an empty span where the next
+    text begins). The batch is one string for numpy: texts joined by NUL, which NFKC never
+    combines with anything.
+    """
+    joined = "\x00".join(texts)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    shift = np.repeat(np.cumsum(lengths + 1) - lengths - 1, counts)
+    begin, end = spans[:, 0] + shift, spans[:, 1] + shift
+    if not unicodedata.is_normalized("NFKC", joined) and "".join(map(_nfkc, joined)) != unicodedata.normalize(
+            "NFKC", joined):
+        run_start = np.arange(len(joined) + 1, dtype=np.int64)
+        run_end = run_start + 1
+        for a, b in _combining_runs(joined):
+            if b - a > 1:
+                run_start[a:b], run_end[a:b] = a, b
+        nonempty = end > begin
+        begin = np.where(nonempty, run_start[begin], begin)
+        end = np.where(nonempty, run_end[np.maximum(end - 1, 0)], end)
+    points = _code_points(joined)
+    space = np.append(_IS_SPACE[np.minimum(points, len(_IS_SPACE) - 1)] & (points < len(_IS_SPACE)), False)
+    while (leading := after_space & (begin < end) & space[begin]).any():
+        begin = begin + leading
+    return np.split(np.stack([begin - shift, end - shift], axis=1), np.cumsum(counts)[:-1])

@@ -1,16 +1,20 @@
-"""Train a Japanese BERT tokenizer: MeCab (or Sudachi) words, then WordPiece or SentencePiece.
+"""Train a Japanese tokenizer: MeCab (or Sudachi) words, then WordPiece or SentencePiece; or
+SentencePiece alone on the raw text (word tokenizer "none").
 
     train_tokenizer("run/corpus", "run/tokenizer", vocab_size=32768)
+    train_tokenizer("run/corpus", "run/tokenizer-sp", word_tokenizer="none")   # no MeCab at load time
 
 1. The input (a corpus dir's train-*.txt, or one text file) is cut into `num_files` parts at
    document boundaries (optionally a uniform sample of `max_sentences` sentences).
 2. The parts are segmented into words in parallel processes, through the same code path the
    fast encoder and BertJapaneseTokenizer use at load time (NFKC, then MeCab surfaces), one
-   sentence per line, words joined by single spaces.
+   sentence per line, words joined by single spaces. Without a segmenter, each line is only
+   NFKC-normalised, as tokenizer.json normalises it at load time.
 3. The subword model is learnt from those word files by Rust `tokenizers` (WordPiece) or
    `sentencepiece` (unigram/bpe), with [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4 [unused0]...
-4. vocab.txt/spiece.model + tokenizer_config.json + special_tokens_map.json + manifest.json
-   appear together, atomically.
+   (without a segmenter: byte fallback, converted into tokenizer.json; see tokenizer_json).
+4. vocab.txt/spiece.model (+ tokenizer.json) + tokenizer_config.json + special_tokens_map.json +
+   manifest.json appear together, atomically.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import re
 import shutil
 import tempfile
 import time
+import unicodedata
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -43,10 +48,11 @@ from ja_pretrain.tokenization.files import (
     unused_tokens,
     write_tokenizer_config,
 )
-from ja_pretrain.tokenization.words import WordSegmenter, WordTokenizerSpec
+from ja_pretrain.tokenization.tokenizer_json import TRAINER_SETTINGS, write_tokenizer_json
+from ja_pretrain.tokenization.words import WORD_TOKENIZERS, WordSegmenter, WordTokenizerSpec
 from ja_pretrain.utils.atomic import atomic_directory
 from ja_pretrain.utils.manifest import check_output_dir, file_sha256, is_up_to_date, write_manifest
-from ja_pretrain.utils.processes import die_with_parent
+from ja_pretrain.utils.processes import become_pool_worker
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +79,7 @@ def train_tokenizer(
     intermediate_dir: str | os.PathLike | None = None,
     num_files: int = 1,
     mecab_dic_type: str = "ipadic",
-    tokenizer_type: str = "wordpiece",
+    tokenizer_type: str | None = None,
     sentencepiece_model: str = "unigram",
     vocab_size: int = 32768,
     min_frequency: int = 2,
@@ -87,12 +93,16 @@ def train_tokenizer(
     seed: int = 0,
     force: bool = False,
 ) -> Path:
-    """Train and save a tokenizer that loads with AutoTokenizer.from_pretrained(model_dir)."""
+    """Train and save a tokenizer that loads with AutoTokenizer.from_pretrained(model_dir).
+
+    tokenizer_type None: wordpiece, or sentencepiece with word_tokenizer "none"."""
     model_dir = Path(model_dir)
+    tokenizer_type = _subword_type(tokenizer_type, word_tokenizer)
     _check_options(tokenizer_type, sentencepiece_model, vocab_size, min_frequency, limit_alphabet,
                    num_unused_tokens, num_files, max_sentences)
     spec = WordTokenizerSpec(kind=word_tokenizer, mecab_dic=mecab_dic_type, sudachi_mode=sudachi_mode)
-    WordSegmenter(spec)  # a missing dictionary fails here, before anything is written
+    if spec.kind != "none":
+        WordSegmenter(spec)  # a missing dictionary fails here, before anything is written
     files = corpus_files(input_path, "train")
     options = {
         "word_tokenizer": spec.config_entries(), "tokenizer_type": tokenizer_type, "vocab_size": vocab_size,
@@ -101,6 +111,8 @@ def train_tokenizer(
     }
     if tokenizer_type == "sentencepiece":
         options["sentencepiece_model"] = sentencepiece_model
+    if spec.kind == "none":
+        options["sentencepiece_settings"] = TRAINER_SETTINGS
     inputs = input_fingerprint(input_path)
     check_output_dir(model_dir, (STAGE,), "--model_dir")
     if not force and is_up_to_date(model_dir, STAGE, inputs, options):
@@ -130,17 +142,21 @@ def train_tokenizer(
                 stats = _train_wordpiece(word_files, out, specials, vocab_size, min_frequency,
                                          _alphabet(characters, limit_alphabet), inside)
             else:
+                raw_text = spec.kind == "none"
                 stats = _train_sentencepiece(word_files, out, specials, vocab_size, sentencepiece_model,
-                                             n_sentences, workers, seed)
+                                             n_sentences, workers, seed, TRAINER_SETTINGS if raw_text else {})
+                if raw_text:
+                    write_tokenizer_json(out / VOCAB_FILE["sentencepiece"], sentencepiece_model, out, specials)
             timings["train_s"] = time.perf_counter() - t0
             write_tokenizer_config(out, spec, tokenizer_type, model_max_length)
             write_manifest(out, stage=STAGE, inputs=inputs, options=options,
-                           counts={"sentences": n_sentences, "words": n_words, **stats}, timings=timings)
+                           counts={"sentences": n_sentences, **({"words": n_words} if spec.kind != "none" else {}),
+                                   **stats}, timings=timings)
     finally:
         if not keep_parts:
             shutil.rmtree(work, ignore_errors=True)
-    log.info("tokenizer: %d sentences, %d words -> %s (%d ids) in %.1fs", n_sentences, n_words, model_dir,
-             stats["vocab_size"], sum(timings.values()))
+    log.info("tokenizer: %d sentences -> %s (%d ids) in %.1fs", n_sentences, model_dir, stats["vocab_size"],
+             sum(timings.values()))
     return model_dir
 
 
@@ -151,6 +167,17 @@ def remove_stale_work_dirs(model_dir: Path) -> None:
     for stale in model_dir.parent.glob(f".{model_dir.name}.tokenizer-work-*"):
         log.info("removing %s, left by an interrupted run", stale)
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _subword_type(tokenizer_type: str | None, word_tokenizer: str) -> str:
+    if word_tokenizer not in WORD_TOKENIZERS:
+        raise UserError(f"--word_tokenizer {word_tokenizer!r}: choose one of {', '.join(WORD_TOKENIZERS)}")
+    if word_tokenizer != "none":
+        return tokenizer_type or "wordpiece"
+    if tokenizer_type not in (None, "sentencepiece"):
+        raise UserError(f"--tokenizer_type {tokenizer_type} needs words; with --word_tokenizer none the pieces "
+                        "are SentencePiece's (drop --tokenizer_type or give sentencepiece)")
+    return "sentencepiece"
 
 
 def _check_options(tokenizer_type, sentencepiece_model, vocab_size, min_frequency, limit_alphabet,
@@ -240,8 +267,11 @@ def _segment_part(job) -> tuple[str, int, dict[str, int], list[str]]:
     """Segment one part into its words file; count every character, and note which characters
     occur inside a word (after its first), the ones that get a "##" piece."""
     spec, subwords, source, target = job
-    segmenter = WordSegmenter(spec)
-    words_of = segmenter.wordpiece_words if subwords == "wordpiece" else segmenter.surfaces
+    if spec.kind == "none":
+        words_of = _whole_line
+    else:
+        segmenter = WordSegmenter(spec)
+        words_of = segmenter.wordpiece_words if subwords == "wordpiece" else segmenter.surfaces
     n_words = 0
     counts = np.zeros(0x110000, dtype=np.int64)  # per code point
     inside = np.zeros(0x110000, dtype=bool)
@@ -275,6 +305,12 @@ def _segment_part(job) -> tuple[str, int, dict[str, int], list[str]]:
     return target, n_words, {chr(c): int(counts[c]) for c in present}, [chr(c) for c in np.flatnonzero(inside)]
 
 
+def _whole_line(text: str) -> list[str]:
+    """Without a segmenter the NFKC line is SentencePiece's input, spaces and all."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    return [text] if text else []
+
+
 def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, workers: int):
     """One words file per part (words joined by spaces), in `workers` processes."""
     jobs = [(spec, subwords, str(p), str(p.with_suffix(".words"))) for p in parts]
@@ -283,7 +319,7 @@ def segment_parts(parts: list[Path], spec: WordTokenizerSpec, subwords: str, wor
     else:
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+                                 initializer=become_pool_worker, initargs=(os.getpid(),)) as pool:
             results = list(tqdm(pool.map(_segment_part, jobs), total=len(jobs), desc="segment", unit=" parts", leave=False))
     characters: Counter = Counter()
     inside: set[str] = set()
@@ -346,26 +382,32 @@ def _train_wordpiece(word_files, out: Path, specials, vocab_size, min_frequency,
     }
 
 
-def _train_sentencepiece(word_files, out: Path, specials, vocab_size, model_type, n_sentences, workers, seed) -> dict:
+def _train_sentencepiece(word_files, out: Path, specials, vocab_size, model_type, n_sentences, workers, seed,
+                         settings: dict) -> dict:
     prefix = out / "spiece"
     spm.set_random_generator_seed(seed)
     try:
-        _run_sentencepiece_trainer(spm, word_files, prefix, model_type, vocab_size, specials, n_sentences, workers)
+        _run_sentencepiece_trainer(spm, word_files, prefix, model_type, vocab_size, specials, n_sentences, workers,
+                                   settings)
     except RuntimeError as err:
         needed = re.search(r"required_chars\. \d+ vs (\d+)", str(err))
         if needed:
-            raise UserError(f"--vocab_size {vocab_size} is smaller than the {needed.group(1)} characters and special "
-                            f"tokens SentencePiece must keep; raise --vocab_size") from None
+            kept = "characters, byte pieces and special tokens" if settings.get("byte_fallback") else \
+                "characters and special tokens"
+            raise UserError(f"--vocab_size {vocab_size} is smaller than the {needed.group(1)} {kept} SentencePiece "
+                            f"must keep; raise --vocab_size") from None
         raise
     (out / "spiece.vocab").unlink(missing_ok=True)
     sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
     pieces = [sp.IdToPiece(i) for i in range(sp.GetPieceSize())]
     if pieces[: len(specials)] != specials:
         raise RuntimeError("sentencepiece placed the special tokens at unexpected ids")
-    return {"vocab_size": len(pieces), "single_characters": sum(len(p.lstrip("\u2581")) == 1 for p in pieces)}
+    return {"vocab_size": len(pieces), "single_characters": sum(len(p.lstrip("\u2581")) == 1 for p in pieces),
+            "byte_pieces": sum(map(sp.IsByte, range(len(pieces))))}
 
 
-def _run_sentencepiece_trainer(spm, word_files, prefix, model_type, vocab_size, specials, n_sentences, workers):
+def _run_sentencepiece_trainer(spm, word_files, prefix, model_type, vocab_size, specials, n_sentences, workers,
+                               settings):
     spm.SentencePieceTrainer.train(
         input=[str(f) for f in word_files],
         model_prefix=str(prefix),
@@ -381,4 +423,5 @@ def _run_sentencepiece_trainer(spm, word_files, prefix, model_type, vocab_size, 
         hard_vocab_limit=False,
         num_threads=max(1, workers),
         minloglevel=2,
+        **settings,
     )

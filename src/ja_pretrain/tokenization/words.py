@@ -9,6 +9,10 @@ MeCab is driven in `-Owakati` mode (surfaces joined by single spaces): the latti
 surfaces are the same as with node objects, but no Python object is built per morpheme.
 MeCab never puts a space inside a surface (space is its word separator class), so splitting
 the output on " " gives the surfaces back.
+
+Word tokenizer "none" (SentencePiece on raw text, a `tokenizer.json`) has no segmenter here:
+its spec only names it, and fugashi is imported only when MeCab is asked for, so such a
+tokenizer runs where fugashi is not installed.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import metadata
 
-import fugashi
-
 from ja_pretrain.errors import UserError
 
+# "none": no segmenter; SentencePiece learns its pieces from the raw (NFKC) text.
+WORD_TOKENIZERS = ("mecab", "sudachi", "none")
+# tokenizer_config.json classes that mean "everything is in tokenizer.json" (the second is
+# transformers 5's name for the first).
+FAST_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
 MECAB_DICTIONARIES = ("ipadic", "unidic_lite", "unidic")
 SUDACHI_MODES = ("A", "B", "C")
 
@@ -58,7 +65,7 @@ def mecab_dictionary_dir(mecab_dic: str) -> str:
 @dataclass(frozen=True)
 class WordTokenizerSpec:
     """Which word segmenter, with which dictionary/mode: what tokenizer_config.json records."""
-    kind: str = "mecab"  # "mecab" or "sudachi"
+    kind: str = "mecab"  # one of WORD_TOKENIZERS
     mecab_dic: str = "ipadic"
     sudachi_mode: str = "A"
     sudachi_dict: str = "core"
@@ -67,6 +74,8 @@ class WordTokenizerSpec:
         """The tokenizer_config.json keys BertJapaneseTokenizer reads for this segmenter."""
         if self.kind == "mecab":
             return {"word_tokenizer_type": "mecab", "mecab_kwargs": {"mecab_dic": self.mecab_dic}}
+        if self.kind == "none":
+            return {"word_tokenizer_type": "none"}
         return {
             "word_tokenizer_type": "sudachi",
             "sudachi_kwargs": {"sudachi_split_mode": self.sudachi_mode, "sudachi_dict_type": self.sudachi_dict},
@@ -76,8 +85,8 @@ class WordTokenizerSpec:
         """Versions of the segmenter and its dictionary: a new dictionary release can segment
         differently, so cached token ids depend on them."""
 
-        names = ["fugashi", _DIC_PACKAGES[self.mecab_dic][0]] if self.kind == "mecab" else [
-            "sudachipy", f"sudachidict-{self.sudachi_dict}"]
+        names = {"mecab": ["fugashi", _DIC_PACKAGES[self.mecab_dic][0]], "none": ["tokenizers"]}.get(
+            self.kind, ["sudachipy", f"sudachidict-{self.sudachi_dict}"])
         versions = {}
         for name in names:
             try:
@@ -88,6 +97,8 @@ class WordTokenizerSpec:
 
     @classmethod
     def from_config(cls, config: dict) -> "WordTokenizerSpec":
+        if config.get("tokenizer_class") in FAST_TOKENIZER_CLASSES:
+            return cls(kind="none")
         kind = config.get("word_tokenizer_type", "basic")
         if kind == "mecab":
             kwargs = config.get("mecab_kwargs") or {}
@@ -113,6 +124,7 @@ class WordSegmenter:
     def __init__(self, spec: WordTokenizerSpec):
         self.spec = spec
         if spec.kind == "mecab":
+            import fugashi  # here, not at the top: a "none" tokenizer must run without it
 
             dic_dir = mecab_dictionary_dir(spec.mecab_dic)
             rc = os.path.join(dic_dir, "mecabrc")
@@ -120,8 +132,10 @@ class WordSegmenter:
             self._parse = self._tagger.parse
         elif spec.kind == "sudachi":
             self._parse = _sudachi_parser(spec)
+        elif spec.kind == "none":
+            raise ValueError("word tokenizer 'none' has no segmenter: its text goes to SentencePiece whole")
         else:
-            raise UserError(f"--word_tokenizer {spec.kind!r}: choose mecab or sudachi")
+            raise UserError(f"--word_tokenizer {spec.kind!r}: choose one of {', '.join(WORD_TOKENIZERS)}")
 
     def surfaces(self, text: str) -> list[str]:
         """Morpheme surfaces of NFKC(text), as MecabTokenizer.tokenize gives them."""

@@ -12,12 +12,14 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
+from ja_pretrain.utils.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ class DistContext:
     local_world_size: int = 1
     node_rank: int = 0
     device: torch.device = torch.device("cpu")
+    # A gloo group over the same ranks for the host's own decisions (stop now?), so that asking
+    # does not wait for the GPU's queue as a NCCL collective would. None: the default group.
+    control_group: Any = None
 
     @property
     def num_nodes(self) -> int:
@@ -70,25 +75,21 @@ def setup_distributed(device: str = "auto", node_rank: int | None = None, local_
         raise UserError(f"WORLD_SIZE {world_size} is not a multiple of LOCAL_WORLD_SIZE {local_world}; "
                         "give every node the same --nproc_per_node")
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available; use --device cpu")
-        torch_device = torch.device("cuda", local % torch.cuda.device_count())
+    torch_device = resolve_device(device, local)
+    if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)
-    elif device == "cpu":
-        torch_device = torch.device("cpu")
-    else:
-        raise UserError(f"--device {device!r}: use auto, cpu or cuda")
 
-    if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if torch_device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30),
-                                device_id=torch_device if torch_device.type == "cuda" else None)
-        log.info("rank %d/%d (node %d, local %d) joined the %s group", rank, world_size, node, local, backend)
+    control_group = None
+    if world_size > 1:
+        if not dist.is_initialized():
+            backend = "nccl" if torch_device.type == "cuda" else "gloo"
+            dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30),
+                                    device_id=torch_device if torch_device.type == "cuda" else None)
+            log.info("rank %d/%d (node %d, local %d) joined the %s group", rank, world_size, node, local, backend)
+        if dist.get_backend() != "gloo":
+            control_group = dist.new_group(backend="gloo")
     return DistContext(rank=rank, world_size=world_size, local_rank=local, local_world_size=local_world,
-                       node_rank=node, device=torch_device)
+                       node_rank=node, device=torch_device, control_group=control_group)
 
 
 def teardown_distributed() -> None:
@@ -144,6 +145,15 @@ def check_same_step(step: int, ctx: DistContext) -> None:
     if highest != lowest:
         raise UserError(f"ranks start from different steps ({lowest} to {highest}): every node must see the same "
                         "MODEL_DIR (shared storage) to --do_continue a multi-node run")
+
+
+def max_over_ranks(value: int, ctx: DistContext) -> int:
+    """The largest `value` any rank holds (a host-side collective: every rank must call it)."""
+    if not ctx.distributed:
+        return value
+    flag = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=ctx.control_group)
+    return int(flag[0])
 
 
 def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
@@ -43,15 +44,15 @@ from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_
 from ja_pretrain.training.host_memory import keep_freed_memory
 from ja_pretrain.training.interrupts import StopAtStepBoundary
 from ja_pretrain.training.masking import draw_mask_noise
-from ja_pretrain.training.metrics import MetricWindow, TrainLogger, summarize
 from ja_pretrain.training.objectives import Objective, ObjectiveOptions, build_objective, check_compatible
 from ja_pretrain.training.optim import build_optimizer, build_scheduler
 from ja_pretrain.training.peak import Peak, resolve_peak
 from ja_pretrain.training.sampler import SampleOrder
+from ja_pretrain.training.step_metrics import MetricWindow, TrainLogger, summarize
+from ja_pretrain.utils.devices import autocast, dtype_of, resolve_precision
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 TRAIN_NOISE, EVAL_NOISE = 0, 1
 MAX_GRAD_NORM = 1.0
 
@@ -63,7 +64,7 @@ class TrainConfig:
     model_dir: Path
     params: ModelParameters
     options: ObjectiveOptions = field(default_factory=ObjectiveOptions)
-    precision: str = "fp32"
+    precision: str = "fp32"  # or bf16, fp16, auto (utils.devices)
     seed: int = 42
     do_continue: bool = False
     init_from: Path | None = None
@@ -131,8 +132,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, ctx: DistContext):
         self.cfg, self.ctx = cfg, ctx
         params = cfg.params
-        if cfg.precision not in PRECISIONS:
-            raise UserError(f"--precision {cfg.precision!r}: choose fp32, fp16 or bf16")
+        self.precision = resolve_precision(cfg.precision, ctx.device)  # ("auto" picks one for the device)
         self.train_set = open_samples(cfg.dataset_dir, "train")
         try:
             self.valid_set = open_samples(cfg.dataset_dir, "valid")
@@ -163,8 +163,8 @@ class Trainer:
 
         self.optimizer = build_optimizer(self.objective, params.learning_rate)
         self.scheduler = build_scheduler(self.optimizer, params.warmup_steps, params.train_steps)
-        self.dtype = PRECISIONS[cfg.precision]
-        self.scaler = torch.amp.GradScaler(ctx.device.type) if cfg.precision == "fp16" else None
+        self.dtype = dtype_of(self.precision)
+        self.scaler = torch.amp.GradScaler(ctx.device.type) if self.precision == "fp16" else None
         self.order = SampleOrder(len(self.train_set), cfg.seed)
         self.step = 0
         self.samples_seen = 0
@@ -206,12 +206,17 @@ class Trainer:
         return self.tokens_seen + int(all_reduce_sum(local, self.ctx).item())
 
     def state(self, tokens_seen: int, window: MetricWindow | None = None) -> dict[str, Any]:
-        """The checkpoint's trainer_state.json. With `window` (the metrics since the last log)
-        in a single-process run, it is saved too; ranks each hold their own, so a distributed
-        resume starts its first logging window afresh."""
+        """The checkpoint's trainer_state.json (a collective with `window`: call it on every rank).
+        With `window` (the metrics since the last log), every rank's sums are saved too, so the
+        first log after a resume averages the same steps as a run that was never stopped."""
         saved_window = {}
-        if window is not None and self.ctx.world_size == 1 and (window.device_sums or window.host):
-            saved_window = {"metric_window": window.to_json()}
+        if window is not None:
+            windows = [window.to_json()]
+            if self.ctx.distributed:
+                windows = [None] * self.ctx.world_size
+                dist.all_gather_object(windows, window.to_json(), group=self.ctx.control_group)
+            if any(w["device"] or w["host"] for w in windows):
+                saved_window = {"metric_windows": windows}
         return {
             "step": self.step,
             "samples_seen": self.samples_seen,
@@ -222,7 +227,7 @@ class Trainer:
             "global_batch": self.layout.global_rows,
             "accumulation_steps": self.accumulation,
             "world_size": self.ctx.world_size,
-            "precision": self.cfg.precision,
+            "precision": self.precision,
             "form": self.train_set.form,
             "model_type": self.cfg.params.model_type,
             "parameters": self.cfg.params.to_json_dict(),
@@ -253,8 +258,9 @@ class Trainer:
         self.samples_seen = int(state["samples_seen"])
         self.tokens_seen = int(state["tokens_seen"])
         self.nonfinite_total = int(state.get("nonfinite_steps", 0))
-        if self.ctx.world_size == 1 and state.get("world_size", 1) == 1:
-            self._saved_window = state.get("metric_window")
+        windows = state.get("metric_windows") or ([state["metric_window"]] if "metric_window" in state else [])
+        if len(windows) == self.ctx.world_size:  # (under another world size the first log starts afresh)
+            self._saved_window = windows[self.ctx.rank]
         log.info("resumed %s: step %d, %d samples seen", latest, self.step, self.samples_seen)
 
     # -- one step --------------------------------------------------------------------------------------
@@ -306,7 +312,7 @@ class Trainer:
             self._prefetcher, self._pending = None, None
 
     def _autocast(self):
-        return torch.autocast(self.ctx.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+        return autocast(self.ctx.device, self.precision)
 
     def train_step(self, window: MetricWindow) -> torch.Tensor:
         """One optimizer step; returns the gradient norm (a device tensor)."""
@@ -428,11 +434,12 @@ class Trainer:
         window_start = time.perf_counter()
         paused = 0.0  # evaluation and checkpoint seconds inside the window: not training time
         grad_norm = torch.zeros(())
-        with StopAtStepBoundary(enabled=self.ctx.world_size == 1) as stop:
+        with StopAtStepBoundary() as stop:
             try:
                 while self.step < end:
                     grad_norm = self.train_step(window)
                     bar.update(1)
+                    stopping = stop.agreed(self.ctx)  # the same answer on every rank
                     finished = self.step == params.train_steps  # (not a --stop_after_steps stop: logs stay on schedule)
                     logging_step = self.step % params.logging_steps == 0 or finished
                     if logging_step:
@@ -444,12 +451,12 @@ class Trainer:
                         last_valid = self.evaluate() or last_valid
                         if last_valid:
                             self.logger.log(last_valid)
-                    if self.step % params.save_steps == 0 or self.step == end or stop.received is not None:
+                    if self.step % params.save_steps == 0 or self.step == end or stopping:
                         self._checkpoint(window)
                     paused += time.perf_counter() - pause_start
                     if logging_step:
                         window_start, paused = time.perf_counter(), 0.0
-                    stop.raise_if_asked()  # after the step's checkpoint: --do_continue resumes from here
+                    stop.raise_for(stopping)  # after the step's checkpoint: --do_continue resumes from here
             finally:
                 bar.close()
                 self.logger.close()

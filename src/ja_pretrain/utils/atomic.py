@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ja_pretrain.errors import UserError
+
 
 def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -76,6 +78,17 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
 
 
+def refuse_enclosing_cwd(target: str | os.PathLike, what: str) -> None:
+    """An output replaced as a whole when finished (renamed away, then its new version renamed in)
+    must not be the current directory or one above it: the user's other files live there."""
+    resolved = Path(os.path.abspath(target))
+    cwd = Path.cwd()
+    if resolved == cwd or resolved in cwd.parents:
+        raise UserError(f"{what}: is {'the current directory' if resolved == cwd else 'above the current directory'}; "
+                        f"this output is replaced as a whole when finished, so name a new directory, e.g. "
+                        f"{os.path.join(str(target), 'out')}")
+
+
 @contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary directory; on clean exit it becomes `path` (replacing an old one).
@@ -84,6 +97,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     and which the next run removes.
     """
     final = Path(path)
+    refuse_enclosing_cwd(final, str(final))
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from ja_pretrain.errors import UserError
 from ja_pretrain.evaluation.heldout import HeldOutSet
 from ja_pretrain.models.families import family_of_config
+from ja_pretrain.utils.devices import autocast
 
 CORRUPTION_RANDOM = "random-replacement"
 
@@ -54,23 +56,33 @@ def mlm_logits_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     return family.mlm_logits(model, hidden)
 
 
+def _on_model(model, batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch's tensors on the model's device (the host keeps its own copy for the labels)."""
+    device = next(model.parameters()).device
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 @torch.no_grad()
 def masked_lm_metrics(model, heldout: HeldOutSet, *, mask_id: int, pad_id: int, batch_size: int = 32,
-                      progress=None) -> dict[str, float]:
-    loss_sum = 0.0
-    correct = 0
+                      precision: str = "fp32", progress=None) -> dict[str, float]:
+    device = next(model.parameters()).device
+    sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, correct: read back once, at the end
     count = 0
-    for batch in iter_batches(heldout, batch_size, pad_id):
+    for host in iter_batches(heldout, batch_size, pad_id):
+        batch = _on_model(model, host)
         targets = batch["input_ids"][batch["mask"]]
         inputs = batch["input_ids"].masked_fill(batch["mask"], mask_id)
-        logits = mlm_logits_at(model, inputs, batch["attention_mask"], batch["mask"]).float()
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
-        correct += (logits.argmax(-1) == targets).sum().item()
-        count += targets.numel()
+        with autocast(device, precision):
+            logits = mlm_logits_at(model, inputs, batch["attention_mask"], batch["mask"])
+        logits = logits.float()
+        sums[0] += F.cross_entropy(logits, targets, reduction="sum")
+        sums[1] += (logits.argmax(-1) == targets).sum()
+        count += int(host["mask"].sum())
         if progress is not None:
-            progress.update(batch["input_ids"].shape[0])
+            progress.update(host["input_ids"].shape[0])
     if count == 0:
         raise UserError("no token of the held-out text was masked; give more text (--corpus, --max-sentences)")
+    loss_sum, correct = sums.tolist()
     loss = loss_sum / count
     return {"loss": loss, "accuracy": correct / count, "perplexity": math.exp(loss), "masked_tokens": count}
 
@@ -88,7 +100,7 @@ def random_replacements(heldout: HeldOutSet, candidates: np.ndarray, seed: int) 
 @torch.no_grad()
 def replaced_token_metrics(discriminator, heldout: HeldOutSet, *, pad_id: int, mask_id: int, seed: int,
                            generator=None, candidates: np.ndarray | None = None, batch_size: int = 32,
-                           progress=None) -> dict[str, float]:
+                           precision: str = "fp32", progress=None) -> dict[str, float]:
     """Corrupt, then score the discriminator. `generator` (a masked-LM model) samples the
     replacements; without it `candidates` (ordinary token ids) are drawn uniformly."""
     if generator is None and candidates is None:
@@ -97,20 +109,26 @@ def replaced_token_metrics(discriminator, heldout: HeldOutSet, *, pad_id: int, m
     sampler = torch.Generator().manual_seed(seed)
     scores: list[np.ndarray] = []
     labels: list[np.ndarray] = []
+    device = next(discriminator.parameters()).device
     for batch in iter_batches(heldout, batch_size, pad_id):
         ids, where = batch["input_ids"], batch["mask"]
         corrupted = ids.clone()
         if generator is not None:
-            logits = mlm_logits_at(generator, ids.masked_fill(where, mask_id), batch["attention_mask"], where)
-            probs = torch.softmax(logits.float(), dim=-1)
+            on = _on_model(generator, batch)
+            with autocast(device, precision):
+                logits = mlm_logits_at(generator, on["input_ids"].masked_fill(on["mask"], mask_id),
+                                       on["attention_mask"], on["mask"])
+            # sampled on the host, so a GPU run draws the same replacements as a CPU run
+            probs = torch.softmax(logits.float().cpu(), dim=-1)
             corrupted[where] = torch.multinomial(probs, 1, generator=sampler).squeeze(-1)
         else:
             first = batch["first"]
             drawn = np.concatenate(replacements[first : first + ids.shape[0]])
             corrupted[where] = torch.from_numpy(drawn)
-        out = discriminator(input_ids=corrupted, attention_mask=batch["attention_mask"]).logits.float()
+        with autocast(device, precision):
+            out = discriminator(input_ids=corrupted.to(device), attention_mask=batch["attention_mask"].to(device)).logits
         real = batch["real"]
-        scores.append(out[real].numpy())
+        scores.append(out.float().cpu()[real].numpy())
         labels.append((corrupted != ids)[real].numpy())
         if progress is not None:
             progress.update(ids.shape[0])

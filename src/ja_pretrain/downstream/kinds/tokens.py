@@ -1,4 +1,5 @@
-"""Named entities as BIO labels on tokens, and tokens' labels read back as character spans.
+"""Token classification (Wikipedia NER) through `AutoModelForTokenClassification`: named
+entities as BIO labels on tokens, and tokens' labels read back as character spans.
 
 A token is inside an entity when its characters overlap the entity's; the first such token is
 B-TYPE and the rest I-TYPE, everything else O, and [CLS]/[SEP] learn nothing (-100). An entity
@@ -13,13 +14,29 @@ end and type all equal a gold entity's.
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import torch
+
+from ja_pretrain.downstream.batches import row_sequences, sequence_positions
 from ja_pretrain.downstream.encoding import EncodedSplit
+from ja_pretrain.downstream.kinds.base import PerTokenCollector, TaskKind
 from ja_pretrain.downstream.readers import NERExample
 from ja_pretrain.tokenization.encoder import FastEncoder
 
 IGNORED = -100
+
+
+@dataclass
+class TokenSplit(EncodedSplit):
+    """One text per row; what is learnt is a label per token."""
+
+    token_labels: np.ndarray | None = None  # a label per token of `ids`, -100 where none is learnt
+    char_spans: np.ndarray | None = None  # (start, end) characters of each token of `ids`, -1 if none
+    gold: list | None = None  # (start, end, type) entity spans per example
+    texts: list[str] | None = None
 
 
 def bio_labels(spans: np.ndarray, entities: tuple[tuple[int, int, int], ...]) -> tuple[np.ndarray, int]:
@@ -37,7 +54,7 @@ def bio_labels(spans: np.ndarray, entities: tuple[tuple[int, int, int], ...]) ->
     return labels, misaligned
 
 
-def encode_ner(encoder: FastEncoder, examples: list[NERExample], max_length: int) -> tuple[EncodedSplit, int]:
+def encode_ner(encoder: FastEncoder, examples: list[NERExample], max_length: int) -> tuple[TokenSplit, int]:
     """The split, and how many gold entities do not fall on token edges."""
     cls, sep = encoder.special_ids["cls"], encoder.special_ids["sep"]
     ids, spans, labels, lengths = [], [], [], []
@@ -53,7 +70,7 @@ def encode_ner(encoder: FastEncoder, examples: list[NERExample], max_length: int
         labels.append(np.concatenate([[IGNORED], token_labels[:keep], [IGNORED]]))
         lengths.append(len(ids[-1]))
     lengths_array = np.asarray(lengths, dtype=np.int64)
-    split = EncodedSplit(
+    split = TokenSplit(
         ids=np.concatenate(ids) if ids else np.zeros(0, np.int32),
         offsets=np.cumsum(lengths_array) - lengths_array,
         lengths=lengths_array,
@@ -95,3 +112,44 @@ def ner_metrics(predicted: list[list[tuple[int, int, int]]], gold: list[list[tup
     recall = hits / n_gold if n_gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"f1": f1, "precision": precision, "recall": recall}
+
+
+class EntityCollector(PerTokenCollector):
+    def per_token(self, outputs: Any) -> tuple[np.ndarray, ...]:
+        return (outputs.logits.argmax(dim=-1).cpu().numpy(),)
+
+    def predictions(self) -> list[list[tuple[int, int, int]]]:
+        split = self.split
+        return [decode_entities(labels, split.char_spans[split.offsets[i]:split.offsets[i] + split.lengths[i]])
+                for i, (labels,) in enumerate(self.rows)]
+
+
+class TokenClassification(TaskKind):
+    auto_class = "AutoModelForTokenClassification"
+
+    def encode(self, encoder: FastEncoder, examples: list, max_length: int) -> tuple[TokenSplit, dict[str, int]]:
+        split, misaligned = encode_ner(encoder, examples, max_length)
+        return split, {"entities": sum(len(g) for g in split.gold), "entities_off_token_edges": misaligned,
+                       "entities_dropped_as_overlapping": sum(e.dropped for e in examples)}
+
+    def head_config(self, config: Any) -> Any:
+        names = self.spec.token_labels
+        config.num_labels = len(names)
+        config.id2label = dict(enumerate(names))
+        config.label2id = {name: i for i, name in enumerate(names)}
+        return config
+
+    def targets(self, split: TokenSplit, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        flat, real = sequence_positions(split, row_sequences(split, rows))
+        return {"labels": torch.from_numpy(np.where(real, split.token_labels[flat], IGNORED))}
+
+    def collector(self, split: TokenSplit) -> EntityCollector:
+        return EntityCollector(split)
+
+    def score(self, split: TokenSplit, predictions: list) -> dict[str, float]:
+        return ner_metrics(predictions, split.gold)
+
+    def readable(self, split: TokenSplit, index: int, value: Any, gold: bool = False) -> Any:
+        text = split.texts[index]
+        return [[start, end, self.spec.labels[kind], text[start:end]]
+                for start, end, kind in (split.gold[index] if gold else value)]

@@ -1,8 +1,11 @@
-"""The scores the tasks are judged by, on the dev split's predictions.
+"""Scores of predicted labels against gold ones: what the sequence and multiple-choice tasks
+are judged by on their dev split (the span tasks score in their own kind's module).
 
 - accuracy: the share of examples whose predicted class (or choice) is the gold one;
-- macro_f1: the unweighted mean over the classes of each class's F1 (a class that is neither
-  predicted nor present counts as 0, as scikit-learn's zero_division=0 does);
+- macro_f1: the unweighted mean of each class's F1 over the classes that occur among the gold
+  labels or the predictions, as scikit-learn's `f1_score(average="macro")` computes it when not
+  given `labels`: a class absent from both is left out of the mean (it does not count as 0); a
+  class that occurs but is never predicted correctly counts as 0 (zero_division=0);
 - pearson: Pearson's correlation of predicted and gold scores;
 - spearman: Pearson's correlation of their ranks, ties taking the mean of their ranks.
 """
@@ -16,10 +19,10 @@ def accuracy(predicted: np.ndarray, gold: np.ndarray) -> float:
     return float(np.mean(np.asarray(predicted) == np.asarray(gold))) if len(gold) else float("nan")
 
 
-def macro_f1(predicted: np.ndarray, gold: np.ndarray, num_classes: int) -> float:
+def macro_f1(predicted: np.ndarray, gold: np.ndarray) -> float:
     predicted, gold = np.asarray(predicted), np.asarray(gold)
     scores = []
-    for label in range(num_classes):
+    for label in np.union1d(predicted, gold):
         tp = int(np.sum((predicted == label) & (gold == label)))
         fp = int(np.sum((predicted == label) & (gold != label)))
         fn = int(np.sum((predicted != label) & (gold == label)))
@@ -53,14 +56,14 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson(average_ranks(x), average_ranks(y))
 
 
-def task_metrics(names: tuple[str, ...], predicted: np.ndarray, gold: np.ndarray, num_classes: int = 0) -> dict[str, float]:
+def task_metrics(names: tuple[str, ...], predicted: np.ndarray, gold: np.ndarray) -> dict[str, float]:
     """The named metrics of predictions against gold labels."""
     out = {}
     for name in names:
         if name == "accuracy":
             out[name] = accuracy(predicted, gold)
         elif name == "macro_f1":
-            out[name] = macro_f1(predicted, gold, num_classes)
+            out[name] = macro_f1(predicted, gold)
         elif name == "pearson":
             out[name] = pearson(predicted, gold)
         elif name == "spearman":
