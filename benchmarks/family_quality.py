@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -72,6 +73,32 @@ def run(argv: list[str], log: Path) -> float:
     if code != 0:
         raise SystemExit(f"{' '.join(argv[:1])} failed (exit {code}); see {log}")
     return children_cpu_seconds() - before
+
+
+def start(argv: list[str], log: Path) -> subprocess.Popen:
+    """Start a ja-pretrain command in a child process, its output to `log`."""
+    env = {**os.environ, "OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS}
+    with open(log, "a", encoding="utf-8") as out:
+        return subprocess.Popen([sys.executable, "-m", "ja_pretrain", *argv], stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
+
+
+def finish(child: subprocess.Popen, log: Path) -> float:
+    """Wait for a child started by `start`; its own CPU seconds (wait4's, not every child's)."""
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{child.args[3]} failed (exit {child.returncode}); see {log}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def sentencepiece_tokenizer(corpus: Path, work: Path) -> Path:
+    """The MeCab-free tokenizer of the modernbert-sp arm: SentencePiece unigram on the raw NFKC text
+    of the same corpus, the same vocabulary size as the WordPiece one."""
+    tokenizer = work / "tokenizer-sp"
+    run(["train-tokenizer", "--input_file", str(corpus), "--model_dir", str(tokenizer), "--word_tokenizer", "none",
+         "--sentencepiece_model", "unigram", "--vocab_size", "32768"], work / "prepare.log")
+    return tokenizer
 
 
 def prepare(work: Path) -> tuple[Path, Path]:
@@ -154,7 +181,11 @@ def main() -> int:
     parser.add_argument("--arms", nargs="+", default=["bert", "modernbert"], choices=tuple(ARMS))
     parser.add_argument("--cpu_minutes", type=float, default=45.0, help="pretraining budget per arm, CPU minutes")
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="pretraining peak rate, every arm")
-    parser.add_argument("--sp_tokenizer", type=Path, help="the MeCab-free tokenizer of the modernbert-sp arm")
+    parser.add_argument("--sp_tokenizer", type=Path,
+                        help="the MeCab-free tokenizer of the modernbert-sp arm (default: trained here on the corpus)")
+    parser.add_argument("--parallel", action="store_true",
+                        help="pretrain the arms at the same time, each on its own --threads (a machine with a core "
+                             "per arm; the budget is CPU time, so each arm's steps stay the same)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--chabsa_lr", type=float, default=2e-4)
     parser.add_argument("--chabsa_epochs", type=int, default=3)
@@ -168,18 +199,18 @@ def main() -> int:
     args = parser.parse_args()
     global THREADS
     THREADS = str(args.threads)
-    if "modernbert-sp" in args.arms and not args.sp_tokenizer:
-        parser.error("the modernbert-sp arm needs --sp_tokenizer (a `train-tokenizer --word_tokenizer none` output)")
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.time()
     corpus, mecab = prepare(WORK)
-    tokenizers = {"mecab": mecab, "sp": args.sp_tokenizer}
+    sp = args.sp_tokenizer or (sentencepiece_tokenizer(corpus, WORK) if "modernbert-sp" in args.arms else None)
+    tokenizers = {"mecab": mecab, "sp": sp}
     record = WORK / "runs.json"
     runs = json.loads(record.read_text()) if record.is_file() else {}
     # every arm's step measured first, close together in time, so a change in the machine's load
     # between the arms' runs does not move one arm's budget
     per_step = {arm: seconds_per_step(ARMS[arm][0], ARMS[arm][1], corpus, tokenizers[ARMS[arm][2]], WORK,
                                       args.learning_rate) for arm in args.arms}
+    started_runs = {}
     for arm in args.arms:
         preset, rows, which = ARMS[arm]
         model_dir = WORK / arm
@@ -188,10 +219,15 @@ def main() -> int:
         steps = runs.get(arm, {}).get("steps") or int(args.cpu_minutes * 60 / per_step[arm])
         argv = pretrain_argv(preset, rows, corpus, tokenizers[which], model_dir, steps, args.learning_rate)
         resume = ["--do_continue"] if model_dir.exists() else []
-        spent = run(argv + resume, WORK / f"{arm}.log")
         runs[arm] = {"preset": preset, "rows": rows, "tokenizer": str(tokenizers[which]), "steps": steps,
                      "calibrated_cpu_s_per_step": per_step[arm], "threads": args.threads,
-                     "cpu_seconds": runs.get(arm, {}).get("cpu_seconds", 0.0) + spent}
+                     "cpu_seconds": runs.get(arm, {}).get("cpu_seconds", 0.0)}
+        started_runs[arm] = start(argv + resume, WORK / f"{arm}.log")
+        if not args.parallel:
+            runs[arm]["cpu_seconds"] += finish(started_runs.pop(arm), WORK / f"{arm}.log")
+            record.write_text(json.dumps(runs, indent=2))
+    for arm, child in started_runs.items():
+        runs[arm]["cpu_seconds"] += finish(child, WORK / f"{arm}.log")
         record.write_text(json.dumps(runs, indent=2))
     evaluation = WORK / "evaluation"
     if not (evaluation / "metrics.json").is_file() or set(json.loads(
@@ -200,11 +236,11 @@ def main() -> int:
              "--out", str(evaluation)], WORK / "evaluate.log")
     heldout = json.loads((evaluation / "metrics.json").read_text())
     results = {}
-    for arm in args.arms:
-        if args.skip_finetune:
-            break
-        results[arm] = {task: finetune(WORK / arm, task, WORK / f"finetune-{arm}" / task, args)
-                        for task in ("chabsa", "jsquad")}
+    if not args.skip_finetune:
+        with ThreadPoolExecutor(len(args.arms) if args.parallel else 1) as pool:
+            jobs = {arm: {task: pool.submit(finetune, WORK / arm, task, WORK / f"finetune-{arm}" / task, args)
+                          for task in ("chabsa", "jsquad")} for arm in args.arms}
+        results = {arm: {task: job.result() for task, job in by_task.items()} for arm, by_task in jobs.items()}
     lines = [f"family_quality: {args.cpu_minutes:g} CPU minutes of pretraining per arm, lr {args.learning_rate:g}; "
              f"fine-tuning {args.seeds} seeds (chABSA lr {args.chabsa_lr:g} x {args.chabsa_epochs} epochs, JSQuAD "
              f"lr {args.jsquad_lr:g} x {args.jsquad_epochs} epochs on {args.jsquad_train} JaQuAD questions); "

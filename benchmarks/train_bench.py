@@ -382,14 +382,14 @@ def arm_summary(times: dict[str, list[list[tuple[float, float]]]], clock: int, t
 def measure_peaks(clock: int) -> dict[str, float]:
     """Matmul FLOP/s per precision, by the clock the table uses (0 wall, 1 CPU time)."""
     from ja_pretrain.training.peak import measure_matmul_peak
-    from ja_pretrain.training.trainer import PRECISIONS as DTYPES
+    from ja_pretrain.utils.devices import dtype_of
 
     if torch.cuda.is_available():
-        return {p: measure_matmul_peak(torch.device("cuda"), DTYPES[p], seconds=1.0) for p in PRECISIONS}
+        return {p: measure_matmul_peak(torch.device("cuda"), dtype_of(p), seconds=1.0) for p in PRECISIONS}
     peaks = {}
     for p in PRECISIONS:
-        a = torch.randn(1024, 1024).to(DTYPES[p])
-        b = torch.randn(1024, 1024).to(DTYPES[p])
+        a = torch.randn(1024, 1024).to(dtype_of(p))
+        b = torch.randn(1024, 1024).to(dtype_of(p))
         torch.matmul(a, b)
         best = 0.0
         for _ in range(5):  # best of five short bursts: the least disturbed by other users
