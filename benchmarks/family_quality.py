@@ -22,19 +22,23 @@ batch size), mean +- std over the seeds. The corpus is the Wikipedia and web-lea
 ../shared/data/corpus-ja (2% held out, seed 42) and the tokenizer MeCab ipadic + WordPiece 32768,
 as benchmarks/configs/shared-sample-bert.yaml builds them. Everything is written under
 benchmarks/out/family_quality/ and an interrupted run resumes (a finished stage is skipped, a
-stopped pretraining continues from its last checkpoint). Prints a table and writes
+stopped pretraining continues from its last checkpoint: `kill -TERM -PGID` of this process's group
+stops the runs at a checkpoint and keeps the CPU time they spent, in runs.json). Prints a table and writes
 benchmarks/out/family_quality.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -83,13 +87,23 @@ def start(argv: list[str], log: Path) -> subprocess.Popen:
                                 env=env)
 
 
+STOPPED = 143  # run-pretraining's exit after a SIGTERM: a checkpoint at a step boundary, `--do_continue` resumes
+
+
 def finish(child: subprocess.Popen, log: Path) -> float:
-    """Wait for a child started by `start`; its own CPU seconds (wait4's, not every child's)."""
+    """Wait for a child started by `start`; its own CPU seconds (wait4's, not every child's). A
+    child stopped by SIGTERM (checkpointed) returns its seconds too, so the budget carries over."""
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
+    if child.returncode not in (0, STOPPED):
         raise SystemExit(f"{child.args[3]} failed (exit {child.returncode}); see {log}")
     return usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds_so_far(pid: int) -> float:
+    """A running child's CPU seconds (itself and its waited-for children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
 
 def sentencepiece_tokenizer(corpus: Path, work: Path) -> Path:
@@ -210,11 +224,15 @@ def main() -> int:
     # between the arms' runs does not move one arm's budget
     per_step = {arm: seconds_per_step(ARMS[arm][0], ARMS[arm][1], corpus, tokenizers[ARMS[arm][2]], WORK,
                                       args.learning_rate) for arm in args.arms}
+    # A SIGTERM to the process group (`kill -TERM -PGID`) stops the runs at a checkpoint; this
+    # process then records the CPU time they spent and exits, and a rerun continues them.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started_runs = {}
     for arm in args.arms:
         preset, rows, which = ARMS[arm]
         model_dir = WORK / arm
-        if (model_dir / "final" / "manifest.json").is_file():
+        if (model_dir / "final" / "manifest.json").is_file() or stop.is_set():
             continue
         steps = runs.get(arm, {}).get("steps") or int(args.cpu_minutes * 60 / per_step[arm])
         argv = pretrain_argv(preset, rows, corpus, tokenizers[which], model_dir, steps, args.learning_rate)
@@ -222,13 +240,27 @@ def main() -> int:
         runs[arm] = {"preset": preset, "rows": rows, "tokenizer": str(tokenizers[which]), "steps": steps,
                      "calibrated_cpu_s_per_step": per_step[arm], "threads": args.threads,
                      "cpu_seconds": runs.get(arm, {}).get("cpu_seconds", 0.0)}
+        record.write_text(json.dumps(runs, indent=2))
         started_runs[arm] = start(argv + resume, WORK / f"{arm}.log")
         if not args.parallel:
             runs[arm]["cpu_seconds"] += finish(started_runs.pop(arm), WORK / f"{arm}.log")
             record.write_text(json.dumps(runs, indent=2))
+    if started_runs:
+        # the record also shows each running arm's spending, in `cpu_seconds_running`
+        def watch() -> None:
+            while not stop.wait(60):
+                for arm, child in list(started_runs.items()):
+                    with contextlib.suppress(OSError):
+                        runs[arm]["cpu_seconds_running"] = runs[arm]["cpu_seconds"] + cpu_seconds_so_far(child.pid)
+                record.write_text(json.dumps(runs, indent=2))
+
+        threading.Thread(target=watch, daemon=True).start()
     for arm, child in started_runs.items():
         runs[arm]["cpu_seconds"] += finish(child, WORK / f"{arm}.log")
+        runs[arm].pop("cpu_seconds_running", None)
         record.write_text(json.dumps(runs, indent=2))
+    if stop.is_set():
+        raise SystemExit("stopped by SIGTERM; the runs saved a checkpoint and their CPU time: run again to go on")
     evaluation = WORK / "evaluation"
     if not (evaluation / "metrics.json").is_file() or set(json.loads(
             (evaluation / "metrics.json").read_text())["models"]) != set(args.arms):
