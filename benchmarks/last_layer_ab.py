@@ -48,18 +48,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    import ja_pretrain.training.objectives.bert as bert  # its encode_selected is swapped below
+    import ja_pretrain.models.bert as bert  # the BERT family's encode_selected is swapped below
     from ja_pretrain.models.cpu_ops import use_cpu_ops
     from ja_pretrain.models.selected_output import encoder_flops
     from ja_pretrain.training.host_memory import keep_freed_memory
     from ja_pretrain.training.masking import draw_mask_noise
-    from ja_pretrain.training.objectives import ObjectiveOptions
+    from ja_pretrain.training.objectives import ObjectiveOptions, build_bert_objective
 
     torch.set_num_threads(args.threads)
     keep_freed_memory()
     torch.manual_seed(0)
     params = params_for(args.preset, args.batch)
-    objective = bert.build_bert_objective(params, SPECIAL, args.vocab, ObjectiveOptions()).train()
+    objective = build_bert_objective(params, SPECIAL, args.vocab, ObjectiveOptions()).train()
     use_cpu_ops(objective)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-4, fused=True)
     length = params.sequence_length

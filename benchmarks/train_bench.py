@@ -1,4 +1,4 @@
-"""BERT pretraining throughput: ja-pretrain's trainer against transformers' Trainer.
+"""BERT and ModernBERT pretraining throughput: ja-pretrain's trainer against transformers' Trainer.
 
     python benchmarks/train_bench.py [--repeats 3] [--steps 3] [--warmup 1] [--only bert-small] [--threads 2]
 
@@ -18,6 +18,14 @@ dataset, fused AdamW, no host sync per step; on a CPU also the cheaper dropout a
 Configurations: the bert-small preset at sequence 128 and batch 32 (the issue's), and the
 bert-tiny preset at its sequence 512 with batch
 8 (the same 4,096 positions per step); fp32 and bf16 autocast each.
+
+ModernBERT (modernbert-small at 512 x 8 and 1,024 x 4): the baseline is `Trainer` +
+`ModernBertForMaskedLM` + `DataCollatorForLanguageModeling(mlm_probability=0.3)` on one document
+per row (each document cut into pieces of at most L-2 tokens, [CLS] piece [SEP]), padded per batch
+to its longest row, as llm-jp-modernbert trains; its text share is counted on the batches it made.
+Ours trains on full rows with the documents kept apart by a mask per layer type. Two more arms
+for it: the baseline with ModernBERT's own `sparse_prediction` (its head at the masked positions
+only), and ours with `--compile` flipped from its default (`training/compilation.py`).
 
 Each arm runs in blocks (benchmarks/arms.py): a fresh process, --warmup untimed and --steps timed
 optimizer steps, exit; the arms' blocks alternate over --repeats rounds, so each runs alone as a
@@ -70,6 +78,8 @@ CACHE = OUT_DIR / "train_bench_cache"
 CONFIGS = [  # (preset, sequence length, batch)
     ("bert-small", 128, 32),
     ("bert-tiny", 512, 8),
+    ("modernbert-small", 512, 8),
+    ("modernbert-small", 1024, 4),
 ]
 PRECISIONS = ("fp32", "bf16")
 
@@ -111,11 +121,12 @@ def text_share(dataset: Path) -> float:
     return share
 
 
-def params_for(preset: str, batch: int):
+def params_for(preset: str, batch: int, length: int | None = None):
     from ja_pretrain.config.parameters import load_parameters
 
-    return load_parameters(preset).replace(batch_size=batch, accumulation_steps=1, train_steps=10_000,
-                                           warmup_steps=100, save_steps=10_000, logging_steps=10_000)
+    params = load_parameters(preset)
+    return params.replace(batch_size=batch, accumulation_steps=1, train_steps=10_000, warmup_steps=100,
+                          save_steps=10_000, logging_steps=10_000, sequence_length=length or params.sequence_length)
 
 
 # -- ours ---------------------------------------------------------------------------------------------
@@ -123,13 +134,15 @@ class Ours:
     """ja-pretrain's Trainer, stepped one optimizer step at a time."""
 
     def __init__(self, preset, batch, tokenizer, dataset, precision, peak, model_dir, **train_options):
+        from ja_pretrain.dataset import open_samples
         from ja_pretrain.training.distributed import DistContext
         from ja_pretrain.training.step_metrics import MetricWindow
         from ja_pretrain.training.trainer import TrainConfig, Trainer
 
+        length = open_samples(dataset).sequence_length
         cfg = TrainConfig(dataset_dir=dataset, tokenizer_dir=tokenizer, model_dir=Path(model_dir),
-                          params=params_for(preset, batch), precision=precision, progress=False, peak_flops=peak,
-                          **train_options)
+                          params=params_for(preset, batch, length), precision=precision, progress=False,
+                          peak_flops=peak, **train_options)
         self.trainer = Trainer(cfg, DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu")))
         self.window = MetricWindow()
         self.steps = 0
@@ -142,10 +155,26 @@ class Ours:
         return self.window.reduce(self.trainer.ctx, self.trainer.ctx.device)["flops"] / self.steps
 
 
-def full_rows(encoder, positions, input_ids, attention_mask, token_type_ids):
+def full_rows(encoder, positions, input_ids, attention_mask, token_type_ids, position_ids=None, document_ids=None):
     """`encode_selected` the way transformers computes it: the whole encoder at every position,
     then the read rows."""
-    out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+    from ja_pretrain.models.selected_output import document_mask
+
+    if document_ids is not None:
+        attention_mask = document_mask(document_ids, encoder.config)
+    out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                  position_ids=position_ids)
+    return out.last_hidden_state.flatten(0, 1).index_select(0, positions)
+
+
+def full_rows_modernbert(encoder, positions, input_ids, attention_mask=None, position_ids=None, document_ids=None,
+                         **varlen):
+    """The same for ModernBERT: its whole forward (the masks of each layer type for full rows)."""
+    from ja_pretrain.models.modernbert import layer_masks
+
+    if document_ids is not None:
+        attention_mask = layer_masks(document_ids, encoder.config)
+    out = encoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **varlen)
     return out.last_hidden_state.flatten(0, 1).index_select(0, positions)
 
 
@@ -154,9 +183,11 @@ def run_top_layer_everywhere() -> None:
     it past attention only at the rows the heads read."""
     import ja_pretrain.models.bert
     import ja_pretrain.models.electra
+    import ja_pretrain.models.modernbert
 
     ja_pretrain.models.bert.encode_selected = full_rows
     ja_pretrain.models.electra.encode_selected = full_rows
+    ja_pretrain.models.modernbert.encode_selected_modernbert = full_rows_modernbert
 
 
 def ours_arm(control, preset, batch, tokenizer, dataset, precision, peak, full_top_layer=False, **train_options):
@@ -206,8 +237,9 @@ def hf_training_arguments(output_dir: Path, params, batch: int, steps: int, prec
     )
 
 
-def run_hf_trainer(control, model, rows, collator, args) -> None:
-    """Train a transformers Trainer one step per parent command (see arms.step_on_command)."""
+def run_hf_trainer(control, model, rows, collator, args, final=lambda: None) -> None:
+    """Train a transformers Trainer one step per parent command (see arms.step_on_command); last
+    reports `final()`."""
     from transformers import Trainer
     from transformers.utils import logging as hf_logging
 
@@ -216,7 +248,7 @@ def run_hf_trainer(control, model, rows, collator, args) -> None:
                       callbacks=[step_on_command(control)])
     with contextlib.redirect_stdout(sys.stderr):  # its end-of-training summary is not our table
         trainer.train()
-    control.final(None)
+    control.final(final())
 
 
 def collator_tokenizer(tokenizer_dir: Path):
@@ -236,26 +268,78 @@ def parse_configs(text: str) -> list[tuple[str, int, int]]:
         raise SystemExit(f"--configs {text!r}: give preset:length:batch items separated by commas") from None
 
 
-def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, steps, keep_memory=False):
-    """A child process's arm: transformers' Trainer + BertForMaskedLM + DataCollatorForLanguageModeling
-    for `steps` steps; with `keep_memory`, under the malloc settings our trainer makes."""
-    from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
+class DocumentRows(torch.utils.data.Dataset):
+    """One document per row, as llm-jp-modernbert trains: each document of the dataset's text cut
+    into pieces of at most L-2 tokens, each piece [CLS] piece [SEP], unpadded (the collator pads
+    each batch to its longest row)."""
 
+    def __init__(self, dataset: Path):
+        from ja_pretrain.dataset import open_samples
+
+        self.samples = open_samples(dataset, "train")
+        text = self.samples.sequence_length - 2
+        bounds = self.samples.store.document_offsets()
+        self.pieces = [(start, min(start + text, end)) for begin, end in zip(bounds[:-1], bounds[1:], strict=True)
+                       for start in range(int(begin), int(end), text)]
+        self.cls, self.sep = self.samples.special_ids["cls"], self.samples.special_ids["sep"]
+
+    def __len__(self):
+        return len(self.pieces)
+
+    def __getitem__(self, i):
+        start, end = self.pieces[i]
+        ids = [self.cls, *self.samples.store.tokens[start:end].tolist(), self.sep]
+        return {"input_ids": ids, "special_tokens_mask": [1, *[0] * (end - start), 1]}
+
+
+class CountingCollator:
+    """A collator that also counts the text tokens of the batches it made and their positions."""
+
+    def __init__(self, collator):
+        self.collator, self.text, self.batches = collator, [], []
+
+    def __call__(self, examples):
+        batch = self.collator(examples)
+        self.text.append(sum(len(e["input_ids"]) - 2 for e in examples))
+        self.batches.append(batch["input_ids"].numel())
+        return batch
+
+
+def baseline_arm(control, preset, batch, tokenizer_dir, dataset, precision, steps, keep_memory=False,
+                 sparse_prediction=False):
+    """A child process's arm: transformers' Trainer + the family's masked-LM model (BertForMaskedLM
+    on run_mlm's rows; ModernBertForMaskedLM on one document per row, padded per batch) +
+    DataCollatorForLanguageModeling at the preset's rate, for `steps` steps; with `keep_memory`,
+    under the malloc settings our trainer makes; `sparse_prediction`: ModernBERT's own option to
+    run its head at the masked positions only. Last reports the share of its rows that was text
+    (None for run_mlm's rows: (L-2)/L)."""
+    from transformers import BertForMaskedLM, DataCollatorForLanguageModeling, ModernBertForMaskedLM
+
+    from ja_pretrain.dataset import open_samples
     from ja_pretrain.models.bert import bert_config
+    from ja_pretrain.models.modernbert import modernbert_config
     from ja_pretrain.training.host_memory import keep_freed_memory
     from ja_pretrain.training.trainer import embedding_rows
 
     if keep_memory:
         keep_freed_memory()
-    rows = ConcatenatedRows(dataset)
-    params = params_for(preset, batch)
+    length = open_samples(dataset).sequence_length
+    params = params_for(preset, batch, length)
+    modern = params.family == "modernbert"
+    rows = DocumentRows(dataset) if modern else ConcatenatedRows(dataset)
     torch.manual_seed(0)
     vocab = embedding_rows(tokenizer_dir, rows.samples.vocab_size)  # the same embedding as ours
-    model = BertForMaskedLM(bert_config(params, rows.samples.special_ids, vocab))
-    collator = DataCollatorForLanguageModeling(tokenizer=collator_tokenizer(tokenizer_dir),
-                                               mlm_probability=params.mask_probability)
+    if modern:
+        config = modernbert_config(params, rows.samples.special_ids, vocab)
+        config.sparse_prediction = sparse_prediction
+        model = ModernBertForMaskedLM(config)
+    else:
+        model = BertForMaskedLM(bert_config(params, rows.samples.special_ids, vocab))
+    collator = CountingCollator(DataCollatorForLanguageModeling(tokenizer=collator_tokenizer(tokenizer_dir),
+                                                                mlm_probability=params.mask_probability))
     with tempfile.TemporaryDirectory() as tmp:
-        run_hf_trainer(control, model, rows, collator, hf_training_arguments(Path(tmp), params, batch, steps, precision))
+        run_hf_trainer(control, model, rows, collator, hf_training_arguments(Path(tmp), params, batch, steps, precision),
+                       final=lambda: sum(collator.text) / (len(collator.text) * batch * length) if modern else None)
 
 
 # Arms beyond the baseline and ours, on a CPU: (name, what it is); each runs in the same rotation.
@@ -264,6 +348,8 @@ ABLATIONS = (
     ("ours_system_malloc", "ours with glibc's default malloc settings (`--system_malloc`)"),
     ("ours_full_top_layer", "ours with the last layer at every position"),
     ("baseline_kept_memory", "the baseline under the malloc settings ours makes"),
+    ("baseline_sparse_prediction", "the baseline with ModernBERT's sparse_prediction (its head at masked positions)"),
+    ("ours_compile_flipped", "ours with --compile the other way from its default (on for BERT, off for ModernBERT)"),
 )
 ABLATION_OPTIONS = {"ours_torch_ops": {"cpu_ops": False}, "ours_system_malloc": {"keep_host_memory": False},
                     "ours_full_top_layer": {"full_top_layer": True}}
@@ -296,14 +382,14 @@ def arm_summary(times: dict[str, list[list[tuple[float, float]]]], clock: int, t
 def measure_peaks(clock: int) -> dict[str, float]:
     """Matmul FLOP/s per precision, by the clock the table uses (0 wall, 1 CPU time)."""
     from ja_pretrain.training.peak import measure_matmul_peak
-    from ja_pretrain.training.trainer import PRECISIONS as DTYPES
+    from ja_pretrain.utils.devices import dtype_of
 
     if torch.cuda.is_available():
-        return {p: measure_matmul_peak(torch.device("cuda"), DTYPES[p], seconds=1.0) for p in PRECISIONS}
+        return {p: measure_matmul_peak(torch.device("cuda"), dtype_of(p), seconds=1.0) for p in PRECISIONS}
     peaks = {}
     for p in PRECISIONS:
-        a = torch.randn(1024, 1024).to(DTYPES[p])
-        b = torch.randn(1024, 1024).to(DTYPES[p])
+        a = torch.randn(1024, 1024).to(dtype_of(p))
+        b = torch.randn(1024, 1024).to(dtype_of(p))
         torch.matmul(a, b)
         best = 0.0
         for _ in range(5):  # best of five short bursts: the least disturbed by other users
@@ -332,19 +418,32 @@ def ablation_lines(rows: list[dict], speed_header: str, baseline_name: str) -> l
             "| :-- | :-- | :-- | --: | --: |", *lines]
 
 
-def build_arms(baseline: tuple, ours: tuple, ablation: bool, **common) -> list[tuple[str, Callable, dict]]:
-    """(name, target, kwargs) of the baseline and ours, plus the ablation arms; `baseline` and `ours`
-    are (target, extra kwargs), `common` goes to every arm."""
+def build_arms(baseline: tuple, ours: tuple, ablation: bool, only: list[str] | None = None,
+               **common) -> list[tuple[str, Callable, dict]]:
+    """(name, target, kwargs) of the baseline and ours, plus the ablation arms (those named in
+    `only`, when given); `baseline` and `ours` are (target, extra kwargs), `common` goes to every arm."""
+    from ja_pretrain.config.parameters import load_parameters
+    from ja_pretrain.training.compilation import should_compile
     from ja_pretrain.training.host_memory import malloc_tunable
 
     (base_target, base_kwargs), (ours_target, ours_kwargs) = baseline, ours
+    preset = common.get("preset") or ours_kwargs.get("preset")
+    family = load_parameters(preset).family
     arms = [("baseline", base_target, {**common, **base_kwargs}), ("ours", ours_target, {**common, **ours_kwargs})]
     if ablation:
         for name, _ in ABLATIONS:
+            if only is not None and name not in only:
+                continue
             if name in MALLOC_ARMS and not malloc_tunable():  # they would run as plain ours and baseline
                 continue
             if name == "baseline_kept_memory":
                 arms.append((name, base_target, {**common, **base_kwargs, "keep_memory": True}))
+            elif name == "baseline_sparse_prediction":
+                if family == "modernbert":
+                    arms.append((name, base_target, {**common, **base_kwargs, "sparse_prediction": True}))
+            elif name == "ours_compile_flipped":
+                flipped = not should_compile(None, family, torch.device("cpu"), params_for(preset, 1).train_steps)
+                arms.append((name, ours_target, {**common, **ours_kwargs, "compile": flipped}))
             else:
                 arms.append((name, ours_target, {**common, **ours_kwargs, **ABLATION_OPTIONS[name]}))
     return arms
@@ -363,6 +462,7 @@ def measure_configuration(arms: list[tuple[str, Callable, dict]], args: argparse
     log_progress(f"{label}:")
     times, finals = run_blocks(arms, args.repeats, args.warmup, args.steps, args.threads, log_progress)
     per_text_token = finals["ours"] / (tokens * ours_share)
+    baseline_share = finals.get("baseline") or baseline_share  # measured on the batches it made, where it pads
     row = {"repeats": args.repeats, "timed_steps_per_block": args.steps, **arm_summary(times, clock, tokens),
            "useful_flops_per_text_token": per_text_token, "ours_text_share": ours_share,
            "baseline_text_share": baseline_share}
@@ -426,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepare_only", action="store_true", help="build the data and stop")
     parser.add_argument("--no_ablation", action="store_true",
                         help="on a CPU, run only the baseline and ours, not the ablation arms")
+    parser.add_argument("--ablations", nargs="+", choices=[name for name, _ in ABLATIONS],
+                        help="on a CPU, run these ablation arms only (default: all that apply)")
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
         parser.error("--warmup, --steps and --repeats must be at least 1")
@@ -463,7 +565,8 @@ def main(argv: list[str] | None = None) -> int:
             tokens = batch * length
             common = {"preset": preset, "batch": batch, "dataset": datasets[length], "precision": precision}
             arms = build_arms((baseline_arm, {"tokenizer_dir": tokenizer, "steps": args.warmup + args.steps}),
-                              (ours_arm, {"tokenizer": tokenizer, "peak": peaks[precision]}), ablation, **common)
+                              (ours_arm, {"tokenizer": tokenizer, "peak": peaks[precision]}), ablation, args.ablations,
+                              **common)
             rows.append({"preset": preset, "sequence_length": length, "batch": batch, "precision": precision,
                          "form": args.form, "clock": clock_name,
                          **measure_configuration(arms, args, f"{preset} {precision}", clock, tokens, peaks[precision],

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The model tests again, under the oldest transformers pyproject.toml allows. cpu_ops and
-# selected_output reach into transformers' BERT/ELECTRA modules and masking utilities, whose
-# names move between releases, and finetune uses its Auto classes and tokenizer truncation;
-# this keeps the declared lower bound true. Uses .venv-oldest.
+# The model tests again, under the oldest transformers pyproject.toml allows. cpu_ops,
+# selected_output and models/modernbert.py reach into transformers' BERT, ELECTRA and ModernBERT
+# modules and masking utilities, whose names move between releases, and finetune uses its Auto
+# classes and tokenizer truncation; this keeps the declared lower bound true. Uses .venv-oldest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JA_PRETRAIN_VENV=.venv-oldest bash scripts/setup.sh
@@ -22,4 +22,4 @@ fi
 .venv-oldest/bin/python -c "import transformers; print(f'testing with transformers {transformers.__version__}')"
 exec .venv-oldest/bin/python -m pytest -q -n 2 --dist loadfile tests/test_selected_output.py tests/test_cpu_ops.py \
   tests/test_electra_model.py tests/test_bert_training.py tests/test_electra_training.py tests/test_electra_extract.py \
-  tests/test_downstream_encoding.py tests/test_downstream_finetune.py tests/test_full_rows.py "$@"
+  tests/test_downstream_encoding.py tests/test_downstream_finetune.py tests/test_full_rows.py tests/test_modernbert.py "$@"

@@ -1,6 +1,7 @@
 """A pipeline stage under a launcher, run as a user runs it: `launch: torchrun --standalone
---nproc_per_node 2` trains to final/ with the same weights as a plain 2-rank torchrun of the same
-options, and a kill -9 of the pipeline takes the launcher and every rank with it."""
+--nproc_per_node 2` trains a BERT, an ELECTRA and a ModernBERT to final/ with the same weights as
+a plain 2-rank torchrun of the same options, and a kill -9 of the pipeline takes the launcher and
+every rank with it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 LAUNCH = "torchrun --standalone --nproc_per_node 2"
 TRAINING = {"train_steps": 6, "logging_steps": 3, "save_steps": 3, "seed": 0, "device": "cpu", "no_progress": True,
             "peak_tflops": 1}
-MODELS = ("bert-micro", "electra-micro")
+MODELS = ("bert-micro", "electra-micro", "modernbert-micro")
 
 
 def write_config(path: Path, run_dir: Path, launch: str = LAUNCH, **training) -> Path:

@@ -18,13 +18,13 @@ from training_support import build_tiny_run, build_trainer, free_port, join_two_
 DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
 
 
-def _gloo_worker(rank, port, tiny, out_dir):
+def _gloo_worker(rank, port, tiny, out_dir, preset):
     from ja_pretrain.config.parameters import load_parameters  # noqa: F401  (import before the group)
     from ja_pretrain.training.distributed import teardown_distributed
 
     ctx = join_two_nodes(rank, port)  # two one-process nodes, batch sizes 3 and 5
     try:
-        trainer = build_trainer(tiny, Path(out_dir) / "model", "bert-micro", {"0": 3, "1": 5}, ctx, whole_word_mask=True)
+        trainer = build_trainer(tiny, Path(out_dir) / "model", preset, {"0": 3, "1": 5}, ctx, whole_word_mask=True)
         grads, values = one_step_gradients(trainer)
         local_masked = sum(int(trainer.objective.loss_counts(x)["mlm"]) for x in trainer._micro_batches()[0])
         torch.save({"grads": grads, "values": values, "local_masked": local_masked,
@@ -33,19 +33,19 @@ def _gloo_worker(rank, port, tiny, out_dir):
         teardown_distributed()
 
 
-@pytest.mark.parametrize("form", ["packed", "full"])
-def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(tiny, tmp_path, form):
+@pytest.mark.parametrize("form, preset", [("packed", "bert-micro"), ("full", "bert-micro"), ("full", "modernbert-micro")])
+def test_two_gloo_ranks_with_batches_3_and_5_equal_one_process_on_the_8_samples(tiny, tmp_path, form, preset):
     from ja_pretrain.training.distributed import DistContext
 
     if form != "packed":
         tiny = dataclasses.replace(tiny, dataset=build_tiny_run(tiny.corpus.parent, form=form).dataset)
-    mp.spawn(_gloo_worker, args=(free_port(), tiny, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_gloo_worker, args=(free_port(), tiny, str(tmp_path), preset), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert [r["per_rank"] for r in ranks] == [3, 5]
     # the two ranks hold different numbers of masked tokens, so averaging per-rank means would be wrong
     assert ranks[0]["local_masked"] != ranks[1]["local_masked"]
 
-    single = build_trainer(tiny, tmp_path / "single", "bert-micro", 8, DistContext(), whole_word_mask=True)
+    single = build_trainer(tiny, tmp_path / "single", preset, 8, DistContext(), whole_word_mask=True)
     grads, values = one_step_gradients(single)
     assert values["loss_count/mlm"] == ranks[0]["values"]["loss_count/mlm"]
     assert values["loss_sum/mlm"] == pytest.approx(ranks[0]["values"]["loss_sum/mlm"], rel=1e-5)

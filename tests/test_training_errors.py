@@ -105,16 +105,16 @@ def test_do_continue_with_another_preset_names_the_one_trained(tiny, tmp_path, c
 
 
 def test_non_finite_loss_is_skipped_then_stops_with_a_clear_error(tiny, tmp_path, monkeypatch, capsys):
-    from ja_pretrain.training.objectives import BertObjective
+    from ja_pretrain.training.objectives import MaskedLMObjective
 
-    real_forward = BertObjective.forward
+    real_forward = MaskedLMObjective.forward
 
     def poisoned(self, *args, **kwargs):
         out = real_forward(self, *args, **kwargs)
         out.sums["mlm"] = out.sums["mlm"] * float("nan")
         return out
 
-    monkeypatch.setattr(BertObjective, "forward", poisoned)
+    monkeypatch.setattr(MaskedLMObjective, "forward", poisoned)
     code = cli(tiny, tmp_path / "m", "--model_type", "bert-micro", "--train_steps", "20", "--logging_steps", "2",
                "--save_steps", "100", "--max_nonfinite_steps", "3")
     assert code == 2
@@ -124,9 +124,9 @@ def test_non_finite_loss_is_skipped_then_stops_with_a_clear_error(tiny, tmp_path
 
 
 def test_a_checkpoint_between_logs_counts_the_skipped_steps_since_the_last_log(tiny, tmp_path, monkeypatch):
-    from ja_pretrain.training.objectives import BertObjective
+    from ja_pretrain.training.objectives import MaskedLMObjective
 
-    real_forward = BertObjective.forward
+    real_forward = MaskedLMObjective.forward
     poisoned_calls = []
 
     def first_two_poisoned(self, *args, **kwargs):
@@ -136,7 +136,7 @@ def test_a_checkpoint_between_logs_counts_the_skipped_steps_since_the_last_log(t
             out.sums["mlm"] = out.sums["mlm"] * float("nan")
         return out
 
-    monkeypatch.setattr(BertObjective, "forward", first_two_poisoned)
+    monkeypatch.setattr(MaskedLMObjective, "forward", first_two_poisoned)
     assert cli(tiny, tmp_path / "m", "--model_type", "bert-micro", "--train_steps", "8", "--logging_steps", "4",
                "--save_steps", "3", "--accumulation_steps", "1") == 0
     state = json.loads((tmp_path / "m" / "checkpoint-3" / "trainer_state.json").read_text())

@@ -55,7 +55,7 @@ def pretrain_cli(tiny: TinyRun, model_dir, *extra: str, model_type: str | None =
 
 
 def build_trainer(tiny: TinyRun, model_dir, model_type: str, batch_size, ctx, *, cpu_ops: bool = True,
-                  precision: str = "fp32", **options):
+                  precision: str = "fp32", compile: bool | None = None, **options):
     """A Trainer on the tiny run with dropout off (so gradients compare exactly), 2 micro-steps."""
     from ja_pretrain.config.parameters import load_parameters
     from ja_pretrain.training.objectives import ObjectiveOptions
@@ -64,7 +64,7 @@ def build_trainer(tiny: TinyRun, model_dir, model_type: str, batch_size, ctx, *,
     params = load_parameters(model_type).replace(batch_size=batch_size, accumulation_steps=2)
     cfg = TrainConfig(dataset_dir=tiny.dataset, tokenizer_dir=tiny.tokenizer, model_dir=Path(model_dir), params=params,
                       options=ObjectiveOptions(hidden_dropout=0.0, attention_dropout=0.0, **options),
-                      progress=False, peak_flops=1e9, cpu_ops=cpu_ops, precision=precision)
+                      progress=False, peak_flops=1e9, cpu_ops=cpu_ops, precision=precision, compile=compile)
     return Trainer(cfg, ctx)
 
 

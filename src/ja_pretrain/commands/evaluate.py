@@ -17,7 +17,8 @@ tokenizer are compared on exactly the same masked positions.
 MODEL_DIR is a saved model (config.json), a run-pretraining output (its final/), or an
 extract-electra output (generator/ and discriminator/, both evaluated); give several to score
 them on the same masks into one metrics.json.
-  BERT (BertForMaskedLM / BertForPreTraining) and ELECTRA generators (ElectraForMaskedLM):
+  BERT (BertForMaskedLM / BertForPreTraining), ModernBERT (ModernBertForMaskedLM) and ELECTRA
+  generators (ElectraForMaskedLM):
     masked-LM loss, accuracy and perplexity = exp(loss), every hidden token shown as [MASK].
   ELECTRA discriminators (ElectraForPreTraining): the masked positions are replaced by samples
     from the generator (--generator, or the generator/ beside it) or, without one, by uniformly

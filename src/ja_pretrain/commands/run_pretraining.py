@@ -1,4 +1,4 @@
-"""`ja-pretrain run-pretraining`: pretrain BERT (or ELECTRA) from a corpus or a built dataset."""
+"""`ja-pretrain run-pretraining`: pretrain BERT, ELECTRA or ModernBERT from a corpus or a built dataset."""
 
 from __future__ import annotations
 
@@ -18,13 +18,19 @@ from ja_pretrain.utils.options import add_option
 NAME = "run-pretraining"
 # After Ctrl-C or SIGTERM: the same command refuses an existing checkpoint without --do_continue.
 INTERRUPTED = "resume with the same command and --do_continue (from the last checkpoint)."
-HELP = "pretrain BERT (masked LM, optional NSP) or ELECTRA on a corpus or dataset; single process or torchrun"
+HELP = ("pretrain BERT (masked LM, optional NSP), ELECTRA or ModernBERT on a corpus or dataset; single process or "
+        "torchrun")
 DESCRIPTION = """\
 Pretrain a model of a parameter.json preset (--model_type) on --input_file, which is a corpus
 directory (built into a cached dataset first) or a dataset directory from `build-dataset`.
 Writes MODEL_DIR/checkpoint-STEP/ every save-steps, MODEL_DIR/train_log.jsonl and TensorBoard
 events in MODEL_DIR/runs/, and at the end MODEL_DIR/final/ (loads with AutoModelForMaskedLM /
 AutoModelForPreTraining and AutoTokenizer).
+
+The preset picks the model family: bert-*, electra-* and modernbert-* (transformers'
+ModernBertForMaskedLM: RoPE, GLU, a global layer every 3rd and sliding-window attention in the
+others, 30% masking). A ModernBERT context extension is a second run at a longer preset started
+from the first one's weights: --model_type modernbert-small-long --init_from STAGE1/final.
 
 --fp16_type (the first seed's Apex levels): 0 = fp32; 1 = fp16 mixed precision (autocast +
 GradScaler, fp32 master weights). 2 ("almost fp16", Apex O2) and 3 (pure fp16, Apex O3) run as
@@ -41,6 +47,8 @@ examples:
       --model_dir run/model --model_type bert-small --precision bf16 --do_whole_word_mask
   ja-pretrain run-pretraining --input_file run/dataset --tokenizer_dir run/tokenizer \\
       --model_dir run/model --model_type bert-small --do_continue
+  ja-pretrain run-pretraining --input_file run/corpus --tokenizer_dir run/tokenizer \
+      --model_dir run/modernbert --model_type modernbert-small --precision bf16
   torchrun --nnodes 2 --node_rank 0 --nproc_per_node 4 --master_addr 10.0.0.1 --master_port 29500 \\
       -m ja_pretrain run-pretraining --input_file run/dataset --tokenizer_dir run/tokenizer \\
       --model_dir run/model --model_type bert-base-dist --fp16_type 1
@@ -112,6 +120,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(run, "--torch_dropout", "--torch-dropout", action="store_true",
                      help="on a CPU, keep PyTorch's dropout and SDPA attention instead of our cheaper ones "
                           "(same maths; ours rounds the dropout rate to a multiple of 1/65536)")
+    add_option(run, "--compile", action="store_true", default=None,
+               help="torch.compile the model (default: on for ModernBERT on a CPU in runs of 500 steps or more, "
+                    "where it measured faster; the first step then takes a minute or two longer)")
+    add_option(run, "--no_compile", "--no-compile", dest="compile", action="store_false", help="never compile")
     add_option(run, "--system_malloc", "--system-malloc", action="store_true",
                      help="on a CPU, leave glibc's malloc settings alone (by default freed memory is kept for "
                           "reuse, which saves a page fault per 4 KiB per step but holds the peak step memory)")
@@ -124,6 +136,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(over, "--save_steps", "--save-steps", type=int)
     add_option(over, "--logging_steps", "--logging-steps", type=int)
     add_option(over, "--accumulation_steps", "--accumulation-steps", type=int)
+    add_option(over, "--mask_percent", "--mask-percent", type=float,
+               help="percent of the real tokens chosen for the masked-LM loss (the preset's mask-percent; "
+                    "default 15 for BERT and ELECTRA, 30 for ModernBERT)")
 
 
 def precision_option(precision: str | None, fp16_type: int | None) -> str:
@@ -215,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         load_parameters(args.model_type, args.parameter_file),
         **{"train-steps": args.train_steps, "batch-size": args.batch_size, "learning-rate": args.learning_rate,
            "warmup-steps": args.warmup_steps, "save-steps": args.save_steps, "logging-steps": args.logging_steps,
-           "accumulation-steps": args.accumulation_steps})
+           "accumulation-steps": args.accumulation_steps, "mask-percent": args.mask_percent})
     if args.do_continue and (latest := latest_checkpoint(model_dir)) is not None:
         check_resumable(latest, params.to_json_dict())  # before a dataset is built for the wrong preset
     form = dataset_form(args.input_file, args.nsp, args.form)
@@ -241,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
             save_total_limit=args.save_total_limit, eval_steps=args.eval_steps, eval_samples=args.eval_samples,
             stop_after_steps=args.stop_after_steps, max_nonfinite_steps=args.max_nonfinite_steps,
             peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None, progress=not args.no_progress,
-            cpu_ops=not args.torch_dropout, keep_host_memory=not args.system_malloc)
+            cpu_ops=not args.torch_dropout, keep_host_memory=not args.system_malloc, compile=args.compile)
         result = train(cfg, ctx)
         # A --do_continue of a finished run trains nothing, and final/ already holds its export.
         if result.finished and result.steps_run:

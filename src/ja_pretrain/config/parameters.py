@@ -12,6 +12,14 @@ The file maps a preset name (`--model_type`) to its keys, spelled as in the seed
 evenly over that node's processes; a dict gives each node (by `--node_rank`) its own.
 ELECTRA presets add `embedding-size`, `generator-size` (a fraction string such as "1/4": the
 generator's hidden size, heads and FFN are the discriminator's times this) and `mask-percent`.
+
+ModernBERT presets say `"model-family": "modernbert"` and add `local-attention` (the window of
+the sliding-window layers in tokens, as transformers' `local_attention`), `global-attention-every`
+(every Nth layer, counting from the first, attends to the whole row), `global-rope-theta` and
+`local-rope-theta` (RoPE bases of the two kinds of layer) and `max-position-embeddings` (the
+longest input the exported model takes; RoPE has no position table, so this is not a weight
+shape). `mask-percent` defaults to 15 for BERT and ELECTRA and to 30 for ModernBERT, as the
+ModernBERT recipe masks.
 """
 
 from __future__ import annotations
@@ -28,6 +36,12 @@ from ja_pretrain.resources import resource_path
 from ja_pretrain.utils.paths import require_file
 
 DEFAULT_PARAMETER_FILE = "parameter.json"
+FAMILIES = ("bert", "electra", "modernbert")
+DEFAULT_MASK_PERCENT = {"bert": 15.0, "electra": 15.0, "modernbert": 30.0}
+# ModernBERT keys and the values a preset that leaves them out gets (transformers' ModernBERT
+# defaults; max-position-embeddings falls back to the preset's sequence length)
+MODERNBERT_DEFAULTS = {"local-attention": 128, "global-attention-every": 3, "global-rope-theta": 160_000.0,
+                       "local-rope-theta": 10_000.0}
 
 # JSON key -> (attribute, accepted JSON types, required)
 _KEYS: dict[str, tuple[str, tuple[type, ...], bool]] = {
@@ -46,7 +60,14 @@ _KEYS: dict[str, tuple[str, tuple[type, ...], bool]] = {
     "embedding-size": ("embedding_size", (int,), False),
     "generator-size": ("generator_size", (str,), False),
     "mask-percent": ("mask_percent", (int, float), False),
+    "model-family": ("model_family", (str,), False),
+    "max-position-embeddings": ("max_position_embeddings", (int,), False),
+    "local-attention": ("local_attention", (int,), False),
+    "global-attention-every": ("global_attention_every", (int,), False),
+    "global-rope-theta": ("global_rope_theta", (float, int), False),
+    "local-rope-theta": ("local_rope_theta", (float, int), False),
 }
+MODERNBERT_KEYS = ("max-position-embeddings", *MODERNBERT_DEFAULTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +88,21 @@ class ModelParameters:
     embedding_size: int | None = None
     generator_size: Fraction | None = None
     mask_percent: float = 15.0
+    model_family: str | None = None  # as written in the preset; `family` is the one in effect
+    max_position_embeddings: int | None = None
+    local_attention: int | None = None
+    global_attention_every: int | None = None
+    global_rope_theta: float | None = None
+    local_rope_theta: float | None = None
 
     @property
     def is_electra(self) -> bool:
         return self.generator_size is not None
+
+    @property
+    def family(self) -> str:
+        """bert, electra or modernbert: `model-family`, else electra where there is a generator."""
+        return self.model_family or ("electra" if self.is_electra else "bert")
 
     @property
     def mask_probability(self) -> float:
@@ -181,9 +213,17 @@ def parse_preset(preset: str, raw: Any) -> ModelParameters:
             value = float(value)
             if not 0 < value < 100:
                 raise UserError(f"preset '{preset}': key 'mask-percent' is a percentage in (0, 100), got {value}")
+        elif key == "model-family":
+            if value not in FAMILIES:
+                raise UserError(f"preset '{preset}': key 'model-family' is one of {', '.join(FAMILIES)}, got {value!r}")
+        elif key.endswith("rope-theta"):
+            value = float(value)
+            if not value > 0:
+                raise UserError(f"preset '{preset}': key '{key}' must be > 0, got {value}")
         elif isinstance(value, int) and value < (0 if key == "warmup-steps" else 1):
             raise UserError(f"preset '{preset}': key '{key}' must be positive, got {value}")
         values[attr] = value
+    values.update(_family_values(preset, raw, values))
     params = ModelParameters(**values)
     if params.hidden_size % params.attention_heads:
         raise UserError(
@@ -194,7 +234,44 @@ def parse_preset(preset: str, raw: Any) -> ModelParameters:
         raise UserError(f"preset '{preset}': key 'sequence-length' must be at least 8, got {params.sequence_length}")
     if params.is_electra:
         params.generator_dims()
+    if params.family == "modernbert":
+        _check_modernbert(preset, params)
     return params
+
+
+def _family_values(preset: str, raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The family's defaults for keys the preset leaves out; a key of another family is refused."""
+    family = values.get("model_family") or ("electra" if "generator_size" in values else "bert")
+    if family == "electra" and values.get("model_family") and "generator_size" not in values:
+        raise UserError(f"preset '{preset}': model-family electra needs key 'generator-size'")
+    if family != "electra" and "generator_size" in values:
+        raise UserError(f"preset '{preset}': key 'generator-size' is for ELECTRA presets, not model-family {family}")
+    foreign = [k for k in MODERNBERT_KEYS if k in raw] if family != "modernbert" else (
+        ["embedding-size"] if "embedding-size" in raw else [])
+    if foreign:
+        raise UserError(f"preset '{preset}': key '{foreign[0]}' is not one model-family {family} takes")
+    out: dict[str, Any] = {}
+    if "mask_percent" not in values:
+        out["mask_percent"] = DEFAULT_MASK_PERCENT[family]
+    if family == "modernbert":
+        for key, default in MODERNBERT_DEFAULTS.items():
+            attr = _KEYS[key][0]
+            if attr not in values:
+                out[attr] = default
+        out.setdefault("max_position_embeddings", values.get("max_position_embeddings", values["sequence_length"]))
+    return out
+
+
+def _check_modernbert(preset: str, params: ModelParameters) -> None:
+    if params.local_attention < 2 or params.local_attention % 2:
+        raise UserError(f"preset '{preset}': key 'local-attention' is the window in tokens, an even number of 2 or "
+                        f"more (half of it on each side), got {params.local_attention}")
+    if params.max_position_embeddings < params.sequence_length:
+        raise UserError(f"preset '{preset}': key 'max-position-embeddings' {params.max_position_embeddings} is shorter "
+                        f"than 'sequence-length' {params.sequence_length}")
+    if (params.hidden_size // params.attention_heads) % 2:
+        raise UserError(f"preset '{preset}': RoPE needs an even head size; 'hidden-size' / 'attention-heads' is "
+                        f"{params.hidden_size // params.attention_heads}")
 
 
 def read_parameter_file(path: str | os.PathLike | None = None) -> dict[str, Any]:

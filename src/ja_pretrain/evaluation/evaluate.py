@@ -1,4 +1,5 @@
-"""`evaluate_model`: held-out figures for a BERT model, an ELECTRA generator and/or discriminator.
+"""`evaluate_model`: held-out figures for a BERT or ModernBERT model, an ELECTRA generator and/or
+discriminator.
 
 MODEL_DIR may be a Hugging Face model dir (config.json), a training output (its final/), or an
 `extract-electra` output (generator/ and discriminator/: both are evaluated, and the
@@ -16,7 +17,6 @@ from typing import Any
 import numpy as np
 import transformers
 from tqdm import tqdm
-from transformers import AutoTokenizer
 
 from ja_pretrain.errors import UserError
 from ja_pretrain.evaluation.heldout import (
@@ -27,7 +27,7 @@ from ja_pretrain.evaluation.heldout import (
 )
 from ja_pretrain.evaluation.heldout_scoring import CORRUPTION_RANDOM, masked_lm_metrics, replaced_token_metrics
 from ja_pretrain.export.model_dirs import resolve_models as resolve_model_dirs
-from ja_pretrain.tokenization.files import tokenizer_fingerprint
+from ja_pretrain.tokenization.files import load_saved_tokenizer, tokenizer_fingerprint
 from ja_pretrain.utils.atomic import atomic_write_json
 from ja_pretrain.utils.devices import resolve_device, resolve_precision
 from ja_pretrain.utils.manifest import fingerprint, write_manifest
@@ -39,6 +39,7 @@ KIND_OF_ARCHITECTURE = {
     "BertForPreTraining": MASKED_LM,
     "ElectraForMaskedLM": MASKED_LM,
     "ElectraForPreTraining": REPLACED_TOKEN_DETECTION,
+    "ModernBertForMaskedLM": MASKED_LM,
 }
 METRICS_NAME = "metrics.json"
 
@@ -59,7 +60,7 @@ def load_model(path: Path):
 
 def load_tokenizer(path: Path):
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return load_saved_tokenizer(path)
     except (OSError, ValueError) as err:
         raise UserError(f"{path}: cannot load its tokenizer ({err}); the model dir must hold the tokenizer files") from err
 

@@ -1,6 +1,6 @@
 """Held-out figures for one model.
 
-Masked LM (BERT, ELECTRA generator): mean cross-entropy over the hidden tokens, accuracy of the
+Masked LM (BERT, ModernBERT, ELECTRA generator): mean cross-entropy over the hidden tokens, accuracy of the
 arg-max prediction there, perplexity = exp(loss). The prediction head runs only at the hidden
 positions, so a 32k vocabulary does not cost a [batch, length, vocab] tensor.
 
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ja_pretrain.errors import UserError
 from ja_pretrain.evaluation.heldout import HeldOutSet
+from ja_pretrain.models.families import family_of_config
 from ja_pretrain.utils.devices import autocast
 
 CORRUPTION_RANDOM = "random-replacement"
@@ -46,17 +47,13 @@ def iter_batches(heldout: HeldOutSet, batch_size: int, pad_id: int) -> Iterator[
 
 
 def mlm_logits_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-    """Vocabulary logits at the positions `where` ([batch, length] bool) only."""
-    name = type(model).__name__
+    """Vocabulary logits at the positions `where` ([batch, length] bool) only: the encoder
+    everywhere, the model family's masked-LM head at those positions."""
+    family = family_of_config(model.config)
+    if family is None:  # a masked-LM class of no family of ours: the full forward, then pick the positions
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits[where]
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[where]
-    if name == "BertForMaskedLM":
-        return model.cls(hidden)
-    if name == "BertForPreTraining":
-        return model.cls.predictions(hidden)
-    if name == "ElectraForMaskedLM":
-        return model.generator_lm_head(model.generator_predictions(hidden))
-    # Any other masked-LM class: the full forward, then pick the positions.
-    return model(input_ids=input_ids, attention_mask=attention_mask).logits[where]
+    return family.mlm_logits(model, hidden)
 
 
 def _on_model(model, batch: dict[str, Any]) -> dict[str, Any]:

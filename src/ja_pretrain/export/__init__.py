@@ -1,8 +1,8 @@
 """Writing MODEL_DIR/final/: Hugging Face model dirs with tokenizer files, model card and manifest.
 
-`export_final(objective, out_dir, **facts)` picks the exporter by `objective.kind`:
-`ja_pretrain.export.bert.export_bert_final` or `ja_pretrain.export.electra.export_electra_final`,
-both with the same signature:
+`export_final(objective, out_dir, **facts)` picks the exporter by `objective.kind` (the model
+family): `ja_pretrain.export.bert.export_bert_final` for the masked-LM families (BERT,
+ModernBERT) or `ja_pretrain.export.electra.export_electra_final`, both with the same signature:
 
     export_X_final(objective, out_dir, *, tokenizer_dir, params, options, dataset_dir, train_state,
                    last_train, last_valid, facts=None) -> Path
@@ -24,8 +24,8 @@ from typing import Any
 from ja_pretrain.export.bert import export_bert_final
 from ja_pretrain.export.electra import export_electra_final
 
+EXPORTERS = {"bert": export_bert_final, "modernbert": export_bert_final, "electra": export_electra_final}
+
 
 def export_final(objective: Any, out_dir: str | os.PathLike, **facts: Any) -> Path:
-    if objective.kind == "electra":
-        return export_electra_final(objective, out_dir, **facts)
-    return export_bert_final(objective, out_dir, **facts)
+    return EXPORTERS[objective.kind](objective, out_dir, **facts)

@@ -4,13 +4,14 @@ an absolute local path."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
 from ja_pretrain.export.card import card_text, front_matter, hub_datasets, portable
-from ja_pretrain.tokenization.files import copy_tokenizer
+from ja_pretrain.tokenization.files import CONFIG_FILE, copy_tokenizer
 from ja_pretrain.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from ja_pretrain.utils.manifest import fingerprint, read_manifest, write_manifest
 
@@ -22,13 +23,21 @@ def fmt(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else str(value)
 
 
-def usage_lines(auto: str) -> list[str]:
-    """The model card's how-to-load snippet."""
+def usage_lines(auto: str, tokenizer_class: str = "BertJapaneseTokenizer", auto_tokenizer: bool = True) -> list[str]:
+    """The model card's how-to-load snippet. `auto_tokenizer` False: the model's type makes
+    AutoTokenizer ignore the tokenizer class named in tokenizer_config.json, so the snippet
+    names a BertJapaneseTokenizer itself."""
+    if auto_tokenizer or tokenizer_class != "BertJapaneseTokenizer":
+        loader, note = "AutoTokenizer", "  # BertJapaneseTokenizer: needs fugashi + its dictionary"
+        if tokenizer_class != "BertJapaneseTokenizer":
+            note = ""
+    else:
+        loader, note = tokenizer_class, ("  # needs fugashi + its dictionary; AutoTokenizer reads a ModernBERT's "
+                                         "tokenizer.json only")
     return [
         "```python",
-        f"from transformers import AutoTokenizer, {auto}",
-        "tokenizer = AutoTokenizer.from_pretrained(PATH)  # MeCab words: needs fugashi + its dictionary "
-        "(a tokenizer.json alone needs neither)",
+        f"from transformers import {loader}, {auto}",
+        f"tokenizer = {loader}.from_pretrained(PATH){note}",
         f"model = {auto}.from_pretrained(PATH)",
         "```",
     ]
@@ -86,14 +95,18 @@ def corpus_inputs(facts: dict) -> list[str]:
 def write_final(out_dir: str | os.PathLike, *, save: Any, architecture: str, card: str, tokenizer_dir: str | os.PathLike,
                 params: Any, options: Any, dataset_dir: str | os.PathLike, train_state: dict, last_train: dict,
                 last_valid: dict, facts: dict, keep_train_state: bool = False,
-                pipeline_tag: str | None = "fill-mask") -> Path:
-    """MODEL_DIR/final/ for either model family: `save(tmp)` writes the weights and config, then
-    the tokenizer files, README.md (`card` under the Hub front matter), trainer_state.json if
-    asked, and manifest.json last; built under a temporary name and renamed when complete."""
+                tokenizer_settings: dict | None = None, pipeline_tag: str | None = "fill-mask") -> Path:
+    """MODEL_DIR/final/ for any model family: `save(tmp)` writes the weights and config, then
+    the tokenizer files (with `tokenizer_settings` set in their tokenizer_config.json), README.md
+    (`card` under the Hub front matter), trainer_state.json if asked, and manifest.json last;
+    built under a temporary name and renamed when complete."""
     dataset_manifest = read_manifest(dataset_dir)
     with atomic_directory(out_dir) as tmp:
         save(tmp)
         tokenizer_names = copy_tokenizer(tokenizer_dir, tmp)
+        if tokenizer_settings and (tmp / CONFIG_FILE).is_file():
+            config = json.loads((tmp / CONFIG_FILE).read_text(encoding="utf-8"))
+            atomic_write_json(tmp / CONFIG_FILE, {**config, **tokenizer_settings})
         if keep_train_state:
             atomic_write_json(tmp / "trainer_state.json", portable(train_state))
         front = front_matter(pipeline_tag=pipeline_tag, datasets=hub_datasets(corpus_inputs(facts)))

@@ -11,7 +11,9 @@ keeps a float mask; with BERT-small at sequence 128 that is about 50 million dra
   1/(1 - that), so the expected output is still the input.
 - `cpu_attention` is softmax(q k^T * scale + mask) with that dropout, then times v: the
   textbook computation, registered with transformers' attention interface. With no dropout
-  (evaluation) it hands over to SDPA, so evaluated and exported outputs are SDPA's.
+  (evaluation) it hands over to SDPA, so evaluated and exported outputs are SDPA's. Given packed
+  sequences instead of a mask (flash-attn's `cu_seq_lens_q`, which ModernBERT's full rows pass),
+  it attends within each sequence (`models.packed_attention`).
 
 `use_cpu_ops(model)` switches a transformers BERT/ELECTRA model to both; its weights, state
 dict and `save_pretrained` output are unchanged (the attention choice is not saved in the
@@ -27,6 +29,8 @@ from torch import nn
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+from ja_pretrain.models.packed_attention import packed_attention
 
 ATTENTION_NAME = "ja_pretrain_cpu"
 _LEVELS = 1 << 16  # values an int16 lane takes
@@ -95,16 +99,20 @@ def cpu_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, val
                   **kwargs) -> tuple[torch.Tensor, None]:
     """transformers' attention-function signature: q, k, v as (batch, heads, length, head dim);
     returns (batch, length, heads, head dim) as its SDPA function does. The textbook path covers
-    what BERT and ELECTRA training needs (an encoder, no mask or SDPA's bool mask); anything else
-    goes to SDPA."""
+    what BERT and ELECTRA training needs (an encoder, no mask or SDPA's bool mask); packed
+    sequences (`cu_seq_lens_q`) go to `packed_attention`; anything else goes to SDPA."""
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    if kwargs.get("cu_seq_lens_q") is not None:
+        out = packed_attention(query, key, value, kwargs["cu_seq_lens_q"], scaling, kwargs.get("sliding_window"),
+                               dropout, window_dropout=lambda probs: cheap_dropout(probs, dropout))
+        return out, None
     textbook = (dropout != 0.0 and not getattr(module, "is_causal", False) and not kwargs.get("is_causal")
                 and (attention_mask is None or attention_mask.dtype == torch.bool)
                 and all(kwargs.get(name) is None for name in _SDPA_ONLY))
     if not textbook:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    if scaling is None:
-        scaling = query.shape[-1] ** -0.5
     # scaling q (length x head dim) costs a pass over far fewer elements than scaling the scores
     scores = torch.matmul(query * scaling, key.transpose(-1, -2))
     if attention_mask is not None:  # SDPA's convention: True = may attend

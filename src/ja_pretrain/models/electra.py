@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.encoder_config import shared_config_fields
+from ja_pretrain.models.family import ModelFamily, document_tensors
+from ja_pretrain.models.selected_output import encode_selected, encoder_flops
 
 JOINT_ARCHITECTURE = "ElectraJointModel"  # config.json "architectures" of a joint checkpoint
 JOINT_KEY = "ja_pretrain_electra"  # config.json entry holding both configs and the preset
@@ -121,3 +124,44 @@ def build_electra_model(params: ModelParameters, special_ids: dict[str, int], vo
                         hidden_dropout: float = 0.1, attention_dropout: float = 0.1) -> ElectraJointModel:
     return ElectraJointModel(*electra_configs(params, special_ids, vocab_size, hidden_dropout=hidden_dropout,
                                               attention_dropout=attention_dropout))
+
+
+class ElectraFamily(ModelFamily):
+    """ELECTRA trains as the joint model (`build`, `load_weights`); the masked-LM view
+    (`encode_selected`, `mlm_logits`) is its generator, an `ElectraForMaskedLM`."""
+
+    name, title = "electra", "ELECTRA"
+
+    def build(self, params, special_ids, vocab_size, *, hidden_dropout=None, attention_dropout=None,
+              next_sentence_prediction=False):
+        if next_sentence_prediction:
+            raise UserError(f"preset '{params.model_type}' is ELECTRA, which has no next-sentence prediction; drop --nsp")
+        return build_electra_model(params, special_ids, vocab_size,
+                                   hidden_dropout=0.1 if hidden_dropout is None else hidden_dropout,
+                                   attention_dropout=0.1 if attention_dropout is None else attention_dropout)
+
+    def load_weights(self, model, directory):
+        from ja_pretrain.models.electra_checkpoint import load_electra_weights  # it imports this module
+
+        load_electra_weights(model, directory)
+
+    def document_inputs(self, batch: dict[str, Any], config: Any) -> dict[str, Any]:
+        return document_tensors(batch)
+
+    def encode_selected(self, model, positions, *, input_ids, attention_mask=None, token_type_ids=None,
+                        position_ids=None, document_ids=None) -> torch.Tensor:
+        return encode_selected(model.electra, positions, input_ids, attention_mask, token_type_ids, position_ids,
+                               document_ids)
+
+    def mlm_logits(self, model, hidden):
+        return model.generator_lm_head(model.generator_predictions(hidden))
+
+    def encoder_flops(self, config, length, tokens, read):
+        return encoder_flops(config, length, tokens, read)
+
+    def head_flops(self, config, rows):
+        e, h, v = config.embedding_size, config.hidden_size, config.vocab_size
+        return 2.0 * (h * e + e * v) * rows
+
+
+ELECTRA = ElectraFamily()

@@ -25,7 +25,7 @@ from pathlib import Path
 from ja_pretrain.errors import UserError
 from ja_pretrain.tokenization.words import FAST_TOKENIZER_CLASSES, WordTokenizerSpec
 from ja_pretrain.utils.atomic import atomic_write_json
-from ja_pretrain.utils.manifest import file_sha256
+from ja_pretrain.utils.manifest import file_sha256, fingerprint
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPECIAL_NAMES = ("pad", "unk", "cls", "sep", "mask")
@@ -128,11 +128,19 @@ def tokenizer_files(directory: str | os.PathLike) -> list[Path]:
     return [d / name for name in names]
 
 
+EXPORT_ONLY_KEYS = ("model_input_names", "model_max_length")
+
+
 def tokenizer_fingerprint(directory: str | os.PathLike) -> dict:
     """What decides a tokenizer's ids: its files' hashes and the versions of the word segmenter
     that runs them. The one fingerprint of a tokenizer (dataset cache, finetune, evaluate)."""
-    spec = WordTokenizerSpec.from_config(read_tokenizer_config(directory))
-    return {**{f.name: file_sha256(f) for f in tokenizer_files(directory)}, "segmenter": spec.package_versions()}
+    config = read_tokenizer_config(directory)
+    spec = WordTokenizerSpec.from_config(config)
+    hashes = {f.name: file_sha256(f) for f in tokenizer_files(directory) if f.name != CONFIG_FILE}
+    # The config less what a model's export adds that leaves the ids alone (a ModernBERT's input
+    # names), so a tokenizer and the final/ models made with it share one fingerprint.
+    hashes[CONFIG_FILE] = fingerprint({k: v for k, v in config.items() if k not in EXPORT_ONLY_KEYS})
+    return {**hashes, "segmenter": spec.package_versions()}
 
 
 # What a tokenizer directory holds (BertJapaneseTokenizer: vocab.txt or spiece.model; without a
@@ -150,6 +158,20 @@ def copy_tokenizer(source: str | os.PathLike, out_dir: str | os.PathLike) -> lis
             shutil.copy2(Path(source) / name, Path(out_dir) / name)
             copied.append(name)
     return copied
+
+
+def load_saved_tokenizer(directory: str | os.PathLike):
+    """The transformers tokenizer saved in `directory` (a tokenizer or model dir). A
+    BertJapaneseTokenizer is loaded by its class: AutoTokenizer does the same beside a BERT or
+    ELECTRA config, but from transformers 5.5 on it loads a ModernBERT's tokenizer from
+    tokenizer.json whatever class tokenizer_config.json names, and a MeCab tokenizer has none."""
+    import transformers  # here: only the callers that load a tokenizer pay for the import
+
+    path = Path(directory) / CONFIG_FILE
+    named = json.loads(path.read_text(encoding="utf-8")).get("tokenizer_class") if path.is_file() else None
+    if named == "BertJapaneseTokenizer":
+        return transformers.BertJapaneseTokenizer.from_pretrained(directory)
+    return transformers.AutoTokenizer.from_pretrained(directory)
 
 
 def require_word_segmenter(tokenizer_dir: str | os.PathLike, option: str) -> None:

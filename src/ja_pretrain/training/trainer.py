@@ -37,7 +37,9 @@ from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.dataset import open_samples
 from ja_pretrain.errors import UserError
 from ja_pretrain.models.cpu_ops import use_cpu_ops
+from ja_pretrain.models.modernbert import use_flash_attention
 from ja_pretrain.training import checkpoint as ckpt
+from ja_pretrain.training.compilation import should_compile
 from ja_pretrain.training.distributed import DistContext, all_reduce_sum, batch_layout, check_same_step, setup_distributed
 from ja_pretrain.training.host_memory import keep_freed_memory
 from ja_pretrain.training.interrupts import StopAtStepBoundary
@@ -75,6 +77,7 @@ class TrainConfig:
     progress: bool = True
     cpu_ops: bool = True  # on a CPU, models/cpu_ops.py's cheaper dropout and attention
     keep_host_memory: bool = True  # on a CPU, malloc reuses freed memory (training/host_memory.py)
+    compile: bool | None = None  # torch.compile the objective (None: where it measured faster, training.compilation)
     # Read, mask and pin the next step's batches in a thread while this step runs, so that a
     # GPU does not wait on the host between steps (None: on a GPU). Batches are fixed by the
     # sample position alone, so prefetching changes no figure.
@@ -149,6 +152,8 @@ class Trainer:
             self.objective.load_model(cfg.init_from)
             log.info("initialised the weights from %s", cfg.init_from)
         self.objective.to(ctx.device)
+        if ctx.device.type == "cuda" and cfg.precision != "fp32":
+            use_flash_attention(self.objective)  # ModernBERT, where flash-attn is installed
         if ctx.device.type == "cpu":  # GPUs keep PyTorch's kernels and the host's defaults
             if cfg.cpu_ops:
                 use_cpu_ops(self.objective)
@@ -178,6 +183,11 @@ class Trainer:
             self.peak = Peak(cfg.peak_flops or float("nan"), "rank 0's")
         self._resume_or_check_fresh()
         check_same_step(self.step, ctx)
+        steps_left = (cfg.stop_after_steps or params.train_steps) - self.step
+        if should_compile(cfg.compile, params.family, ctx.device, steps_left):
+            # in place: the state dict and checkpoints keep their names; dynamic: the number of
+            # masked positions differs every step
+            self.objective.compile(dynamic=True)
         if ctx.distributed:
 
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None

@@ -16,7 +16,8 @@ so a step equals one single-process step on the union of every rank's samples (t
 - `prepare(batch, noise) -> dict[str, Tensor]`: `batch` is what `Samples.batch(indices)` returns
   (numpy arrays: input_ids, attention_mask, token_type_ids, special_tokens_mask, word_start,
   next_sentence_label for pairs, document_ids and position_ids for rows of several documents
-  that must not see each other, see `document_inputs`); `noise` is this micro-batch's rows of a
+  that must not see each other, which each model family turns into what its attention takes:
+  `ModelFamily.document_inputs`); `noise` is this micro-batch's rows of a
   `ja_pretrain.training.masking.MaskNoise`. Returns the keyword arguments of `forward`, as CPU
   tensors (the trainer moves them to the device). Must be deterministic given (batch, noise).
 - `loss_counts(inputs) -> dict[str, Tensor]`: for each loss term, the number of items its sum
@@ -29,7 +30,8 @@ so a step equals one single-process step on the union of every rank's samples (t
   `.item()`/`.cpu()` inside: the trainer syncs with the host only when it logs.
 - `loss_weights: dict[str, float]`: the weight of each term in the total loss (its keys are the
   term names).
-- `kind: str` ("bert" or "electra"): picks the exporter in `ja_pretrain.export`.
+- `kind: str` (the model family: "bert", "electra" or "modernbert"): picks the exporter in
+  `ja_pretrain.export`.
 - `save_model(directory)`: write the model(s) in Hugging Face form (config.json +
   model.safetensors via save_pretrained); used for checkpoints.
 - `load_model(directory)`: load weights written by `save_model` (or a final/ export) into this
@@ -37,8 +39,8 @@ so a step equals one single-process step on the union of every rank's samples (t
 - `flops(inputs) -> float`: model FLOPs of forward + backward for these inputs, counting the
   work the model needs (e.g. the MLM head at masked positions only); used for MFU.
 
-The two objectives are `training.objectives.bert` and `training.objectives.electra`;
-`training.objectives.build_objective` picks one for a preset.
+The two objectives are `training.objectives.masked_lm` (BERT, ModernBERT) and
+`training.objectives.electra`; `training.objectives.build_objective` picks one for a preset.
 """
 
 from __future__ import annotations
@@ -67,8 +69,8 @@ class ObjectiveOptions:
 
     whole_word_mask: bool = False
     next_sentence_prediction: bool = False  # BERT only: BertForPreTraining with the NSP head
-    hidden_dropout: float = 0.1
-    attention_dropout: float = 0.1
+    hidden_dropout: float | None = None  # None: the family's own (0.1 BERT and ELECTRA, 0 ModernBERT)
+    attention_dropout: float | None = None
     generator_weight: float = 1.0  # ELECTRA only: weight of the generator's MLM loss
     discriminator_weight: float = 50.0  # ELECTRA only: weight of the replaced-token BCE loss
 
@@ -102,14 +104,6 @@ class Objective(nn.Module, abc.ABC):
     @abc.abstractmethod
     def flops(self, inputs: dict[str, torch.Tensor]) -> float:
         ...
-
-
-def document_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The forward arguments that keep a row's documents apart ({} for rows of one document)."""
-    if "document_ids" not in batch:
-        return {}
-    return {"document_ids": torch.from_numpy(batch["document_ids"]).long(),
-            "position_ids": torch.from_numpy(batch["position_ids"]).long()}
 
 
 def mask_batch(batch: dict[str, Any], noise: Any, *, mask_probability: float, mask_token_id: int, vocab_size: int,

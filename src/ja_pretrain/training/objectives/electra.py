@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from ja_pretrain.config.parameters import ModelParameters
-from ja_pretrain.models.electra import ElectraJointModel, build_electra_model
+from ja_pretrain.models.electra import ELECTRA, ElectraJointModel
 from ja_pretrain.models.electra_checkpoint import load_electra_weights, save_joint_model
 from ja_pretrain.models.selected_output import document_mask, encode_selected, encoder_flops
 from ja_pretrain.training.masking import MaskNoise
-from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, document_inputs, mask_batch
+from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, mask_batch
 
 # ELECTRA's masking: of the chosen tokens 85% become [MASK], 15% stay; none random.
 ELECTRA_REPLACE_PROBS = (0.85, 0.15, 0.0)
@@ -118,7 +118,7 @@ class ElectraObjective(Objective):
             # Per row: how many masked tokens, and the seed of its replacement draws.
             "row_masked": torch.bincount(positions // input_ids.shape[1], minlength=input_ids.shape[0]).tolist(),
             "row_seeds": row_seeds(noise),
-            **document_inputs(batch),
+            **ELECTRA.document_inputs(batch, self.model.discriminator.config),
         }
 
     def loss_counts(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -195,8 +195,8 @@ class ElectraObjective(Objective):
 def build_electra_objective(params: ModelParameters, special_ids: dict[str, int], vocab_size: int,
                             options: ObjectiveOptions | None = None) -> ElectraObjective:
     options = options or ObjectiveOptions()
-    model = build_electra_model(params, special_ids, vocab_size, hidden_dropout=options.hidden_dropout,
-                                attention_dropout=options.attention_dropout)
+    model = ELECTRA.build(params, special_ids, vocab_size, hidden_dropout=options.hidden_dropout,
+                          attention_dropout=options.attention_dropout)
     return ElectraObjective(model, special_ids, params.mask_probability, options.whole_word_mask,
                             generator_weight=options.generator_weight,
                             discriminator_weight=options.discriminator_weight, params=params)

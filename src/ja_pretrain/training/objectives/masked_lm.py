@@ -1,6 +1,8 @@
-"""BERT's objective: masked LM with dynamic 80/10/10 masking (whole words optional), plus
-next-sentence prediction on a pairs dataset; the prediction head runs at masked positions only
-and the last layer past its attention only where a head reads (`models.selected_output`)."""
+"""The masked-LM objective of BERT and ModernBERT: dynamic 80/10/10 masking at the preset's rate
+(whole words optional), plus next-sentence prediction for BERT on a pairs dataset. It talks to
+the model through its family (`models.family`): the encoder's output at the masked positions
+only (and at each row's [CLS] for NSP), then the family's head there, so with a 32k vocabulary
+the head and its softmax never run at the positions that have no label."""
 
 from __future__ import annotations
 
@@ -8,26 +10,29 @@ import os
 
 import torch
 import torch.nn.functional as F
-from transformers import BertForMaskedLM, BertForPreTraining
+from torch import nn
 
 from ja_pretrain.config.parameters import ModelParameters
 from ja_pretrain.errors import UserError
-from ja_pretrain.models.bert import build_bert_model, load_bert_weights
-from ja_pretrain.models.selected_output import encode_selected, encoder_flops, positions_of_rows
+from ja_pretrain.models.bert import BERT
+from ja_pretrain.models.families import family_of
+from ja_pretrain.models.family import ModelFamily
+from ja_pretrain.models.selected_output import positions_of_rows
 from ja_pretrain.training.masking import MaskNoise
-from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, document_inputs, mask_batch
+from ja_pretrain.training.objectives.base import Objective, ObjectiveOptions, ObjectiveOutput, mask_batch
 
 
-class BertObjective(Objective):
-    """Masked LM (+ NSP) on a transformers BERT; see `training.objectives.base`."""
+class MaskedLMObjective(Objective):
+    """Masked LM (+ NSP where the family has it) on a transformers model; see
+    `training.objectives.base`. `kind` is the family's name."""
 
-    kind = "bert"
-
-    def __init__(self, model: BertForMaskedLM | BertForPreTraining, special_ids: dict[str, int],
-                 mask_probability: float, whole_word_mask: bool):
+    def __init__(self, family: ModelFamily, model: nn.Module, special_ids: dict[str, int], mask_probability: float,
+                 whole_word_mask: bool, next_sentence_prediction: bool = False):
         super().__init__()
+        self.family = family
+        self.kind = family.name
         self.model = model
-        self.nsp = isinstance(model, BertForPreTraining)
+        self.nsp = next_sentence_prediction
         self.loss_weights = {"mlm": 1.0, "nsp": 1.0} if self.nsp else {"mlm": 1.0}
         self.mask_token_id = special_ids["mask"]
         self.first_regular_id = max(special_ids.values()) + 1  # random replacements skip specials
@@ -45,11 +50,12 @@ class BertObjective(Objective):
             "input_ids": masked,
             # All-ones masks are dropped: SDPA then runs its fastest unmasked kernel.
             "attention_mask": None if bool(attention_mask.all()) else attention_mask,
-            "token_type_ids": torch.from_numpy(batch["token_type_ids"]).long(),
             "masked_positions": positions,
             "masked_labels": masked_labels,
-            **document_inputs(batch),
+            **self.family.document_inputs(batch, self.model.config),
         }
+        if self.family.takes_token_types:
+            inputs["token_type_ids"] = torch.from_numpy(batch["token_type_ids"]).long()
         if self.nsp:
             if "next_sentence_label" not in batch:
                 raise UserError("next-sentence prediction needs a dataset of form 'pairs'; rebuild it with --form pairs")
@@ -63,24 +69,22 @@ class BertObjective(Objective):
         return counts
 
     # -- the objective --------------------------------------------------------------------------
-    def forward(self, input_ids, attention_mask, token_type_ids, masked_positions, masked_labels,
-                next_sentence_label=None, position_ids=None, document_ids=None) -> ObjectiveOutput:
-        bert, masked = self.model.bert, masked_positions.numel()
+    def forward(self, input_ids, masked_positions, masked_labels, next_sentence_label=None,
+                **model_inputs) -> ObjectiveOutput:
+        masked = masked_positions.numel()
         wanted = masked_positions
         if self.nsp:  # the pooler reads each row's [CLS]
             rows, length = input_ids.shape
             wanted = torch.cat([masked_positions, positions_of_rows(rows, length, input_ids.device)])
-        selected = encode_selected(bert, wanted, input_ids, attention_mask, token_type_ids, position_ids, document_ids)
-        picked = selected[:masked]
-        logits = self.model.cls.predictions(picked).float()
+        selected = self.family.encode_selected(self.model, wanted, input_ids=input_ids, **model_inputs)
+        logits = self.family.mlm_logits(self.model, selected[:masked]).float()
         mlm_sum = F.cross_entropy(logits, masked_labels, reduction="sum")
         count = torch.full((), masked_labels.numel(), device=logits.device)  # a fill, not a host copy
         correct = (logits.argmax(dim=-1) == masked_labels).sum()
         result = ObjectiveOutput(sums={"mlm": mlm_sum}, counts={"mlm": count},
                                  metrics={"mlm_accuracy": (correct, count)})
         if self.nsp:
-            pooled = bert.pooler(selected[masked:].unsqueeze(1))  # it takes (rows, length, hidden)[:, 0]
-            nsp_logits = self.model.cls.seq_relationship(pooled).float()
+            nsp_logits = self.family.nsp_logits(self.model, selected[masked:]).float()
             pairs = torch.full((), nsp_logits.shape[0], device=logits.device)
             result.sums["nsp"] = F.cross_entropy(nsp_logits, next_sentence_label, reduction="sum")
             result.counts["nsp"] = pairs
@@ -92,24 +96,30 @@ class BertObjective(Objective):
         head at masked positions, the last layer past its attention there and at [CLS] with NSP."""
         c = self.model.config
         rows, length = inputs["input_ids"].shape
-        h, v = c.hidden_size, c.vocab_size
+        h = c.hidden_size
         masked = inputs["masked_labels"].numel()
-        encoder = encoder_flops(c, length, rows * length, read=masked + (rows if self.nsp else 0))
-        head = 2 * (h * h + h * v) * masked
+        encoder = self.family.encoder_flops(c, length, rows * length, read=masked + (rows if self.nsp else 0))
         nsp = rows * 2 * (h * h + 2 * h) if self.nsp else 0
-        return 3.0 * (encoder + head + nsp)
+        return 3.0 * (encoder + self.family.head_flops(c, masked) + nsp)
 
     # -- weights ----------------------------------------------------------------------------------
     def save_model(self, directory: str | os.PathLike) -> None:
         self.model.save_pretrained(directory)
 
     def load_model(self, directory: str | os.PathLike) -> None:
-        load_bert_weights(self.model, directory)
+        self.family.load_weights(self.model, directory)
+
+
+def build_masked_lm_objective(params: ModelParameters, special_ids: dict[str, int], vocab_size: int,
+                              options: ObjectiveOptions, family: ModelFamily | None = None) -> MaskedLMObjective:
+    family = family or family_of(params)
+    model = family.build(params, special_ids, vocab_size, hidden_dropout=options.hidden_dropout,
+                         attention_dropout=options.attention_dropout,
+                         next_sentence_prediction=options.next_sentence_prediction)
+    return MaskedLMObjective(family, model, special_ids, params.mask_probability, options.whole_word_mask,
+                             next_sentence_prediction=options.next_sentence_prediction)
 
 
 def build_bert_objective(params: ModelParameters, special_ids: dict[str, int], vocab_size: int,
-                         options: ObjectiveOptions) -> BertObjective:
-    model = build_bert_model(params, special_ids, vocab_size, hidden_dropout=options.hidden_dropout,
-                             attention_dropout=options.attention_dropout,
-                             next_sentence_prediction=options.next_sentence_prediction)
-    return BertObjective(model, special_ids, params.mask_probability, options.whole_word_mask)
+                         options: ObjectiveOptions) -> MaskedLMObjective:
+    return build_masked_lm_objective(params, special_ids, vocab_size, options, family=BERT)
