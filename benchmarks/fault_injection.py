@@ -38,7 +38,8 @@ an electra-micro final/ trained first, 30 steps); evaluate --out (the bert-micro
 ELECTRA); finetune --out (the smoke task on the bundled sample, 300 training pairs, 1 epoch);
 report --out (of the micro pipeline's run directory); pipeline (corpus -> tokenizer -> bert-micro,
 30 steps) and pipeline-torchrun (the same, its training stage under `launch: torchrun --standalone
---nproc_per_node 2`); torchrun-pretraining (run-pretraining's 60 steps on 2 gloo ranks); the
+--nproc_per_node 2`, 300 steps, a checkpoint every 50: see LAUNCHED_TRAINING); torchrun-pretraining
+(run-pretraining on 2 gloo ranks, 300 steps, a checkpoint every 50); the
 quickstart pipeline with --with-quickstart (minutes per run). Routes under torchrun run with
 OMP_NUM_THREADS=1, which torchrun sets for several ranks per node but not for one, so that their
 runs compare bit for bit whatever the launch. Scratch: benchmarks/out/fault_injection/ (--work),
@@ -88,7 +89,11 @@ README_TIME_LIKE = ("s/", "seconds", "tokens/s", "MFU")
 HASH = re.compile(r"\b(?=[0-9]*[a-f])[0-9a-f]{20,64}\b")
 TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
 # run-pretraining's options in every training route but the quickstart's
-MICRO_TRAINING = {"device": "cpu", "no_progress": True, "seed": 0, "peak_tflops": 1, "save_steps": 10, "logging_steps": 10}
+MICRO_TRAINING = {"model_type": "bert-micro", "device": "cpu", "no_progress": True, "seed": 0, "peak_tflops": 1,
+                  "save_steps": 10, "logging_steps": 10}
+# Under torchrun: starting the ranks takes 10-15 s on a loaded 2-core machine, which with 60 steps
+# was most of T, and most signals came before the first step; 300 steps make training most of it.
+LAUNCHED_TRAINING = {"train_steps": 300, "save_steps": 50}
 
 
 @dataclass
@@ -106,10 +111,19 @@ class Stage:
     check: str | None = None        # first difference between two uninterrupted runs
 
 
-def pipeline_config(path: Path, launch: str | None) -> Path:
-    """A micro pipeline: the sample corpus, a tokenizer, 30 steps of bert-micro."""
-    training = {"input_file": "${corpus}", "tokenizer_dir": "${tokenizer}", "model_type": "bert-micro", "train_steps": 30,
-                **MICRO_TRAINING}
+def training_args(**options) -> list[str]:
+    """run-pretraining's command-line options: MICRO_TRAINING's, updated by `options`."""
+    words = []
+    for key, value in {**MICRO_TRAINING, **options}.items():
+        words += [f"--{key}"] if value is True else [f"--{key}", str(value)]
+    return words
+
+
+def pipeline_config(path: Path, launch: str | None = None) -> Path:
+    """A micro pipeline: the sample corpus, a tokenizer, bert-micro (30 steps; LAUNCHED_TRAINING's
+    under `launch`)."""
+    training = {"input_file": "${corpus}", "tokenizer_dir": "${tokenizer}", **MICRO_TRAINING, "train_steps": 30,
+                **(LAUNCHED_TRAINING if launch else {})}
     lines = ["run_dir: runs/unused", "stages:",
              "  corpus:", "    command: corpus",
              "    args: {inputs: ['${sample_corpus}'], valid_ratio: 0.1, seed: 42, no_progress: true}",
@@ -128,8 +142,6 @@ def make_stages(work: Path) -> dict[str, Stage]:
     ref = work / "ref"
     corpus, tok, dataset = (str(ref / n) for n in ("corpus", "train-tokenizer", "build-dataset"))
     pretraining = ["--input_file", dataset, "--tokenizer_dir", tok, "--model_dir", "OUT"]
-    for key, value in MICRO_TRAINING.items():
-        pretraining += [f"--{key}"] if value is True else [f"--{key}", str(value)]
     pipeline_markers = ("corpus/manifest.json", "tokenizer/manifest.json", "bert/final/manifest.json")
     torchrun_env = {"OMP_NUM_THREADS": "1"}
     stages = [
@@ -141,10 +153,10 @@ def make_stages(work: Path) -> dict[str, Stage]:
         # length 64, not 128: the micro presets' sequence length, which run-pretraining checks the dataset against
         Stage("build-dataset", ["build-dataset", "--corpus", corpus, "--tokenizer", tok, "--out", "OUT",
                                 *"--sequence-length 64 --workers 2 --no_progress".split()], needs=("corpus", "train-tokenizer")),
-        Stage("run-pretraining", ["run-pretraining", *pretraining, "--model_type", "bert-micro", "--train_steps", "60"],
+        Stage("run-pretraining", ["run-pretraining", *pretraining, *training_args(train_steps=60)],
               markers=("final/manifest.json",), resume=("--do_continue",), needs=("build-dataset", "train-tokenizer")),
-        Stage("run-pretraining-electra", ["run-pretraining", *pretraining, "--model_type", "electra-micro",
-                                          "--train_steps", "30"],
+        Stage("run-pretraining-electra", ["run-pretraining", *pretraining,
+                                          *training_args(model_type="electra-micro", train_steps=30)],
               markers=("final/manifest.json",), resume=("--do_continue",), needs=("build-dataset", "train-tokenizer")),
         Stage("extract-electra", ["extract-electra", "--input_dir", str(ref / "run-pretraining-electra" / "final"),
                                   "--output_dir", "OUT", "--model_type", "electra-micro"],
@@ -155,14 +167,14 @@ def make_stages(work: Path) -> dict[str, Stage]:
         Stage("finetune", ["finetune", str(ref / "run-pretraining"), "--task", "smoke", "--out", "OUT",
                            *"--learning_rate 0.0005 --epochs 1 --max_train_samples 300 --device cpu --no_progress".split()],
               needs=("run-pretraining",)),
-        Stage("pipeline", ["pipeline", str(pipeline_config(work / "configs" / "pipeline.yaml", None)), "run_dir=OUT"],
+        Stage("pipeline", ["pipeline", str(pipeline_config(work / "configs" / "pipeline.yaml")), "run_dir=OUT"],
               markers=pipeline_markers, whole_run=True),
         Stage("report", ["report", str(ref / "pipeline"), "--out", "OUT"], needs=("pipeline",)),
         Stage("pipeline-torchrun", ["pipeline", str(pipeline_config(work / "configs" / "pipeline-torchrun.yaml",
                                                                     "torchrun --standalone --nproc_per_node 2")),
                                     "run_dir=OUT"],
               markers=pipeline_markers, whole_run=True, env=torchrun_env),
-        Stage("torchrun-pretraining", ["run-pretraining", *pretraining, "--model_type", "bert-micro", "--train_steps", "60"],
+        Stage("torchrun-pretraining", ["run-pretraining", *pretraining, *training_args(**LAUNCHED_TRAINING)],
               markers=("final/manifest.json",), resume=("--do_continue",), needs=("build-dataset", "train-tokenizer"),
               faults=("SIGKILL to a rank", "SIGTERM"), launcher=TORCHRUN, env=torchrun_env),
         Stage("quickstart", ["pipeline", "configs/quickstart.yaml", "run_dir=OUT"], markers=("report/manifest.json",),
@@ -402,6 +414,8 @@ def trial(stage: Stage, fault: str, delay: float, rng: random.Random, ref: Path,
     run = start(stage, command(stage, out), logs / "run.log")
     record = {"stage": stage.name, "signal": fault, "delay_s": round(delay, 3), **deliver(run, fault, delay, rng)}
     record["running_stage"] = running_stage(logs / "run.log") if stage.whole_run else None
+    # whether training had begun: its log has a line per --logging_steps
+    record["train_log_lines_at_signal"] = sum(p.read_text().count("\n") for p in out.rglob("train_log.jsonl"))
     code = finish(run.proc, timeout)
     survivors, gone_after = outlivers(run)
     kill_all(run)
@@ -495,6 +509,8 @@ def main() -> None:
                 r = records[-1]
                 where = (f" in {r['running_stage']}" if r["running_stage"]
                          else f" to rank {r['rank']}" if r["rank"] is not None else "")
+                if r["train_log_lines_at_signal"]:
+                    where += f" ({r['train_log_lines_at_signal']} training log lines)"
                 print(f"  {name} {fault} #{i}: at {r['signal_at_s']:.2f} s{where}, exit {r['exit_code']}, "
                       f"identical {r['identical']}, looked finished {r['looked_finished']}, "
                       f"left behind {r['survivors_after_10s'] + r['stray']}", flush=True)
