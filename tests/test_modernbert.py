@@ -431,7 +431,7 @@ def test_the_micro_config_runs_end_to_end(tmp_path):
     import io
     from pathlib import Path
 
-    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
     from ja_pretrain.pipeline import run_pipeline
 
@@ -444,7 +444,13 @@ def test_the_micro_config_runs_end_to_end(tmp_path):
     results = run_pipeline(config, overrides, echo=False, stream=stream)
     assert [r.status for r in results] == ["ran"] * 7, stream.getvalue()
     long = run / "modernbert-long" / "final"
-    assert type(AutoModelForMaskedLM.from_pretrained(long)).__name__ == "ModernBertForMaskedLM"
+    model = AutoModelForMaskedLM.from_pretrained(long)
+    assert type(model).__name__ == "ModernBertForMaskedLM"
+    # the MeCab-free tokenizer: AutoTokenizer loads a ModernBERT dir through tokenizer.json only
+    tokenizer = AutoTokenizer.from_pretrained(long)
+    encoded = tokenizer("吾輩は猫である。", return_tensors="pt")
+    assert encoded["input_ids"][0, 0] == tokenizer.cls_token_id and tokenizer.unk_token_id not in encoded["input_ids"]
+    assert model(**encoded).logits.shape[-1] == model.config.vocab_size
     assert AutoConfig.from_pretrained(long).rope_parameters["full_attention"]["rope_theta"] == 160000
     metrics = json.loads((run / "evaluation" / "metrics.json").read_text(encoding="utf-8"))["models"]
     assert set(metrics) == {"modernbert", "modernbert-long"}
