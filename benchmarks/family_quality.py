@@ -179,6 +179,7 @@ def finetune(model: Path, task: str, out: Path, args: argparse.Namespace) -> dic
         lr, epochs, subset = {"chabsa": (args.chabsa_lr, args.chabsa_epochs, None),
                               "jsquad": (args.jsquad_lr, args.jsquad_epochs, args.jsquad_train)}[task]
         data = TASK_DATA[task]
+        out.parent.mkdir(parents=True, exist_ok=True)  # the log goes beside the task's OUT
         where = (["--data", *data["data"]] if "data" in data else ["--train", data["train"], "--valid", data["valid"]])
         run(["finetune", str(model), "--task", task, *where, "--learning_rate", str(lr), "--epochs", str(epochs),
              "--seeds", str(args.seeds), "--max_length", "128", "--device", "cpu", "--no_progress", "--out", str(out),
