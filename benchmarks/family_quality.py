@@ -65,6 +65,7 @@ def children_cpu_seconds() -> float:
 
 
 THREADS = "1"  # torch threads of every child (main sets it from --threads)
+STOP = threading.Event()  # set by a SIGTERM: start nothing more
 
 
 def run(argv: list[str], log: Path) -> float:
@@ -176,6 +177,8 @@ def seconds_per_step(preset: str, rows: int, corpus: Path, tokenizer: Path, work
 def finetune(model: Path, task: str, out: Path, args: argparse.Namespace) -> dict:
     scores = out / "scores.json"
     if not scores.is_file():
+        if STOP.is_set():
+            raise SystemExit("stopped by SIGTERM before fine-tuning finished: run again to go on")
         lr, epochs, subset = {"chabsa": (args.chabsa_lr, args.chabsa_epochs, None),
                               "jsquad": (args.jsquad_lr, args.jsquad_epochs, args.jsquad_train)}[task]
         data = TASK_DATA[task]
@@ -227,7 +230,7 @@ def main() -> int:
                                       args.learning_rate) for arm in args.arms}
     # A SIGTERM to the process group (`kill -TERM -PGID`) stops the runs at a checkpoint; this
     # process then records the CPU time they spent and exits, and a rerun continues them.
-    stop = threading.Event()
+    stop = STOP
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started_runs = {}
     for arm in args.arms:
