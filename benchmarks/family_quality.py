@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -59,25 +58,9 @@ TASK_DATA = {
 }
 
 
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 THREADS = "1"  # torch threads of every child (main sets it from --threads)
 STOP = threading.Event()  # set by a SIGTERM: start nothing more
-
-
-def run(argv: list[str], log: Path) -> float:
-    """Run a ja-pretrain command in a child process (its output to `log`); its CPU seconds."""
-    before = children_cpu_seconds()
-    env = {**os.environ, "OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS}
-    with open(log, "a", encoding="utf-8") as out:
-        code = subprocess.call([sys.executable, "-m", "ja_pretrain", *argv], stdout=out, stderr=subprocess.STDOUT,
-                               env=env)
-    if code != 0:
-        raise SystemExit(f"{' '.join(argv[:1])} failed (exit {code}); see {log}")
-    return children_cpu_seconds() - before
+STOPPED = 143  # run-pretraining's exit after a SIGTERM: a checkpoint at a step boundary, `--do_continue` resumes
 
 
 def start(argv: list[str], log: Path) -> subprocess.Popen:
@@ -88,17 +71,20 @@ def start(argv: list[str], log: Path) -> subprocess.Popen:
                                 env=env)
 
 
-STOPPED = 143  # run-pretraining's exit after a SIGTERM: a checkpoint at a step boundary, `--do_continue` resumes
-
-
-def finish(child: subprocess.Popen, log: Path) -> float:
-    """Wait for a child started by `start`; its own CPU seconds (wait4's, not every child's). A
-    child stopped by SIGTERM (checkpointed) returns its seconds too, so the budget carries over."""
+def finish(child: subprocess.Popen, log: Path, stopped_is_fine: bool = False) -> float:
+    """Wait for a child started by `start`; its own CPU seconds (wait4's, so children running at
+    the same time in other threads are not counted). With `stopped_is_fine`, a pretraining that a
+    SIGTERM stopped at a checkpoint returns its seconds too, so the budget carries over."""
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode not in (0, STOPPED):
+    if child.returncode != 0 and not (stopped_is_fine and child.returncode == STOPPED):
         raise SystemExit(f"{child.args[3]} failed (exit {child.returncode}); see {log}")
     return usage.ru_utime + usage.ru_stime
+
+
+def run(argv: list[str], log: Path) -> float:
+    """Run a ja-pretrain command to its end; its CPU seconds."""
+    return finish(start(argv, log), log)
 
 
 def cpu_seconds_so_far(pid: int) -> float:
@@ -230,13 +216,12 @@ def main() -> int:
                                       args.learning_rate) for arm in args.arms}
     # A SIGTERM to the process group (`kill -TERM -PGID`) stops the runs at a checkpoint; this
     # process then records the CPU time they spent and exits, and a rerun continues them.
-    stop = STOP
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     started_runs = {}
     for arm in args.arms:
         preset, rows, which = ARMS[arm]
         model_dir = WORK / arm
-        if (model_dir / "final" / "manifest.json").is_file() or stop.is_set():
+        if (model_dir / "final" / "manifest.json").is_file() or STOP.is_set():
             continue
         steps = runs.get(arm, {}).get("steps") or int(args.cpu_minutes * 60 / per_step[arm])
         argv = pretrain_argv(preset, rows, corpus, tokenizers[which], model_dir, steps, args.learning_rate)
@@ -247,12 +232,12 @@ def main() -> int:
         record.write_text(json.dumps(runs, indent=2))
         started_runs[arm] = start(argv + resume, WORK / f"{arm}.log")
         if not args.parallel:
-            runs[arm]["cpu_seconds"] += finish(started_runs.pop(arm), WORK / f"{arm}.log")
+            runs[arm]["cpu_seconds"] += finish(started_runs.pop(arm), WORK / f"{arm}.log", stopped_is_fine=True)
             record.write_text(json.dumps(runs, indent=2))
     if started_runs:
         # the record also shows each running arm's spending, in `cpu_seconds_running`
         def watch() -> None:
-            while not stop.wait(60):
+            while not STOP.wait(60):
                 for arm, child in list(started_runs.items()):
                     with contextlib.suppress(OSError):
                         runs[arm]["cpu_seconds_running"] = runs[arm]["cpu_seconds"] + cpu_seconds_so_far(child.pid)
@@ -260,10 +245,10 @@ def main() -> int:
 
         threading.Thread(target=watch, daemon=True).start()
     for arm, child in started_runs.items():
-        runs[arm]["cpu_seconds"] += finish(child, WORK / f"{arm}.log")
+        runs[arm]["cpu_seconds"] += finish(child, WORK / f"{arm}.log", stopped_is_fine=True)
         runs[arm].pop("cpu_seconds_running", None)
         record.write_text(json.dumps(runs, indent=2))
-    if stop.is_set():
+    if STOP.is_set():
         raise SystemExit("stopped by SIGTERM; the runs saved a checkpoint and their CPU time: run again to go on")
     evaluation = WORK / "evaluation"
     if not (evaluation / "metrics.json").is_file() or set(json.loads(
