@@ -9,7 +9,7 @@ import pytest
 
 from ja_pretrain.training.distributed import DistContext
 from ja_pretrain.training.interrupts import StopAtStepBoundary
-from ja_pretrain.utils.console import Terminated
+from ja_pretrain.utils.console import Terminated, raise_terminated
 
 
 def test_a_repeated_sigterm_is_ignored_while_stopping_and_a_ctrl_c_acts_at_once():
@@ -23,13 +23,9 @@ def test_a_repeated_sigterm_is_ignored_while_stopping_and_a_ctrl_c_acts_at_once(
         StopAtStepBoundary.raise_for(signal.SIGTERM)
 
 
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def test_a_second_ctrl_c_acts_at_once_and_so_does_sigterm_after_a_ctrl_c():
     for second in (signal.SIGINT, signal.SIGTERM):
-        previous_term = signal.signal(signal.SIGTERM, _terminate)  # what run_guarded installs
+        previous_term = signal.signal(signal.SIGTERM, raise_terminated)  # what run_guarded installs
         try:
             with StopAtStepBoundary() as stop:
                 os.kill(os.getpid(), signal.SIGINT)

@@ -22,7 +22,7 @@ from ja_pretrain.pipeline.config import PipelineConfig, load_config
 from ja_pretrain.pipeline.runner import PipelineRunner, StageResult
 from ja_pretrain.pipeline.stages import StagePlan, command_registry, plan_stages
 from ja_pretrain.utils.atomic import atomic_write_json, atomic_write_text
-from ja_pretrain.utils.console import Terminated
+from ja_pretrain.utils.console import raise_terminated
 from ja_pretrain.utils.locks import exclusive
 
 __all__ = ["PipelineConfig", "load_config", "plan_stages", "run_pipeline", "StagePlan", "StageResult"]
@@ -32,12 +32,8 @@ __all__ = ["PipelineConfig", "load_config", "plan_stages", "run_pipeline", "Stag
 def _terminate_as_interrupt():
     """SIGTERM (a batch system's stop) stops the running stage cleanly, like Ctrl-C, and the
     pipeline exits 143 as every command does after a SIGTERM (130 is Ctrl-C's)."""
-
-    def interrupt(signum, frame):
-        raise Terminated()
-
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return

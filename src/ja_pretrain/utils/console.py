@@ -54,7 +54,8 @@ class Terminated(KeyboardInterrupt):
     same clean-up as Ctrl-C: temporary outputs removed, training checkpointed where it can."""
 
 
-def _terminate(signum, frame):
+def raise_terminated(signum, frame):
+    """The SIGTERM handler of every command (and of `run_pipeline` called as a function)."""
     raise Terminated()
 
 
@@ -87,7 +88,7 @@ def run_guarded(name: str, run: Callable[[argparse.Namespace], int | None], args
     directory) prints as one line and exits 2; Ctrl-C exits 130 and SIGTERM 143, each after the
     command's own clean-up, with `interrupted` saying how to go on."""
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
     try:
         return int(run(args) or 0)
     except UserError as err:
